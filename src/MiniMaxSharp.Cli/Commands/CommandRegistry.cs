@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace MiniMaxSharp.Cli.Commands;
+
+/// <summary>Every top-level command of the CLI. Each lives in its own file with a static Create().</summary>
+internal static class CommandRegistry
+{
+    public static IEnumerable<Command> All()
+    {
+        // Keep one line per command; each concern owns its own file.
+        yield break;
+    }
+}
