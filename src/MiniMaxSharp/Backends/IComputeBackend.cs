@@ -1,0 +1,92 @@
+using MiniMaxSharp.Tensors;
+
+namespace MiniMaxSharp.Backends;
+
+/// <summary>The weights of one expert of a mixture-of-experts layer: w1, w3 [I, hidden], w2 [hidden, I].</summary>
+public sealed record ExpertWeights(DeviceTensor W1, DeviceTensor W2, DeviceTensor W3);
+
+/// <summary>A softmax layer's cache of one sequence: rotated keys and values, [capacity, kvHeads·headDim] each.</summary>
+public sealed record KvCache(DeviceTensor Keys, DeviceTensor Values)
+{
+    public int Capacity => (int)Keys.Rows;
+}
+
+/// <summary>Shape of a softmax attention layer.</summary>
+public readonly record struct AttentionShape(int Heads, int KvHeads, int HeadDim)
+{
+    public int Width => Heads * HeadDim;
+    public int KvWidth => KvHeads * HeadDim;
+}
+
+/// <summary>
+/// The op set of the model. The model code only calls these; each backend (CPU reference, CUDA)
+/// implements every op, and each op of a non-reference backend is tested against the CPU backend.
+/// Activations are float32 [tokens, width] tensors; weights may be F32, BF16 or F16.
+/// Ops run in order on the backend's own stream: nothing implies a copy to the host
+/// except <see cref="Download"/>.
+/// </summary>
+public interface IComputeBackend : IDisposable
+{
+    string Name { get; }
+
+    // ---- memory ----
+    /// <summary>A new zero-filled tensor.</summary>
+    DeviceTensor Allocate(DType type, params int[] shape);
+    /// <summary>Makes a weight usable by the ops; the CPU backend aliases host memory (no copy).</summary>
+    DeviceTensor LoadWeight(HostTensor source);
+    void Upload(ReadOnlySpan<float> source, DeviceTensor destination);
+    void Download(DeviceTensor source, Span<float> destination);
+    /// <summary>Copies rows [0, rows) of <paramref name="source"/> to the first rows of <paramref name="destination"/> (same width).</summary>
+    void CopyRows(DeviceTensor source, DeviceTensor destination, int rows);
+    /// <summary>destination[i] = source[rowIndices[i]] for float32 [rows, width] tensors.</summary>
+    void GatherRows(DeviceTensor source, ReadOnlySpan<int> rowIndices, DeviceTensor destination);
+
+    // ---- ops ----
+    /// <summary>output[t] = table[ids[t]] widened to float32. table [vocab, hidden], output [T, hidden].</summary>
+    void Embedding(DeviceTensor table, ReadOnlySpan<int> ids, DeviceTensor output);
+
+    /// <summary>output[t] = weight ⊙ x[t] / sqrt(mean(x[t]²) + eps), row by row. output may alias x.</summary>
+    void RmsNorm(DeviceTensor x, DeviceTensor weight, float eps, DeviceTensor output);
+
+    /// <summary>output = alpha·a + beta·b element-wise; output may alias a or b.</summary>
+    void ScaleAdd(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor output);
+
+    /// <summary>output[T, out] = x[T, in] · weight[out, in]ᵀ (a Linear layer without bias).</summary>
+    void MatMul(DeviceTensor x, DeviceTensor weight, DeviceTensor output);
+
+    /// <summary>output = sigmoid(gate) ⊙ x element-wise; output may alias either.</summary>
+    void SigmoidGate(DeviceTensor gate, DeviceTensor x, DeviceTensor output);
+
+    /// <summary>
+    /// Lightning attention over a packed batch. qkv [T, 3·H·d] is the raw projection
+    /// (per head [q|k|v]); the op applies SiLU to it, runs the decayed linear recurrence from each
+    /// sequence's state [H, d, d] (updated in place) and writes output [T, H·d].
+    /// slopes[h] is the decay rate s_h of this layer.
+    /// </summary>
+    void LightningAttention(DeviceTensor qkv, BatchLayout layout, IReadOnlyList<DeviceTensor> states,
+        ReadOnlySpan<float> slopes, int headDim, int blockSize, DeviceTensor output);
+
+    /// <summary>
+    /// Rotates the first rotaryDim channels of every head of x [T, heads·headDim] in place (NeoX halves),
+    /// token t of sequence s at position StartPosition + (t - TokenOffset).
+    /// </summary>
+    void Rope(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta);
+
+    /// <summary>
+    /// Causal softmax attention with GQA: appends k, v [T, KV·d] (already rotated) to each sequence's
+    /// cache at its positions, then attends q [T, H·d] over the cache up to each token's position.
+    /// output [T, H·d]. Scale 1/sqrt(d).
+    /// </summary>
+    void SoftmaxAttention(DeviceTensor q, DeviceTensor k, DeviceTensor v, BatchLayout layout,
+        IReadOnlyList<KvCache> caches, AttentionShape shape, DeviceTensor output);
+
+    /// <summary>
+    /// Top-k mixture of experts: p = softmax(x·routerᵀ) in float32, the k largest renormalised,
+    /// output[t] = Σ w_e · w2_e(silu(w1_e x) ⊙ w3_e x). x, output [T, hidden].
+    /// </summary>
+    void MixtureOfExperts(DeviceTensor x, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
+        int topK, DeviceTensor output);
+
+    /// <summary>Blocks until every op issued so far has finished.</summary>
+    void Synchronize();
+}

@@ -1,0 +1,216 @@
+using System.Collections.Immutable;
+using MiniMaxSharp.Backends;
+using MiniMaxSharp.Config;
+using MiniMaxSharp.Inference;
+using MiniMaxSharp.Tensors;
+
+namespace MiniMaxSharp.Model;
+
+/// <summary>Which rows of logits a forward step returns.</summary>
+public enum LogitsSelection
+{
+    /// <summary>Every token of every sequence (the <c>forward</c> command).</summary>
+    All,
+    /// <summary>The last token of each sequence (generation).</summary>
+    LastPerSequence,
+    /// <summary>None (prefill chunks before the last).</summary>
+    None,
+}
+
+/// <summary>Receives hidden states: index 0 the embeddings, index i the output of layer i,
+/// the last one with the final norm applied (as Hugging Face reports them).</summary>
+public delegate void HiddenStateObserver(int index, DeviceTensor hidden, BatchLayout layout);
+
+/// <summary>
+/// The MiniMax-01 decoder (spec: "Layer stack"), written once against the op set: it never knows
+/// which backend runs it. One call of <see cref="Forward"/> is one step of a packed batch of sequences.
+/// </summary>
+public sealed class MiniMaxModel : IDisposable
+{
+    private readonly float[][] _slopes;
+    private Workspace? _workspace;
+
+    public MiniMaxModel(ModelConfig config, ModelWeights weights, IComputeBackend backend)
+    {
+        Config = config;
+        Weights = weights;
+        Backend = backend;
+        _slopes = new float[config.NumLayers][];
+        for (int l = 0; l < config.NumLayers; l++)
+            _slopes[l] = LightningDecay.Slopes(config.NumHeads, l, config.NumLayers);
+    }
+
+    public ModelConfig Config { get; }
+    public ModelWeights Weights { get; }
+    public IComputeBackend Backend { get; }
+
+    /// <summary>A new, empty sequence that may hold up to <paramref name="maxTokens"/> tokens.</summary>
+    public SequenceState CreateSequence(int maxTokens) => new(Backend, Config, maxTokens);
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/>[i] through sequence <paramref name="sequences"/>[i], all in one packed
+    /// batch, advancing each state. Returns float32 logits [rows, vocab] for the selected rows
+    /// (packed order), or an empty array for <see cref="LogitsSelection.None"/>.
+    /// </summary>
+    public float[] Forward(IReadOnlyList<SequenceState> sequences, IReadOnlyList<ReadOnlyMemory<int>> tokens,
+        LogitsSelection selection, HiddenStateObserver? observer = null)
+    {
+        if (sequences.Count != tokens.Count) throw new ArgumentException($"{sequences.Count} sequences but {tokens.Count} token lists");
+        if (sequences.Count == 0) throw new ArgumentException("a forward step needs at least one sequence");
+        if (sequences.Distinct().Count() != sequences.Count) throw new ArgumentException("a sequence appears twice in one batch");
+        var c = Config;
+        var counts = new int[sequences.Count];
+        var starts = new int[sequences.Count];
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            counts[i] = tokens[i].Length;
+            starts[i] = sequences[i].Length;
+            if (counts[i] == 0) throw new ArgumentException($"sequence {i} has no tokens in this step");
+        }
+        var ids = new int[counts.Sum()];
+        for (int i = 0, at = 0; i < tokens.Count; at += counts[i], i++)
+        {
+            var span = tokens[i].Span;
+            for (int j = 0; j < span.Length; j++)
+                if ((uint)span[j] >= (uint)c.VocabSize)
+                    throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {span[j]} (sequence {i}, index {j}) is outside the vocabulary 0..{c.VocabSize - 1}");
+            span.CopyTo(ids.AsSpan(at));
+        }
+        foreach (var (s, n) in sequences.Zip(counts)) s.Reserve(n);
+
+        var layout = BatchLayout.Create(counts, starts);
+        int T = layout.TotalTokens;
+        var ws = WorkspaceFor(T);
+        var b = Backend;
+        using var x = ws.Hidden.RowSlice(0, T);
+        using var y = ws.Normed.RowSlice(0, T);
+        using var branch = ws.Branch.RowSlice(0, T);
+        b.Embedding(Weights.Embedding, ids, x);
+        observer?.Invoke(0, x, layout);
+
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            var w = Weights.Layers[l];
+            b.RmsNorm(x, w.InputNorm, c.RmsNormEps, y);
+            if (w.Kind == LayerKind.Lightning) LightningBlock(l, w, y, branch, layout, sequences, ws);
+            else SoftmaxBlock(l, w, y, branch, layout, sequences, ws);
+            var ra = c.AttentionResidual(l);
+            b.ScaleAdd(y, ra.Alpha, branch, ra.Beta, x);   // residual over the normed input
+            b.RmsNorm(x, w.PostAttentionNorm, c.RmsNormEps, y);
+            b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
+            b.ScaleAdd(y, c.MlpResidual.Alpha, branch, c.MlpResidual.Beta, x);
+            if (observer is not null && l < c.NumLayers - 1) observer(l + 1, x, layout);
+        }
+        b.RmsNorm(x, Weights.FinalNorm, c.RmsNormEps, y);
+        observer?.Invoke(c.NumLayers, y, layout);
+        foreach (var (s, n) in sequences.Zip(counts)) s.Advance(n);
+
+        if (selection == LogitsSelection.None) return [];
+        DeviceTensor rows = y;
+        DeviceTensor? gathered = null;
+        if (selection == LogitsSelection.LastPerSequence && T != sequences.Count)
+        {
+            gathered = b.Allocate(DType.F32, sequences.Count, c.HiddenSize);
+            var last = layout.Sequences.Select(s => s.TokenOffset + s.TokenCount - 1).ToArray();
+            b.GatherRows(y, last, gathered!);
+            rows = gathered!;
+        }
+        try
+        {
+            using var logits = b.Allocate(DType.F32, (int)rows.Rows, c.VocabSize);
+            b.MatMul(rows, Weights.LmHead, logits);
+            var result = new float[logits.ElementCount];
+            b.Download(logits, result);
+            return result;
+        }
+        finally
+        {
+            gathered?.Dispose();
+        }
+    }
+
+    private void LightningBlock(int layer, LayerWeights w, DeviceTensor y, DeviceTensor output, BatchLayout layout,
+        IReadOnlyList<SequenceState> sequences, Workspace ws)
+    {
+        var c = Config;
+        var b = Backend;
+        int T = layout.TotalTokens;
+        using var qkv = ws.Qkv.RowSlice(0, T);
+        using var o = ws.Attn.RowSlice(0, T);
+        using var gate = ws.Gate.RowSlice(0, T);
+        b.MatMul(y, w.QkvProj!, qkv);
+        var states = sequences.Select(s => s.LightningState(layer)).ToArray();
+        b.LightningAttention(qkv, layout, states, _slopes[layer], c.HeadDim, c.BlockSize, o);
+        b.RmsNorm(o, w.OutputNorm!, c.LightningNormEps, o);
+        b.MatMul(y, w.OutputGate!, gate);
+        b.SigmoidGate(gate, o, o);
+        b.MatMul(o, w.OutProj!, output);
+    }
+
+    private void SoftmaxBlock(int layer, LayerWeights w, DeviceTensor y, DeviceTensor output, BatchLayout layout,
+        IReadOnlyList<SequenceState> sequences, Workspace ws)
+    {
+        var c = Config;
+        var b = Backend;
+        int T = layout.TotalTokens;
+        using var q = ws.Attn.RowSlice(0, T);
+        using var k = ws.Keys.RowSlice(0, T);
+        using var v = ws.Values.RowSlice(0, T);
+        using var o = ws.Gate.RowSlice(0, T);
+        b.MatMul(y, w.QProj!, q);
+        b.MatMul(y, w.KProj!, k);
+        b.MatMul(y, w.VProj!, v);
+        b.Rope(q, layout, c.HeadDim, c.RotaryDim, c.RopeTheta);
+        b.Rope(k, layout, c.HeadDim, c.RotaryDim, c.RopeTheta);
+        var caches = sequences.Select(s => s.Cache(layer)).ToArray();
+        b.SoftmaxAttention(q, k, v, layout, caches, new AttentionShape(c.NumHeads, c.NumKvHeads, c.HeadDim), o);
+        b.MatMul(o, w.OProj!, output);
+    }
+
+    private Workspace WorkspaceFor(int tokens)
+    {
+        if (_workspace is { } ws && ws.Capacity >= tokens) return ws;
+        _workspace?.Dispose();
+        int capacity = Math.Max(tokens, _workspace?.Capacity * 2 ?? 0);
+        _workspace = new Workspace(Backend, Config, capacity);
+        return _workspace;
+    }
+
+    public void Dispose()
+    {
+        _workspace?.Dispose();
+        Weights.Dispose();
+    }
+
+    /// <summary>Activation buffers for up to <see cref="Capacity"/> tokens, reused across steps.</summary>
+    private sealed class Workspace : IDisposable
+    {
+        public Workspace(IComputeBackend b, ModelConfig c, int capacity)
+        {
+            Capacity = capacity;
+            Hidden = b.Allocate(DType.F32, capacity, c.HiddenSize);
+            Normed = b.Allocate(DType.F32, capacity, c.HiddenSize);
+            Branch = b.Allocate(DType.F32, capacity, c.HiddenSize);
+            Attn = b.Allocate(DType.F32, capacity, c.AttentionWidth);
+            Gate = b.Allocate(DType.F32, capacity, c.AttentionWidth);
+            Qkv = b.Allocate(DType.F32, c.NumLightningLayers > 0 ? capacity : 1, 3 * c.AttentionWidth);
+            Keys = b.Allocate(DType.F32, c.NumSoftmaxLayers > 0 ? capacity : 1, c.KvWidth);
+            Values = b.Allocate(DType.F32, c.NumSoftmaxLayers > 0 ? capacity : 1, c.KvWidth);
+        }
+
+        public int Capacity { get; }
+        public DeviceTensor Hidden { get; }
+        public DeviceTensor Normed { get; }
+        public DeviceTensor Branch { get; }
+        public DeviceTensor Attn { get; }
+        public DeviceTensor Gate { get; }
+        public DeviceTensor Qkv { get; }
+        public DeviceTensor Keys { get; }
+        public DeviceTensor Values { get; }
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { Hidden, Normed, Branch, Attn, Gate, Qkv, Keys, Values }) t.Dispose();
+        }
+    }
+}
