@@ -53,6 +53,9 @@ public sealed class CheckpointFiles : IDisposable
 
     private static CheckpointFiles OpenAll(string dir)
     {
+        // The single-file convention: a folder may also hold other safetensors (gradients, optimiser state).
+        var single = Path.Combine(dir, "model.safetensors");
+        if (File.Exists(single)) return OpenChecked(dir, [single], weightMap: null, indexPath: null);
         var paths = System.IO.Directory.GetFiles(dir, "*.safetensors").Order(StringComparer.Ordinal).ToList();
         if (paths.Count == 0)
             throw new CheckpointException($"{dir}: no *.safetensors files and no {IndexFileName}");

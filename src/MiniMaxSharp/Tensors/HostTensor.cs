@@ -63,10 +63,10 @@ public sealed unsafe class HostTensor
                 MemoryMarshal.AsBytes(values).CopyTo(bytes);
                 break;
             case DType.BF16:
-                NumberConversions.NarrowToBFloat16(values, MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan()));
+                BFloat16Conversions.Narrow(values, MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan()));
                 break;
             case DType.F16:
-                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(bytes.AsSpan()));
+                HalfConversions.Narrow(values, MemoryMarshal.Cast<byte, Half>(bytes.AsSpan()));
                 break;
         }
         fixed (byte* p = bytes)
