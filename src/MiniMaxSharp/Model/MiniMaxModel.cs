@@ -44,6 +44,12 @@ public sealed class MiniMaxModel : IDisposable
     public ModelWeights Weights { get; }
     public IComputeBackend Backend { get; }
 
+    /// <summary>When set, every phase of a step is timed (benchmarks; costs a synchronisation per phase).</summary>
+    public StepProfiler? Profiler { get; set; }
+
+    private void Begin() => Profiler?.Begin();
+    private void End(StepPhase phase) => Profiler?.End(phase);
+
     /// <summary>A new, empty sequence that may hold up to <paramref name="maxTokens"/> tokens.</summary>
     public SequenceState CreateSequence(int maxTokens) => new(Backend, Config, maxTokens);
 
@@ -85,23 +91,35 @@ public sealed class MiniMaxModel : IDisposable
         using var x = ws.Hidden.RowSlice(0, T);
         using var y = ws.Normed.RowSlice(0, T);
         using var branch = ws.Branch.RowSlice(0, T);
+        Begin();
         b.Embedding(Weights.Embedding, ids, x);
+        End(StepPhase.Embedding);
         observer?.Invoke(0, x, layout);
 
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = Weights.Layers[l];
+            Begin();
             b.RmsNorm(x, w.InputNorm, c.RmsNormEps, y);
+            End(StepPhase.Norms);
             if (w.Kind == LayerKind.Lightning) LightningBlock(l, w, y, branch, layout, sequences, ws);
             else SoftmaxBlock(l, w, y, branch, layout, sequences, ws);
             var ra = c.AttentionResidual(l);
+            Begin();
             b.ScaleAdd(y, ra.Alpha, branch, ra.Beta, x);   // residual over the normed input
             b.RmsNorm(x, w.PostAttentionNorm, c.RmsNormEps, y);
+            End(StepPhase.Norms);
+            Begin();
             b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
+            End(StepPhase.MixtureOfExperts);
+            Begin();
             b.ScaleAdd(y, c.MlpResidual.Alpha, branch, c.MlpResidual.Beta, x);
+            End(StepPhase.Norms);
             if (observer is not null && l < c.NumLayers - 1) observer(l + 1, x, layout);
         }
+        Begin();
         b.RmsNorm(x, Weights.FinalNorm, c.RmsNormEps, y);
+        End(StepPhase.Norms);
         observer?.Invoke(c.NumLayers, y, layout);
         foreach (var (s, n) in sequences.Zip(counts)) s.Advance(n);
 
@@ -117,10 +135,12 @@ public sealed class MiniMaxModel : IDisposable
         }
         try
         {
+            Begin();
             using var logits = b.Allocate(DType.F32, (int)rows.Rows, c.VocabSize);
             b.MatMul(rows, Weights.LmHead, logits);
             var result = new float[logits.ElementCount];
             b.Download(logits, result);
+            End(StepPhase.LmHead);
             return result;
         }
         finally
@@ -138,13 +158,19 @@ public sealed class MiniMaxModel : IDisposable
         using var qkv = ws.Qkv.RowSlice(0, T);
         using var o = ws.Attn.RowSlice(0, T);
         using var gate = ws.Gate.RowSlice(0, T);
+        Begin();
         b.MatMul(y, w.QkvProj!, qkv);
+        End(StepPhase.Projections);
         var states = sequences.Select(s => s.LightningState(layer)).ToArray();
+        Begin();
         b.LightningAttention(qkv, layout, states, _slopes[layer], c.HeadDim, c.BlockSize, o);
+        End(StepPhase.LightningCore);
+        Begin();
         b.RmsNorm(o, w.OutputNorm!, c.LightningNormEps, o);
         b.MatMul(y, w.OutputGate!, gate);
         b.SigmoidGate(gate, o, o);
         b.MatMul(o, w.OutProj!, output);
+        End(StepPhase.Projections);
     }
 
     private void SoftmaxBlock(int layer, LayerWeights w, DeviceTensor y, DeviceTensor output, BatchLayout layout,
@@ -157,14 +183,20 @@ public sealed class MiniMaxModel : IDisposable
         using var k = ws.Keys.RowSlice(0, T);
         using var v = ws.Values.RowSlice(0, T);
         using var o = ws.Gate.RowSlice(0, T);
+        Begin();
         b.MatMul(y, w.QProj!, q);
         b.MatMul(y, w.KProj!, k);
         b.MatMul(y, w.VProj!, v);
+        End(StepPhase.Projections);
+        var caches = sequences.Select(s => s.Cache(layer)).ToArray();
+        Begin();
         b.Rope(q, layout, c.HeadDim, c.RotaryDim, c.RopeTheta);
         b.Rope(k, layout, c.HeadDim, c.RotaryDim, c.RopeTheta);
-        var caches = sequences.Select(s => s.Cache(layer)).ToArray();
         b.SoftmaxAttention(q, k, v, layout, caches, new AttentionShape(c.NumHeads, c.NumKvHeads, c.HeadDim), o);
+        End(StepPhase.SoftmaxCore);
+        Begin();
         b.MatMul(o, w.OProj!, output);
+        End(StepPhase.Projections);
     }
 
     private Workspace WorkspaceFor(int tokens)
