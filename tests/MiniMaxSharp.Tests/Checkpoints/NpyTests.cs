@@ -167,6 +167,11 @@ public class NpyTests : IDisposable
         AssertReadFails(BuildNpy(header, Floats(1)), expected);
 
     [Fact]
+    public void ShapeTooLargeForOneArray() =>
+        AssertReadFails(BuildNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (2147483647, 2147483647, 2147483647), }", Floats(1)),
+            "too many elements");
+
+    [Fact]
     public void UnknownVersion() =>
         AssertReadFails(BuildNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Floats(1), major: 9), "version 9.0");
 }
