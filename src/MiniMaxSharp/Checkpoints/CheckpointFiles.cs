@@ -5,12 +5,15 @@ namespace MiniMaxSharp.Checkpoints;
 /// <summary>
 /// All safetensors files of a model folder seen as one name → tensor map. With
 /// <c>model.safetensors.index.json</c> the index's <c>weight_map</c> decides which shard holds each tensor
-/// (and only listed tensors are exposed); without it every <c>*.safetensors</c> file in the folder is used.
+/// (and only listed tensors are exposed); without it a lone <c>model.safetensors</c> is the checkpoint, as in
+/// Hugging Face (other safetensors files beside it, such as saved gradients, are not weights), and failing that
+/// every <c>*.safetensors</c> file in the folder is used.
 /// A tensor stored in two files is an error either way, since it is ambiguous which copy is meant.
 /// </summary>
 public sealed class CheckpointFiles : IDisposable
 {
     public const string IndexFileName = "model.safetensors.index.json";
+    public const string SingleFileName = "model.safetensors";
 
     private readonly Dictionary<string, (SafeTensorsFile File, SafeTensorInfo Info)> _tensors;
     private readonly string[] _sortedNames;
@@ -53,10 +56,10 @@ public sealed class CheckpointFiles : IDisposable
 
     private static CheckpointFiles OpenAll(string dir)
     {
-        // The single-file convention: a folder may also hold other safetensors (gradients, optimiser state).
-        var single = Path.Combine(dir, "model.safetensors");
-        if (File.Exists(single)) return OpenChecked(dir, [single], weightMap: null, indexPath: null);
-        var paths = System.IO.Directory.GetFiles(dir, "*.safetensors").Order(StringComparer.Ordinal).ToList();
+        var single = Path.Combine(dir, SingleFileName);
+        var paths = File.Exists(single)
+            ? [single]
+            : System.IO.Directory.GetFiles(dir, "*.safetensors").Order(StringComparer.Ordinal).ToList();
         if (paths.Count == 0)
             throw new CheckpointException($"{dir}: no *.safetensors files and no {IndexFileName}");
         return OpenChecked(dir, paths, weightMap: null, indexPath: null);

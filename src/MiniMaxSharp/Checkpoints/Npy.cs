@@ -45,9 +45,7 @@ public static class Npy
                 _ => throw new CheckpointException(
                     $"{path}: unsupported dtype '{descr}'; supported: '<f4', '<f8', '<i4', '<i8' (little-endian)"),
             };
-            long count = 1;
-            foreach (var d in shape) count = checked(count * d);
-            if (count > Array.MaxLength)
+            if (!ShapeMath.TryElementCount(Array.ConvertAll(shape, d => (long)d), out long count) || count > Array.MaxLength)
                 throw new CheckpointException($"{path}: shape ({string.Join(", ", shape)}) has too many elements for one array");
             long expectedBytes = count * itemSize;
             long actualBytes = stream.Length - dataStart;

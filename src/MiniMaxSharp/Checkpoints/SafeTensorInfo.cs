@@ -14,15 +14,9 @@ public sealed record SafeTensorInfo(string Name, SafeTensorsDType DType, long[] 
     public string FilePath { get; init; } = "";
 
     /// <summary>Product of the dimensions (1 for a scalar).</summary>
-    public long ElementCount
-    {
-        get
-        {
-            long count = 1;
-            foreach (var d in Shape) count = checked(count * d);
-            return count;
-        }
-    }
+    public long ElementCount => ShapeMath.TryElementCount(Shape, out long count)
+        ? count
+        : throw new OverflowException($"tensor '{Name}': shape {ShapeMath.Format(Shape)} has no valid element count");
 
     public bool TryGetDType(out DType engineDType) => SafeTensorsDTypeInfo.TryToEngine(DType, out engineDType);
 
@@ -36,5 +30,5 @@ public sealed record SafeTensorInfo(string Name, SafeTensorsDType DType, long[] 
     }
 
     public override string ToString() =>
-        $"{Name}: {DType} [{string.Join(", ", Shape)}] at {DataOffset} ({ByteLength} bytes)";
+        $"{Name}: {DType} {ShapeMath.Format(Shape)} at {DataOffset} ({ByteLength} bytes)";
 }

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 using MiniMaxSharp.Tensors;
@@ -244,15 +243,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 throw new CheckpointException($"{where}: 'shape' entry {i} is {dim.GetRawText()}, expected a non-negative integer");
             shape[i++] = d;
         }
-        long elementCount = 1;
-        try
-        {
-            foreach (var d in shape) elementCount = checked(elementCount * d);
-        }
-        catch (OverflowException)
-        {
-            throw new CheckpointException($"{where}: 'shape' [{string.Join(", ", shape)}] has too many elements");
-        }
+        if (!ShapeMath.TryElementCount(shape, out long elementCount))
+            throw new CheckpointException($"{where}: 'shape' {ShapeMath.Format(shape)} has too many elements");
 
         if (!entry.TryGetProperty("data_offsets", out var offsetsElement) || offsetsElement.ValueKind != JsonValueKind.Array
             || offsetsElement.GetArrayLength() != 2)
@@ -275,7 +267,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 $"{where}: {elementCount} elements of {dtypeName} are not a whole number of bytes");
         if (expected.Value != e - b)
             throw new CheckpointException(
-                $"{where}: byte length mismatch: 'data_offsets' [{b}, {e}] span {e - b} bytes but shape [{string.Join(", ", shape)}] of {dtypeName} needs {expected.Value}");
+                $"{where}: byte length mismatch: 'data_offsets' [{b}, {e}] span {e - b} bytes but shape {ShapeMath.Format(shape)} of {dtypeName} needs {expected.Value}");
 
         return new SafeTensorInfo(name, dtype, shape, dataStart + b, e - b) { FilePath = path };
     }

@@ -17,7 +17,7 @@ public sealed record SafeTensorToWrite(string Name, DType DType, long[] Shape, R
         long count = SafeTensorsWriter.ElementCount(name, shape);
         if (count != data.Length)
             throw new CheckpointException(
-                $"tensor '{name}': shape [{string.Join(", ", shape)}] holds {count} elements but {data.Length} values were given");
+                $"tensor '{name}': shape {ShapeMath.Format(shape)} holds {count} elements but {data.Length} values were given");
         byte[] bytes;
         switch (storeAs)
         {
@@ -67,20 +67,9 @@ public static class SafeTensorsWriter
 
     internal static long ElementCount(string name, long[] shape)
     {
-        long count = 1;
-        foreach (var d in shape)
-        {
-            if (d < 0)
-                throw new CheckpointException($"tensor '{name}': shape [{string.Join(", ", shape)}] has a negative dimension");
-            try
-            {
-                count = checked(count * d);
-            }
-            catch (OverflowException)
-            {
-                throw new CheckpointException($"tensor '{name}': shape [{string.Join(", ", shape)}] has too many elements");
-            }
-        }
+        if (!ShapeMath.TryElementCount(shape, out long count))
+            throw new CheckpointException(
+                $"tensor '{name}': shape {ShapeMath.Format(shape)} has a negative dimension or too many elements");
         return count;
     }
 
@@ -111,7 +100,7 @@ public static class SafeTensorsWriter
                 long expected = ElementCount(t.Name, t.Shape) * DTypeInfo.SizeOf(t.DType);
                 if (expected != t.Data.Length)
                     throw new CheckpointException(
-                        $"{where}: data is {t.Data.Length} bytes but shape [{string.Join(", ", t.Shape)}] of {DTypeInfo.SafeTensorsName(t.DType)} needs {expected}");
+                        $"{where}: data is {t.Data.Length} bytes but shape {ShapeMath.Format(t.Shape)} of {DTypeInfo.SafeTensorsName(t.DType)} needs {expected}");
 
                 w.WriteStartObject(t.Name);
                 w.WriteString("dtype", DTypeInfo.SafeTensorsName(t.DType));
