@@ -29,6 +29,10 @@ public interface IComputeBackend : IDisposable
 {
     string Name { get; }
 
+    /// <summary>Element type of activations and KV caches on this backend (F32 on the CPU, BF16 on CUDA).
+    /// Lightning states, router probabilities and logits are always F32.</summary>
+    DType ActivationType { get; }
+
     // ---- memory ----
     /// <summary>A new zero-filled tensor.</summary>
     DeviceTensor Allocate(DType type, params int[] shape);

@@ -59,10 +59,11 @@ public sealed class SequenceState : IDisposable
         }
     }
 
-    /// <summary>Bytes the state of a sequence of <paramref name="tokens"/> tokens needs (float32).</summary>
-    public static long BytesFor(ModelConfig config, long tokens) =>
+    /// <summary>Bytes the state of a sequence of <paramref name="tokens"/> tokens needs: float32 lightning
+    /// states plus KV caches of <paramref name="cacheType"/>.</summary>
+    public static long BytesFor(ModelConfig config, long tokens, DType cacheType = DType.F32) =>
         (long)config.NumLightningLayers * config.NumHeads * config.HeadDim * config.HeadDim * 4
-        + (long)config.NumSoftmaxLayers * 2 * config.KvWidth * 4 * tokens;
+        + (long)config.NumSoftmaxLayers * 2 * config.KvWidth * DTypeInfo.SizeOf(cacheType) * tokens;
 
     /// <summary>Makes room for <paramref name="additional"/> more tokens (KV caches grow by doubling).</summary>
     internal void Reserve(int additional)
@@ -75,7 +76,8 @@ public sealed class SequenceState : IDisposable
         for (int l = 0; l < _config.NumLayers; l++)
         {
             if (_config.LayerKinds[l] != LayerKind.Softmax) continue;
-            var grown = new KvCache(_backend.Allocate(DType.F32, capacity, _config.KvWidth), _backend.Allocate(DType.F32, capacity, _config.KvWidth));
+            var t = _backend.ActivationType;
+            var grown = new KvCache(_backend.Allocate(t, capacity, _config.KvWidth), _backend.Allocate(t, capacity, _config.KvWidth));
             if (_caches[l] is KvCache old)
             {
                 _backend.CopyRows(old.Keys, grown.Keys, Length);

@@ -128,7 +128,7 @@ public sealed class MiniMaxModel : IDisposable
         DeviceTensor? gathered = null;
         if (selection == LogitsSelection.LastPerSequence && T != sequences.Count)
         {
-            gathered = b.Allocate(DType.F32, sequences.Count, c.HiddenSize);
+            gathered = b.Allocate(b.ActivationType, sequences.Count, c.HiddenSize);
             var last = layout.Sequences.Select(s => s.TokenOffset + s.TokenCount - 1).ToArray();
             b.GatherRows(y, last, gathered!);
             rows = gathered!;
@@ -220,14 +220,15 @@ public sealed class MiniMaxModel : IDisposable
         public Workspace(IComputeBackend b, ModelConfig c, int capacity)
         {
             Capacity = capacity;
-            Hidden = b.Allocate(DType.F32, capacity, c.HiddenSize);
-            Normed = b.Allocate(DType.F32, capacity, c.HiddenSize);
-            Branch = b.Allocate(DType.F32, capacity, c.HiddenSize);
-            Attn = b.Allocate(DType.F32, capacity, c.AttentionWidth);
-            Gate = b.Allocate(DType.F32, capacity, c.AttentionWidth);
-            Qkv = b.Allocate(DType.F32, c.NumLightningLayers > 0 ? capacity : 1, 3 * c.AttentionWidth);
-            Keys = b.Allocate(DType.F32, c.NumSoftmaxLayers > 0 ? capacity : 1, c.KvWidth);
-            Values = b.Allocate(DType.F32, c.NumSoftmaxLayers > 0 ? capacity : 1, c.KvWidth);
+            var a = b.ActivationType;
+            Hidden = b.Allocate(a, capacity, c.HiddenSize);
+            Normed = b.Allocate(a, capacity, c.HiddenSize);
+            Branch = b.Allocate(a, capacity, c.HiddenSize);
+            Attn = b.Allocate(a, capacity, c.AttentionWidth);
+            Gate = b.Allocate(a, capacity, c.AttentionWidth);
+            Qkv = b.Allocate(a, c.NumLightningLayers > 0 ? capacity : 1, 3 * c.AttentionWidth);
+            Keys = b.Allocate(a, c.NumSoftmaxLayers > 0 ? capacity : 1, c.KvWidth);
+            Values = b.Allocate(a, c.NumSoftmaxLayers > 0 ? capacity : 1, c.KvWidth);
         }
 
         public int Capacity { get; }

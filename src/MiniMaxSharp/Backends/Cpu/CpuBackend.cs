@@ -20,6 +20,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     private readonly ParallelOptions _parallel;
 
     public string Name => "cpu";
+    public DType ActivationType => DType.F32;
     public int Threads { get; }
 
     public DeviceTensor Allocate(DType type, params int[] shape) => CpuTensor.AllocateZeroed(type, shape);

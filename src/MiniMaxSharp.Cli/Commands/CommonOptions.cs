@@ -1,0 +1,78 @@
+using System.CommandLine;
+using MiniMaxSharp.Backends;
+using MiniMaxSharp.Backends.Cpu;
+using MiniMaxSharp.Checkpoints;
+using MiniMaxSharp.Config;
+using MiniMaxSharp.Inference;
+using MiniMaxSharp.Model;
+
+namespace MiniMaxSharp.Cli.Commands;
+
+/// <summary>Options and plumbing shared by the commands.</summary>
+internal static class CommonOptions
+{
+    public static Option<string> Model(bool required = true) => new("--model")
+    {
+        Description = "Model folder: config.json and safetensors (single file, or shards with model.safetensors.index.json)",
+        Required = required,
+    };
+
+    public static Option<int> Threads() => new("--threads")
+    {
+        Description = "CPU threads (default: all cores)",
+        DefaultValueFactory = _ => 0,
+    };
+
+    public static Option<string> Backend() => new("--backend")
+    {
+        Description = "Compute backend: cpu",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    /// <summary>Runs a command body, turning the engine's input errors into one clear line and exit code 1.</summary>
+    public static int Run(Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    public static async Task<int> RunAsync(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("cancelled");
+            return 130;
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static bool IsUserError(Exception e) => e is ModelConfigException or CheckpointException or WeightLoadException
+        or ContextLimitException or ArgumentException or IOException or UnauthorizedAccessException
+        or System.Text.Json.JsonException or FormatException or InvalidDataException or OutOfMemoryException
+        or NotSupportedException;
+}
+
+/// <summary>Creates backends by name; every backend plugs in here.</summary>
+internal static class BackendFactory
+{
+    public static IComputeBackend Create(string name, int threads) => name.ToLowerInvariant() switch
+    {
+        "cpu" => new CpuBackend(threads),
+        _ => throw new ArgumentException($"unknown backend '{name}' (available: cpu)"),
+    };
+}
