@@ -48,7 +48,7 @@ internal static class ForwardCommand
                 int n = at < prefill ? Math.Min(chunkSize, prefill - at) : 1;
                 var rows = m.Forward(states, ids.Select(s => (ReadOnlyMemory<int>)s.AsMemory(at, n)).ToArray(), LogitsSelection.All);
                 for (int b = 0; b < B; b++)
-                    rows.AsSpan(b * n * V, n * V).CopyTo(result.AsSpan(((long)b * T + at) * V));
+                    Array.Copy(rows, (long)b * n * V, result, ((long)b * T + at) * V, (long)n * V);
                 at += n;
             }
         }
