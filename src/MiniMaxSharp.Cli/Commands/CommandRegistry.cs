@@ -9,5 +9,7 @@ internal static class CommandRegistry
     {
         // Keep one line per command; each concern owns its own file.
         yield return ForwardCommand.Create();
+        yield return VerifyCommand.Create();
+        yield return BenchOpsCommand.Create();
     }
 }

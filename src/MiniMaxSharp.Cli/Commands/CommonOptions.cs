@@ -1,6 +1,7 @@
 using System.CommandLine;
 using MiniMaxSharp.Backends;
 using MiniMaxSharp.Backends.Cpu;
+using MiniMaxSharp.Backends.Cuda;
 using MiniMaxSharp.Checkpoints;
 using MiniMaxSharp.Config;
 using MiniMaxSharp.Inference;
@@ -25,7 +26,7 @@ internal static class CommonOptions
 
     public static Option<string> Backend() => new("--backend")
     {
-        Description = "Compute backend: cpu",
+        Description = "Compute backend: cpu or cuda",
         DefaultValueFactory = _ => "cpu",
     };
 
@@ -64,7 +65,7 @@ internal static class CommonOptions
     private static bool IsUserError(Exception e) => e is ModelConfigException or CheckpointException or WeightLoadException
         or ContextLimitException or ArgumentException or IOException or UnauthorizedAccessException
         or System.Text.Json.JsonException or FormatException or InvalidDataException or OutOfMemoryException
-        or NotSupportedException;
+        or NotSupportedException or CudaUnavailableException;
 }
 
 /// <summary>Creates backends by name; every backend plugs in here.</summary>
@@ -73,6 +74,7 @@ internal static class BackendFactory
     public static IComputeBackend Create(string name, int threads) => name.ToLowerInvariant() switch
     {
         "cpu" => new CpuBackend(threads),
-        _ => throw new ArgumentException($"unknown backend '{name}' (available: cpu)"),
+        "cuda" => new CudaBackend(),
+        _ => throw new ArgumentException($"unknown backend '{name}' (available: cpu, cuda)"),
     };
 }

@@ -1,0 +1,110 @@
+using System.CommandLine;
+using MiniMaxSharp.Backends;
+using MiniMaxSharp.Backends.Cuda;
+using MiniMaxSharp.Model;
+using MiniMaxSharp.Tensors;
+
+namespace MiniMaxSharp.Cli.Commands;
+
+/// <summary>
+/// <c>minimax bench-ops --backend cuda</c>: GPU time of the attention ops at model sizes (median of
+/// several runs, device events). Lightning prefill is reported against its memory floor (q, k, v read
+/// and o written once, bf16, at the given bandwidth); softmax prefill as TFLOP/s (causal: 2·2·T²/2·d per head).
+/// </summary>
+internal static class BenchOpsCommand
+{
+    public static Command Create()
+    {
+        var backend = new Option<string>("--backend") { Description = "Backend (cuda)", DefaultValueFactory = _ => "cuda" };
+        var repeat = new Option<int>("--repeat") { Description = "Timed runs per case (median reported)", DefaultValueFactory = _ => 5 };
+        var bandwidth = new Option<double>("--bandwidth") { Description = "Memory bandwidth of the floor, TB/s", DefaultValueFactory = _ => 3.0 };
+        var only = new Option<string>("--only") { Description = "lightning, softmax or all", DefaultValueFactory = _ => "all" };
+        var scale = new Option<int>("--scale-down") { Description = "Divide every token count by this (quick runs)", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("bench-ops", "Time the attention ops of a GPU backend at model sizes") { backend, repeat, bandwidth, only, scale };
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            using var b = BackendFactory.Create(r.GetValue(backend)!, 0);
+            if (b is not CudaBackend cuda) throw new ArgumentException("bench-ops times GPU backends: use --backend cuda");
+            Console.WriteLine($"device: {cuda.DeviceDescription}");
+            string which = r.GetValue(only)!;
+            int n = Math.Max(1, r.GetValue(repeat)), div = Math.Max(1, r.GetValue(scale));
+            var rows = new List<string>();
+            if (which is "all" or "lightning")
+                foreach (var (B, H, T) in new[] { (8, 32, 16384), (1, 16, 131072), (1, 64, 65536) })
+                    rows.Add(Lightning(cuda, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth)));
+            if (which is "all" or "softmax")
+                foreach (var (B, H, KV, T) in new[] { (1, 64, 8, 4096), (1, 64, 8, 16384) })
+                    rows.Add(Softmax(cuda, B, H, KV, Math.Max(1, T / div), n));
+            Console.WriteLine("| op | shape | ms (median) | figure |");
+            Console.WriteLine("| --- | --- | --- | --- |");
+            foreach (var row in rows) Console.WriteLine(row);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static float Median(CudaBackend b, int runs, Action work)
+    {
+        work();   // warm-up: module load, compilation, allocations
+        b.Synchronize();
+        var times = Enumerable.Range(0, runs).Select(_ => b.TimeMilliseconds(work)).OrderBy(t => t).ToArray();
+        return times[times.Length / 2];
+    }
+
+    private static string Lightning(CudaBackend b, int batch, int heads, int tokens, int runs, double tbPerSecond)
+    {
+        const int d = 128;
+        var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
+        int T = layout.TotalTokens;
+        using var qkv = b.Allocate(DType.BF16, T, 3 * heads * d);
+        using var o = b.Allocate(DType.BF16, T, heads * d);
+        b.FillRandom(qkv, 17, 2f);
+        var states = Enumerable.Range(0, batch).Select(_ => b.Allocate(DType.F32, heads, d * d)).ToArray();
+        float[] slopes = LightningDecay.Slopes(heads, 0, 80);
+        try
+        {
+            float ms = Median(b, runs, () => b.LightningAttention(qkv, layout, states, slopes, d, 256, o));
+            double bytes = 4.0 * T * heads * d * 2;   // q, k, v read + o written, bf16
+            double floorMs = bytes / (tbPerSecond * 1e12) * 1e3;
+            string line = $"| lightning prefill | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
+            Console.Error.WriteLine(line);
+            return line;
+        }
+        finally
+        {
+            foreach (var s in states) s.Dispose();
+        }
+    }
+
+    private static string Softmax(CudaBackend b, int batch, int heads, int kvHeads, int tokens, int runs)
+    {
+        const int d = 128;
+        var shape = new AttentionShape(heads, kvHeads, d);
+        var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
+        int T = layout.TotalTokens;
+        using var q = b.Allocate(DType.BF16, T, shape.Width);
+        using var k = b.Allocate(DType.BF16, T, shape.KvWidth);
+        using var v = b.Allocate(DType.BF16, T, shape.KvWidth);
+        using var o = b.Allocate(DType.BF16, T, shape.Width);
+        b.FillRandom(q, 1, 1f);
+        b.FillRandom(k, 2, 1f);
+        b.FillRandom(v, 3, 1f);
+        var caches = Enumerable.Range(0, batch).Select(_ => new KvCache(b.Allocate(DType.BF16, tokens, shape.KvWidth), b.Allocate(DType.BF16, tokens, shape.KvWidth))).ToArray();
+        try
+        {
+            float ms = Median(b, runs, () => b.SoftmaxAttention(q, k, v, layout, caches, shape, o));
+            double flops = 4.0 * batch * heads * d * ((double)tokens * (tokens + 1) / 2);
+            string line = $"| softmax prefill (causal) | B={batch} H={heads}/KV={kvHeads} T={tokens} d={d} | {ms:F2} | {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s |";
+            Console.Error.WriteLine(line);
+            return line;
+        }
+        finally
+        {
+            foreach (var c in caches)
+            {
+                c.Keys.Dispose();
+                c.Values.Dispose();
+            }
+        }
+    }
+}

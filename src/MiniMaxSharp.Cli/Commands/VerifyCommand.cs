@@ -1,0 +1,327 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using MiniMaxSharp.Backends;
+using MiniMaxSharp.Backends.Cpu;
+using MiniMaxSharp.Backends.Cuda;
+using MiniMaxSharp.Checkpoints;
+using MiniMaxSharp.Model;
+using MiniMaxSharp.Tensors;
+
+namespace MiniMaxSharp.Cli.Commands;
+
+/// <summary>
+/// <c>minimax verify --backend cuda</c>: every op of a backend against the CPU reference backend on
+/// random inputs and awkward shapes, then the tiny-hybrid fixture end to end. Prints one table row per
+/// check (op, shape, relative error ‖Δ‖/‖ref‖, pass) and exits non-zero when any check fails.
+/// </summary>
+internal static class VerifyCommand
+{
+    /// <summary>bf16 activations: the brief's bound on ‖Δ‖/‖ref‖.</summary>
+    private const double Tolerance = 1e-2;
+
+    public static Command Create()
+    {
+        var backend = new Option<string>("--backend") { Description = "Backend to check against the CPU reference", DefaultValueFactory = _ => "cuda" };
+        var fixtures = new Option<DirectoryInfo?>("--fixtures") { Description = "Folder holding tiny-hybrid/ (model, seq100.json, seq100_logits.npy) for the end-to-end check" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random inputs", DefaultValueFactory = _ => 1234 };
+        var cmd = new Command("verify", "Check every op of a backend against the CPU backend, then the fixture model end to end") { backend, fixtures, seed };
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            using var device = BackendFactory.Create(r.GetValue(backend)!, 0);
+            using var cpu = new CpuBackend();
+            var v = new Verifier(device, cpu, r.GetValue(seed));
+            if (device is CudaBackend cuda) Console.WriteLine($"device: {cuda.DeviceDescription}");
+            var clock = Stopwatch.StartNew();
+            v.RunOps();
+            if (r.GetValue(fixtures) is { } dir) v.RunFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
+            v.PrintTable(Console.Out);
+            Console.WriteLine($"{v.Failures} of {v.Rows.Count} checks failed ({clock.Elapsed.TotalSeconds:F1} s)");
+            return v.Failures == 0 ? 0 : 2;
+        }));
+        return cmd;
+    }
+
+    internal sealed record Row(string Op, string Shape, double Error, double Bound)
+    {
+        public bool Pass => Error <= Bound;   // NaN fails
+    }
+
+    internal sealed class Verifier(IComputeBackend device, IComputeBackend cpu, int seed)
+    {
+        private readonly Random _rng = new(seed);
+        public List<Row> Rows { get; } = [];
+        public int Failures => Rows.Count(r => !r.Pass);
+
+        public void PrintTable(TextWriter w)
+        {
+            int opW = Math.Max(2, Rows.Max(r => r.Op.Length)), shapeW = Math.Max(5, Rows.Max(r => r.Shape.Length));
+            w.WriteLine($"| {"op".PadRight(opW)} | {"shape".PadRight(shapeW)} | rel. error | pass |");
+            w.WriteLine($"| {new string('-', opW)} | {new string('-', shapeW)} | ---------- | ---- |");
+            foreach (var r in Rows)
+                w.WriteLine($"| {r.Op.PadRight(opW)} | {r.Shape.PadRight(shapeW)} | {r.Error,10:E2} | {(r.Pass ? "yes" : "NO"),-4} |");
+        }
+
+        private void Record(string op, string shape, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double bound = Tolerance)
+        {
+            var row = new Row(op, shape, RelativeError(actual, expected), bound);
+            Rows.Add(row);
+            Console.Error.WriteLine($"  {op} {shape}: {row.Error:E2}{(row.Pass ? "" : "  FAIL")}");
+        }
+
+        internal static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
+        {
+            if (actual.Length != expected.Length) return double.NaN;
+            double num = 0, den = 0;
+            for (int i = 0; i < actual.Length; i++)
+            {
+                double d = (double)actual[i] - expected[i];
+                num += d * d;
+                den += (double)expected[i] * expected[i];
+            }
+            return den == 0 ? (num == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(num / den);
+        }
+
+        // ---- inputs (rounded to bf16, so both backends see identical values) ----
+
+        private float[] Random(long n, float scale = 1f)
+        {
+            var r = new float[n];
+            for (long i = 0; i < n; i++)
+            {
+                // Sum of uniforms: roughly normal, bounded.
+                float u = (float)(_rng.NextDouble() + _rng.NextDouble() + _rng.NextDouble() - 1.5) * 2f * scale;
+                r[i] = BFloat16Conversions.BFloat16ToSingle(BFloat16Conversions.SingleToBFloat16(u));
+            }
+            return r;
+        }
+
+        private (DeviceTensor Device, DeviceTensor Cpu) Pair(float[] values, DType deviceType, params int[] shape)
+        {
+            var d = device.Allocate(deviceType, shape);
+            var c = cpu.Allocate(DType.F32, shape);
+            device.Upload(values, d);
+            cpu.Upload(values, c);
+            return (d, c);
+        }
+
+        private (DeviceTensor Device, DeviceTensor Cpu) Activation(float[] values, params int[] shape) => Pair(values, device.ActivationType, shape);
+
+        private (DeviceTensor Device, DeviceTensor Cpu) Weight(float[] values, params long[] shape)
+        {
+            var host = HostTensor.FromFloats(values, shape, DType.BF16);
+            return (device.LoadWeight(host), cpu.LoadWeight(host));
+        }
+
+        private static float[] Read(IComputeBackend b, DeviceTensor t)
+        {
+            var r = new float[t.ElementCount];
+            b.Download(t, r);
+            return r;
+        }
+
+        private void Compare(string op, string shape, DeviceTensor onDevice, DeviceTensor onCpu) =>
+            Record(op, shape, Read(device, onDevice), Read(cpu, onCpu));
+
+        private static void Dispose(params (DeviceTensor A, DeviceTensor B)[] pairs)
+        {
+            foreach (var (a, b) in pairs)
+            {
+                a.Dispose();
+                b.Dispose();
+            }
+        }
+
+        // ---- op checks ----
+
+        public void RunOps()
+        {
+            Embedding(1000, 512, 37);
+            RmsNorm(67, 1024);
+            RmsNorm(1, 6144);
+            ScaleAdd(67, 1000);
+            SigmoidGate(33, 777);
+            MatMul(67, 512, 300, DType.BF16);
+            MatMul(5, 512, 1000, DType.F32);
+            CopyAndGather(40, 96);
+            Rope(4, 128, 64, 1e7, [5, 130, 1], [0, 17, 1000]);
+            Rope(2, 16, 16, 1e4, [100], [0]);
+            Lightning(4, 64, [300, 1, 77], [0, 5, 40]);
+            Lightning(2, 128, [600], [0]);
+            Lightning(4, 16, [1, 1, 1], [3, 9, 250]);
+            Softmax(8, 2, 128, [150, 1, 40], [0, 63, 10]);
+            Softmax(4, 4, 64, [1, 1], [0, 200]);
+            Softmax(4, 2, 16, [100, 100], [0, 0]);
+            Moe(50, 256, 8, 384, 2);
+            Moe(1, 64, 4, 96, 2);
+            Moe(301, 128, 32, 64, 2);
+        }
+
+        private void Embedding(int vocab, int hidden, int tokens)
+        {
+            var table = Weight(Random((long)vocab * hidden), vocab, hidden);
+            var ids = Enumerable.Range(0, tokens).Select(_ => _rng.Next(vocab)).ToArray();
+            ids[0] = vocab - 1;
+            var o = Activation(new float[tokens * hidden], tokens, hidden);
+            device.Embedding(table.Device, ids, o.Device);
+            cpu.Embedding(table.Cpu, ids, o.Cpu);
+            Compare("Embedding", $"[{vocab},{hidden}] x {tokens} ids", o.Device, o.Cpu);
+            Dispose(table, o);
+        }
+
+        private void RmsNorm(int rows, int cols)
+        {
+            var x = Activation(Random((long)rows * cols, 3f), rows, cols);
+            var w = Weight(Random(cols), cols);
+            var o = Activation(new float[rows * cols], rows, cols);
+            device.RmsNorm(x.Device, w.Device, 1e-5f, o.Device);
+            cpu.RmsNorm(x.Cpu, w.Cpu, 1e-5f, o.Cpu);
+            Compare("RmsNorm", $"[{rows},{cols}]", o.Device, o.Cpu);
+            device.RmsNorm(x.Device, w.Device, 1e-6f, x.Device);   // in place
+            cpu.RmsNorm(x.Cpu, w.Cpu, 1e-6f, x.Cpu);
+            Compare("RmsNorm in place", $"[{rows},{cols}]", x.Device, x.Cpu);
+            Dispose(x, w, o);
+        }
+
+        private void ScaleAdd(int rows, int cols)
+        {
+            var a = Activation(Random((long)rows * cols), rows, cols);
+            var b = Activation(Random((long)rows * cols), rows, cols);
+            device.ScaleAdd(a.Device, 3.5f, b.Device, 1f, a.Device);
+            cpu.ScaleAdd(a.Cpu, 3.5f, b.Cpu, 1f, a.Cpu);
+            Compare("ScaleAdd", $"[{rows},{cols}]", a.Device, a.Cpu);
+            Dispose(a, b);
+        }
+
+        private void SigmoidGate(int rows, int cols)
+        {
+            var g = Activation(Random((long)rows * cols, 4f), rows, cols);
+            var x = Activation(Random((long)rows * cols), rows, cols);
+            device.SigmoidGate(g.Device, x.Device, x.Device);
+            cpu.SigmoidGate(g.Cpu, x.Cpu, x.Cpu);
+            Compare("SigmoidGate", $"[{rows},{cols}]", x.Device, x.Cpu);
+            Dispose(g, x);
+        }
+
+        private void MatMul(int rows, int k, int outFeatures, DType outType)
+        {
+            var x = Activation(Random((long)rows * k), rows, k);
+            var w = Weight(Random((long)outFeatures * k, 0.1f), outFeatures, k);
+            var o = Pair(new float[rows * outFeatures], outType == DType.F32 ? DType.F32 : device.ActivationType, rows, outFeatures);
+            device.MatMul(x.Device, w.Device, o.Device);
+            cpu.MatMul(x.Cpu, w.Cpu, o.Cpu);
+            Compare("MatMul", $"[{rows},{k}] x [{outFeatures},{k}]ᵀ -> {outType}", o.Device, o.Cpu);
+            Dispose(x, w, o);
+        }
+
+        private void CopyAndGather(int rows, int cols)
+        {
+            var s = Activation(Random((long)rows * cols), rows, cols);
+            var d = Activation(Random((long)rows * cols), rows, cols);
+            device.CopyRows(s.Device, d.Device, rows / 2 + 1);
+            cpu.CopyRows(s.Cpu, d.Cpu, rows / 2 + 1);
+            Compare("CopyRows", $"{rows / 2 + 1} of [{rows},{cols}]", d.Device, d.Cpu);
+            int[] idx = [rows - 1, 0, 7, 7, 3];
+            var g = Activation(new float[idx.Length * cols], idx.Length, cols);
+            device.GatherRows(s.Device, idx, g.Device);
+            cpu.GatherRows(s.Cpu, idx, g.Cpu);
+            Compare("GatherRows", $"{idx.Length} of [{rows},{cols}]", g.Device, g.Cpu);
+            Dispose(s, d, g);
+        }
+
+        private static string Seqs(int[] counts, int[] starts) =>
+            string.Join(" ", counts.Select((c, i) => $"{c}@{starts[i]}"));
+
+        private void Rope(int heads, int headDim, int rotary, double theta, int[] counts, int[] starts)
+        {
+            var layout = BatchLayout.Create(counts, starts);
+            int T = layout.TotalTokens, w = heads * headDim;
+            var x = Activation(Random((long)T * w), T, w);
+            device.Rope(x.Device, layout, headDim, rotary, theta);
+            cpu.Rope(x.Cpu, layout, headDim, rotary, theta);
+            Compare("Rope", $"{heads}x{headDim} rot {rotary}, seqs {Seqs(counts, starts)}", x.Device, x.Cpu);
+            Dispose(x);
+        }
+
+        private void Lightning(int heads, int d, int[] counts, int[] starts)
+        {
+            var layout = BatchLayout.Create(counts, starts);
+            int T = layout.TotalTokens;
+            var qkv = Activation(Random((long)T * 3 * heads * d, 1.5f), T, 3 * heads * d);
+            var o = Activation(new float[T * heads * d], T, heads * d);
+            // Sequences that already hold tokens carry a state; fresh ones start at zero.
+            var states = counts.Select((_, i) => Pair(starts[i] > 0 ? Random((long)heads * d * d, 0.5f) : new float[heads * d * d], DType.F32, heads, d * d)).ToArray();
+            float[] slopes = LightningDecay.Slopes(heads, 3, 8);
+            device.LightningAttention(qkv.Device, layout, states.Select(s => s.Device).ToArray(), slopes, d, 256, o.Device);
+            cpu.LightningAttention(qkv.Cpu, layout, states.Select(s => s.Cpu).ToArray(), slopes, d, 256, o.Cpu);
+            string shape = $"H {heads}, d {d}, seqs {Seqs(counts, starts)}";
+            Compare("Lightning out", shape, o.Device, o.Cpu);
+            Record("Lightning state", shape,
+                states.SelectMany(s => Read(device, s.Device)).ToArray(), states.SelectMany(s => Read(cpu, s.Cpu)).ToArray());
+            Dispose([qkv, o, .. states]);
+        }
+
+        private void Softmax(int heads, int kvHeads, int d, int[] counts, int[] starts)
+        {
+            var layout = BatchLayout.Create(counts, starts);
+            var shape = new AttentionShape(heads, kvHeads, d);
+            int T = layout.TotalTokens;
+            var q = Activation(Random((long)T * shape.Width), T, shape.Width);
+            var k = Activation(Random((long)T * shape.KvWidth), T, shape.KvWidth);
+            var v = Activation(Random((long)T * shape.KvWidth), T, shape.KvWidth);
+            var o = Activation(new float[T * shape.Width], T, shape.Width);
+            // Caches hold earlier positions already (random keys and values below each start).
+            var caches = layout.Sequences.Select(s =>
+            {
+                int capacity = s.EndPosition + 3;
+                var kc = Random((long)capacity * shape.KvWidth);
+                var vc = Random((long)capacity * shape.KvWidth);
+                return (Keys: Activation(kc, capacity, shape.KvWidth), Values: Activation(vc, capacity, shape.KvWidth));
+            }).ToArray();
+            device.SoftmaxAttention(q.Device, k.Device, v.Device, layout, caches.Select(c => new KvCache(c.Keys.Device, c.Values.Device)).ToArray(), shape, o.Device);
+            cpu.SoftmaxAttention(q.Cpu, k.Cpu, v.Cpu, layout, caches.Select(c => new KvCache(c.Keys.Cpu, c.Values.Cpu)).ToArray(), shape, o.Cpu);
+            string desc = $"H {heads}/KV {kvHeads}, d {d}, seqs {Seqs(counts, starts)}";
+            Compare("SoftmaxAttention out", desc, o.Device, o.Cpu);
+            Record("SoftmaxAttention cache", desc,
+                caches.SelectMany(c => Read(device, c.Keys.Device).Concat(Read(device, c.Values.Device))).ToArray(),
+                caches.SelectMany(c => Read(cpu, c.Keys.Cpu).Concat(Read(cpu, c.Values.Cpu))).ToArray());
+            Dispose([q, k, v, o, .. caches.Select(c => c.Keys), .. caches.Select(c => c.Values)]);
+        }
+
+        private void Moe(int tokens, int hidden, int experts, int inter, int topK)
+        {
+            var x = Activation(Random((long)tokens * hidden), tokens, hidden);
+            var router = Weight(Random((long)experts * hidden, 0.2f), experts, hidden);
+            var weights = Enumerable.Range(0, experts).Select(_ => (
+                W1: Weight(Random((long)inter * hidden, 0.1f), inter, hidden),
+                W2: Weight(Random((long)hidden * inter, 0.1f), hidden, inter),
+                W3: Weight(Random((long)inter * hidden, 0.1f), inter, hidden))).ToArray();
+            var o = Activation(new float[tokens * hidden], tokens, hidden);
+            device.MixtureOfExperts(x.Device, router.Device, weights.Select(e => new ExpertWeights(e.W1.Device, e.W2.Device, e.W3.Device)).ToArray(), topK, o.Device);
+            cpu.MixtureOfExperts(x.Cpu, router.Cpu, weights.Select(e => new ExpertWeights(e.W1.Cpu, e.W2.Cpu, e.W3.Cpu)).ToArray(), topK, o.Cpu);
+            Compare("MixtureOfExperts", $"T {tokens}, hidden {hidden}, E {experts}, I {inter}, top-{topK}", o.Device, o.Cpu);
+            Dispose([x, router, o, .. weights.SelectMany(e => new[] { e.W1, e.W2, e.W3 })]);
+        }
+
+        // ---- the fixture model end to end ----
+
+        public void RunFixture(string dir)
+        {
+            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"fixture folder not found: {dir}");
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "seq100.json")));
+            int[][] ids = doc.RootElement.GetProperty("input_ids").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetInt32()).ToArray()).ToArray();
+            var expected = Npy.Read(Path.Combine(dir, "seq100_logits.npy"));
+            int T = ids[0].Length;
+            using var onDevice = ModelLoader.Load(dir, device);
+            using var onCpu = ModelLoader.Load(dir, cpu);
+            string shape = $"tiny-hybrid {ids.Length}x{T}";
+            float[] cpuLogits = ForwardCommand.Run(onCpu, ids, T, T);
+            float[] deviceLogits = ForwardCommand.Run(onDevice, ids, T, T);
+            Record("model logits vs CPU", shape, deviceLogits, cpuLogits);
+            Record("model logits vs fixture", shape, deviceLogits, expected.Data);
+            // Chunked prefill (chunks not a multiple of the block size) and one-token decode steps.
+            float[] decode = ForwardCommand.Run(onDevice, ids, 40, 17);
+            Record("model prefill 17-chunks + decode vs CPU", shape, decode, cpuLogits);
+        }
+    }
+}

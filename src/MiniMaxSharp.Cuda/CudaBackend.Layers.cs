@@ -1,0 +1,166 @@
+using MiniMaxSharp.Tensors;
+using static MiniMaxSharp.Backends.Cuda.Interop.CudaDriver;
+
+namespace MiniMaxSharp.Backends.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    public void LightningAttention(DeviceTensor qkv, BatchLayout layout, IReadOnlyList<DeviceTensor> states,
+        ReadOnlySpan<float> slopes, int headDim, int blockSize, DeviceTensor output)
+    {
+        var qkvT = AsCuda(qkv);
+        var outT = AsCuda(output);
+        int heads = slopes.Length, d = headDim;
+        if (d <= 0 || qkvT.Cols != 3 * heads * d || qkvT.Rows != layout.TotalTokens || outT.Cols != heads * d || outT.Rows != layout.TotalTokens)
+            throw new ArgumentException($"lightning attention: qkv {qkvT}, output {outT}, {heads} heads of {d}, {layout.TotalTokens} tokens");
+        if (states.Count != layout.Count) throw new ArgumentException($"{states.Count} states for {layout.Count} sequences");
+        var statePtrs = new ulong[states.Count];
+        for (int i = 0; i < states.Count; i++)
+        {
+            var s = AsCuda(states[i]);
+            if (s.DType != DType.F32 || s.ElementCount != (long)heads * d * d)
+                throw new ArgumentException($"lightning state {s} is not float32 [{heads}, {d}·{d}]");
+            statePtrs[i] = s.Pointer;
+        }
+        if (layout.Count == 0) return;
+        _device.MakeCurrent();
+        var meta = new MetaBuilder();
+        int offsets = meta.Add(layout.Sequences.Select(s => s.TokenOffset).ToArray());
+        int counts = meta.Add(layout.Sequences.Select(s => s.TokenCount).ToArray());
+        int ptrs = meta.Add(statePtrs);
+        int slopeAt = meta.Add(slopes);
+        ulong m = UploadMeta(meta);
+        int shared = (d * 32 + 2 * d) * sizeof(float);
+        _device.Kernel("lightning.cu", "lightning_recurrent").Launch((uint)((d + 31) / 32), (uint)heads, (uint)layout.Count, 32, shared,
+            qkvT, qkvT.KernelType, outT, outT.KernelType, m + (ulong)offsets, m + (ulong)counts, m + (ulong)ptrs, m + (ulong)slopeAt, heads, d);
+    }
+
+    public void SoftmaxAttention(DeviceTensor q, DeviceTensor k, DeviceTensor v, BatchLayout layout,
+        IReadOnlyList<KvCache> caches, AttentionShape shape, DeviceTensor output)
+    {
+        var qs = AsCuda(q);
+        var ks = AsCuda(k);
+        var vs = AsCuda(v);
+        var os = AsCuda(output);
+        int d = shape.HeadDim, H = shape.Heads, KV = shape.KvHeads;
+        if (qs.Cols != shape.Width || ks.Cols != shape.KvWidth || vs.Cols != shape.KvWidth || os.Cols != shape.Width
+            || qs.Rows != layout.TotalTokens || ks.Rows != layout.TotalTokens || vs.Rows != layout.TotalTokens || os.Rows != layout.TotalTokens)
+            throw new ArgumentException($"softmax attention: q {qs}, k {ks}, v {vs}, output {os}, shape {shape}");
+        if (KV <= 0 || H % KV != 0) throw new ArgumentException($"softmax attention: {H} query heads do not split into groups over {KV} KV heads");
+        if (d > 256) throw new NotSupportedException($"softmax attention supports head_dim up to 256, not {d}");
+        if (caches.Count != layout.Count) throw new ArgumentException($"{caches.Count} caches for {layout.Count} sequences");
+        _device.MakeCurrent();
+        int kvw = shape.KvWidth;
+        var keyPtrs = new ulong[caches.Count];
+        var valuePtrs = new ulong[caches.Count];
+        DType? cacheType = null;
+        for (int s = 0; s < layout.Count; s++)
+        {
+            var span = layout.Sequences[s];
+            var kc = AsCuda(caches[s].Keys);
+            var vc = AsCuda(caches[s].Values);
+            if (span.EndPosition > caches[s].Capacity)
+                throw new InvalidOperationException($"KV cache of sequence {s} holds {caches[s].Capacity} positions; {span.EndPosition} needed");
+            if (kc.Cols != kvw || vc.Cols != kvw || kc.DType != ks.DType || vc.DType != vs.DType || (cacheType ?? kc.DType) != kc.DType)
+                throw new ArgumentException($"KV cache of sequence {s} ({kc}, {vc}) does not match keys {ks} and values {vs}");
+            cacheType = kc.DType;
+            keyPtrs[s] = kc.Pointer;
+            valuePtrs[s] = vc.Pointer;
+            // Append this step's keys and values at their positions.
+            long es = DTypeInfo.SizeOf(kc.DType);
+            long bytes = (long)span.TokenCount * kvw * es;
+            Check(cuMemcpyDtoDAsync(kc.Pointer + (ulong)((long)span.StartPosition * kvw * es), ks.Pointer + (ulong)((long)span.TokenOffset * kvw * es), (nuint)bytes, _device.Stream), "cuMemcpyDtoDAsync (keys)");
+            Check(cuMemcpyDtoDAsync(vc.Pointer + (ulong)((long)span.StartPosition * kvw * es), vs.Pointer + (ulong)((long)span.TokenOffset * kvw * es), (nuint)bytes, _device.Stream), "cuMemcpyDtoDAsync (values)");
+        }
+        int T = layout.TotalTokens;
+        if (T == 0) return;
+        var tokenSeq = new int[T];
+        var tokenPos = new int[T];
+        for (int s = 0; s < layout.Count; s++)
+        {
+            var span = layout.Sequences[s];
+            for (int t = 0; t < span.TokenCount; t++)
+            {
+                tokenSeq[span.TokenOffset + t] = s;
+                tokenPos[span.TokenOffset + t] = span.StartPosition + t;
+            }
+        }
+        var meta = new MetaBuilder();
+        int seqAt = meta.Add(tokenSeq), posAt = meta.Add(tokenPos), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
+        ulong m = UploadMeta(meta);
+        const int headsPerBlock = 4;
+        int cacheKernelType = cacheType == DType.F32 ? 0 : 1;
+        _device.Kernel("attention.cu", "softmax_attention_simple").Launch((uint)T, (uint)((H + headsPerBlock - 1) / headsPerBlock), 1, 32 * headsPerBlock, 0,
+            qs, qs.KernelType, os, os.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, cacheKernelType,
+            T, H, KV, d, 1f / MathF.Sqrt(d));
+    }
+
+    // Route on the device, group the (token, choice) pairs by expert, then per expert: gather its tokens,
+    // three cuBLAS products with the SwiGLU between, and a weighted combine per token. The host learns the
+    // group sizes (E+1 integers) to size the products: the one synchronisation of this op.
+    public void MixtureOfExperts(DeviceTensor x, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
+        int topK, DeviceTensor output)
+    {
+        var xs = AsCuda(x);
+        var os = AsCuda(output);
+        var rs = AsCuda(router);
+        int T = (int)xs.Rows, hidden = xs.Cols, E = experts.Count;
+        if (E == 0 || rs.Rows != E || rs.Cols != hidden || os.Rows != T || os.Cols != hidden || topK < 1 || topK > E)
+            throw new ArgumentException($"MoE: x {xs}, router {rs}, {E} experts, top-{topK}, output {os}");
+        int inter = (int)experts[0].W1.Rows;
+        foreach (var ex in experts)
+            if (ex.W1.Rows != inter || ex.W1.Cols != hidden || ex.W3.Rows != inter || ex.W3.Cols != hidden || ex.W2.Rows != hidden || ex.W2.Cols != inter)
+                throw new ArgumentException($"MoE: expert weights w1 {ex.W1}, w3 {ex.W3}, w2 {ex.W2} do not fit hidden {hidden}, intermediate {inter}");
+        if (T == 0) return;
+        _device.MakeCurrent();
+        int pairs = T * topK;
+        var act = ActivationType;
+        int es = DTypeInfo.SizeOf(act);
+        ulong logits = Scratch("moe router logits", (long)T * E * 4);
+        ulong chosen = Scratch("moe choices", pairs * 4L);
+        ulong weights = Scratch("moe weights", pairs * 4L);
+        ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
+        ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
+        ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
+        ulong xg = Scratch("moe gathered inputs", (long)pairs * hidden * es);
+        ulong h1 = Scratch("moe gate activations", (long)pairs * inter * es);
+        ulong h3 = Scratch("moe up activations", (long)pairs * inter * es);
+        ulong yg = Scratch("moe expert outputs", (long)pairs * hidden * es);
+
+        Gemm(xs.Pointer, xs.DType, T, hidden, rs.Pointer, rs.DType, E, logits, DType.F32);
+        _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
+        _device.Kernel("moe.cu", "moe_group").Launch(1, 1, 1, 1024, (E + 1) * 4, chosen, pairs, topK, E, offsets, slotToken, pairSlot);
+        var groupStart = new int[E + 1];
+        fixed (int* g = groupStart) CopyToHost(offsets, g, (E + 1) * 4L);
+
+        var xgTensor = new CudaTensor(_device, act, [pairs, hidden], xg, owns: false, parent: null);
+        GatherRowsOnDevice(xs, slotToken, pairs, xgTensor);
+        for (int e = 0; e < E; e++)
+        {
+            int n = groupStart[e + 1] - groupStart[e];
+            if (n == 0) continue;
+            var ex = experts[e];
+            var w1 = AsCuda(ex.W1);
+            var w2 = AsCuda(ex.W2);
+            var w3 = AsCuda(ex.W3);
+            ulong rowsIn = xg + (ulong)((long)groupStart[e] * hidden * es);
+            ulong rowsInter1 = h1 + (ulong)((long)groupStart[e] * inter * es);
+            ulong rowsInter3 = h3 + (ulong)((long)groupStart[e] * inter * es);
+            Gemm(rowsIn, act, n, hidden, w1.Pointer, w1.DType, inter, rowsInter1, act);
+            Gemm(rowsIn, act, n, hidden, w3.Pointer, w3.DType, inter, rowsInter3, act);
+        }
+        int actCode = act == DType.F32 ? 0 : 1;
+        long interElements = (long)pairs * inter;
+        _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
+        for (int e = 0; e < E; e++)
+        {
+            int n = groupStart[e + 1] - groupStart[e];
+            if (n == 0) continue;
+            var w2 = AsCuda(experts[e].W2);
+            Gemm(h1 + (ulong)((long)groupStart[e] * inter * es), act, n, inter, w2.Pointer, w2.DType, hidden,
+                yg + (ulong)((long)groupStart[e] * hidden * es), act);
+        }
+        _device.Kernel("moe.cu", "moe_combine").Launch(Blocks((long)T * hidden), 1, 1, ElementwiseBlock, 0,
+            yg, actCode, pairSlot, weights, topK, os, os.KernelType, T, hidden);
+    }
+}

@@ -1,0 +1,392 @@
+using System.Runtime.InteropServices;
+using MiniMaxSharp.Backends.Cuda.Interop;
+using MiniMaxSharp.Tensors;
+using static MiniMaxSharp.Backends.Cuda.Interop.CudaDriver;
+
+namespace MiniMaxSharp.Backends.Cuda;
+
+/// <summary>
+/// The op set on one NVIDIA GPU. Activations and KV caches are bf16, arithmetic accumulates in float32;
+/// lightning states, router probabilities and logits are float32. Every weight is stored as bf16 on the
+/// device (float32 and float16 checkpoint weights are narrowed on upload, round to nearest even).
+/// Matrix products go through cuBLAS (bf16 inputs, float32 accumulation); everything else runs our own
+/// kernels (Kernels/*.cu), all on one stream in issue order.
+/// </summary>
+public sealed unsafe partial class CudaBackend : IComputeBackend
+{
+    private const uint ElementwiseBlock = 256;
+    private readonly CudaDevice _device;
+    private readonly Dictionary<string, (ulong Pointer, long Bytes)> _scratch = [];
+    private bool _disposed;
+
+    /// <summary>Opens GPU <paramref name="deviceOrdinal"/>; throws <see cref="CudaUnavailableException"/> when there is none.</summary>
+    public CudaBackend(int deviceOrdinal = 0)
+    {
+        _device = new CudaDevice(deviceOrdinal);
+    }
+
+    public string Name => "cuda";
+    public DType ActivationType => DType.BF16;
+
+    /// <summary>e.g. "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, driver 13.0, NVRTC 13.0".</summary>
+    public string DeviceDescription =>
+        $"{_device.Name}, sm_{_device.ComputeCapability}, {_device.Multiprocessors} SMs, driver {_device.DriverVersion / 1000}.{_device.DriverVersion % 1000 / 10}, NVRTC {_device.NvrtcVersion.Major}.{_device.NvrtcVersion.Minor}";
+
+    internal CudaDevice Device => _device;
+
+    // ---- memory ----
+
+    public DeviceTensor Allocate(DType type, params int[] shape)
+    {
+        _device.MakeCurrent();
+        var probe = new ShapeProbe(type, shape);
+        ulong p = _device.Allocate(probe.ByteLength, $"a {type}[{string.Join(", ", shape)}] tensor");
+        Check(cuMemsetD8Async(p, 0, (nuint)Math.Max(1, probe.ByteLength), _device.Stream), "cuMemsetD8Async");
+        return new CudaTensor(_device, type, shape, p, owns: true, parent: null);
+    }
+
+    public DeviceTensor LoadWeight(HostTensor source)
+    {
+        _device.MakeCurrent();
+        int[] shape = source.Shape.Length == 0 ? [1] : source.Shape.Select(d => checked((int)d)).ToArray();
+        var t = (CudaTensor)Allocate(DType.BF16, shape);
+        if (source.DType == DType.BF16)
+        {
+            CopyToDevice(source.Data, t.Pointer, source.ByteLength);
+            return t;
+        }
+        // Narrow to bf16 chunk by chunk through one host buffer.
+        const int chunk = 1 << 22;
+        var narrow = new ushort[(int)Math.Min(chunk, source.ElementCount)];
+        var wide = new float[narrow.Length];
+        int es = DTypeInfo.SizeOf(source.DType);
+        for (long at = 0; at < source.ElementCount; at += chunk)
+        {
+            int n = (int)Math.Min(chunk, source.ElementCount - at);
+            NumberConversions.Widen((byte*)source.Data + at * es, source.DType, wide.AsSpan(0, n));
+            BFloat16Conversions.Narrow(wide.AsSpan(0, n), narrow.AsSpan(0, n));
+            fixed (ushort* p = narrow) CopyToDevice(p, t.Pointer + (ulong)(at * 2), n * 2L);
+        }
+        return t;
+    }
+
+    public void Upload(ReadOnlySpan<float> source, DeviceTensor destination)
+    {
+        var d = AsCuda(destination);
+        if (source.Length != d.ElementCount) throw new ArgumentException($"upload of {source.Length} values into {d}");
+        _device.MakeCurrent();
+        switch (d.DType)
+        {
+            case DType.F32:
+                fixed (float* p = source) CopyToDevice(p, d.Pointer, d.ByteLength);
+                break;
+            case DType.BF16:
+                var narrow = new ushort[source.Length];
+                BFloat16Conversions.Narrow(source, narrow);
+                fixed (ushort* p = narrow) CopyToDevice(p, d.Pointer, d.ByteLength);
+                break;
+            default:
+                throw new NotSupportedException($"upload into {d}: the CUDA backend stores float32 or bf16");
+        }
+    }
+
+    public void Download(DeviceTensor source, Span<float> destination)
+    {
+        var s = AsCuda(source);
+        if (destination.Length != s.ElementCount) throw new ArgumentException($"download of {s} into {destination.Length} values");
+        _device.MakeCurrent();
+        switch (s.DType)
+        {
+            case DType.F32:
+                fixed (float* p = destination) CopyToHost(s.Pointer, p, s.ByteLength);
+                break;
+            case DType.BF16:
+                var narrow = new ushort[destination.Length];
+                fixed (ushort* p = narrow) CopyToHost(s.Pointer, p, s.ByteLength);
+                BFloat16Conversions.Widen(narrow, destination);
+                break;
+            default:
+                throw new NotSupportedException($"download of {s}: the CUDA backend stores float32 or bf16");
+        }
+    }
+
+    /// <summary>Raw bytes of a tensor (tests and verify read bf16 caches bit for bit).</summary>
+    internal void DownloadBytes(CudaTensor source, Span<byte> destination)
+    {
+        if (destination.Length != source.ByteLength) throw new ArgumentException($"download of {source} into {destination.Length} bytes");
+        _device.MakeCurrent();
+        fixed (byte* p = destination) CopyToHost(source.Pointer, p, source.ByteLength);
+    }
+
+    public void CopyRows(DeviceTensor source, DeviceTensor destination, int rows)
+    {
+        var s = AsCuda(source);
+        var d = AsCuda(destination);
+        if (s.Cols != d.Cols || s.DType != d.DType || rows < 0 || rows > s.Rows || rows > d.Rows)
+            throw new ArgumentException($"cannot copy {rows} rows from {s} to {d}");
+        _device.MakeCurrent();
+        long bytes = (long)rows * s.Cols * DTypeInfo.SizeOf(s.DType);
+        if (bytes > 0) Check(cuMemcpyDtoDAsync(d.Pointer, s.Pointer, (nuint)bytes, _device.Stream), "cuMemcpyDtoDAsync");
+    }
+
+    public void GatherRows(DeviceTensor source, ReadOnlySpan<int> rowIndices, DeviceTensor destination)
+    {
+        var s = AsCuda(source);
+        var d = AsCuda(destination);
+        if (d.Cols != s.Cols || d.DType != s.DType || d.Rows < rowIndices.Length)
+            throw new ArgumentException($"cannot gather {rowIndices.Length} rows of {s} into {d}");
+        for (int i = 0; i < rowIndices.Length; i++)
+            if ((uint)rowIndices[i] >= s.Rows) throw new ArgumentOutOfRangeException(nameof(rowIndices), $"row {rowIndices[i]} outside {s}");
+        if (rowIndices.Length == 0) return;
+        _device.MakeCurrent();
+        var meta = new MetaBuilder();
+        int idx = meta.Add(rowIndices);
+        ulong m = UploadMeta(meta);
+        GatherRowsOnDevice(s, m + (ulong)idx, rowIndices.Length, d);
+    }
+
+    private void GatherRowsOnDevice(CudaTensor source, ulong indices, int rows, CudaTensor destination)
+    {
+        long units = (long)source.Cols * DTypeInfo.SizeOf(source.DType) / 2;
+        _device.Kernel("elementwise.cu", "gather_rows").Launch(Blocks(rows * units), 1, 1, ElementwiseBlock, 0,
+            source.Pointer, destination.Pointer, indices, rows, units);
+    }
+
+    // ---- element-wise and row ops ----
+
+    public void Embedding(DeviceTensor table, ReadOnlySpan<int> ids, DeviceTensor output)
+    {
+        var t = AsCuda(table);
+        var o = AsCuda(output);
+        int hidden = t.Cols;
+        if (o.Cols != hidden || o.Rows != ids.Length) throw new ArgumentException($"embedding of {ids.Length} ids from {t} into {o}");
+        for (int i = 0; i < ids.Length; i++)
+            if ((uint)ids[i] >= t.Rows)
+                throw new ArgumentOutOfRangeException(nameof(ids), $"token id {ids[i]} at position {i} is outside the vocabulary (0..{t.Rows - 1})");
+        if (ids.Length == 0) return;
+        _device.MakeCurrent();
+        var meta = new MetaBuilder();
+        int at = meta.Add(ids);
+        ulong m = UploadMeta(meta);
+        _device.Kernel("elementwise.cu", "embedding").Launch(Blocks((long)ids.Length * hidden), 1, 1, ElementwiseBlock, 0,
+            t, t.KernelType, m + (ulong)at, o, o.KernelType, ids.Length, hidden);
+    }
+
+    public void RmsNorm(DeviceTensor x, DeviceTensor weight, float eps, DeviceTensor output)
+    {
+        var xs = AsCuda(x);
+        var w = AsCuda(weight);
+        var os = AsCuda(output);
+        if (w.ElementCount != xs.Cols || os.Cols != xs.Cols || os.Rows != xs.Rows)
+            throw new ArgumentException($"rms norm of {xs} with weight {w} into {os}");
+        if (xs.Rows == 0) return;
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "rms_norm").Launch((uint)xs.Rows, 1, 1, 256, 0,
+            xs, xs.KernelType, w, w.KernelType, os, os.KernelType, xs.Cols, eps);
+    }
+
+    public void ScaleAdd(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor output)
+    {
+        var sa = AsCuda(a);
+        var sb = AsCuda(b);
+        var so = AsCuda(output);
+        if (sa.ElementCount != sb.ElementCount || sa.ElementCount != so.ElementCount)
+            throw new ArgumentException($"scale-add of {sa} and {sb} into {so}");
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "scale_add").Launch(Blocks(sa.ElementCount), 1, 1, ElementwiseBlock, 0,
+            sa, sa.KernelType, alpha, sb, sb.KernelType, beta, so, so.KernelType, sa.ElementCount);
+    }
+
+    public void SigmoidGate(DeviceTensor gate, DeviceTensor x, DeviceTensor output)
+    {
+        var g = AsCuda(gate);
+        var xs = AsCuda(x);
+        var o = AsCuda(output);
+        if (g.ElementCount != xs.ElementCount || o.ElementCount != xs.ElementCount)
+            throw new ArgumentException($"sigmoid gate of {g} and {xs} into {o}");
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "sigmoid_gate").Launch(Blocks(xs.ElementCount), 1, 1, ElementwiseBlock, 0,
+            g, g.KernelType, xs, xs.KernelType, o, o.KernelType, xs.ElementCount);
+    }
+
+    public void MatMul(DeviceTensor x, DeviceTensor weight, DeviceTensor output)
+    {
+        var xs = AsCuda(x);
+        var ws = AsCuda(weight);
+        var os = AsCuda(output);
+        if (ws.Cols != xs.Cols || os.Rows != xs.Rows || os.Cols != ws.Rows)
+            throw new ArgumentException($"matmul of {xs} by {ws}ᵀ into {os}");
+        _device.MakeCurrent();
+        Gemm(xs.Pointer, xs.DType, (int)xs.Rows, xs.Cols, ws.Pointer, ws.DType, (int)ws.Rows, os.Pointer, os.DType);
+    }
+
+    /// <summary>y[rows, outFeatures] = x[rows, inFeatures] · w[outFeatures, inFeatures]ᵀ, row-major, via cuBLAS
+    /// (column-major: yᵀ = w · xᵀ). bf16 inputs, float32 accumulation, bf16 or float32 output.</summary>
+    private void Gemm(ulong x, DType xType, int rows, int inFeatures, ulong w, DType wType, int outFeatures, ulong y, DType yType)
+    {
+        if (xType != DType.BF16 || wType != DType.BF16)
+            throw new NotSupportedException($"the CUDA matmul takes bf16 activations and weights (got {xType} by {wType})");
+        if (rows == 0 || outFeatures == 0) return;
+        float alpha = 1f, beta = 0f;
+        int cType = yType switch
+        {
+            DType.BF16 => Cublas.DataBF16,
+            DType.F32 => Cublas.DataF32,
+            _ => throw new NotSupportedException($"the CUDA matmul writes bf16 or float32, not {yType}"),
+        };
+        Cublas.Check(Cublas.cublasGemmEx(_device.CublasHandle, Cublas.OpT, Cublas.OpN, outFeatures, rows, inFeatures,
+            &alpha, w, Cublas.DataBF16, inFeatures, x, Cublas.DataBF16, inFeatures, &beta, y, cType, outFeatures,
+            Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmEx({rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ)");
+    }
+
+    public void Rope(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta)
+    {
+        var xs = AsCuda(x);
+        if (xs.Rows != layout.TotalTokens || headDim <= 0 || xs.Cols % headDim != 0 || rotaryDim > headDim || rotaryDim % 2 != 0)
+            throw new ArgumentException($"rope over {xs} with head_dim {headDim}, rotary_dim {rotaryDim}");
+        int half = rotaryDim / 2;
+        if (half == 0 || layout.TotalTokens == 0) return;
+        // inv_freq exactly as the CPU reference computes it (float32).
+        var invFreq = new float[half];
+        for (int j = 0; j < half; j++) invFreq[j] = 1f / MathF.Pow((float)theta, 2f * j / rotaryDim);
+        var positions = new int[layout.TotalTokens];
+        foreach (var s in layout.Sequences)
+            for (int t = 0; t < s.TokenCount; t++) positions[s.TokenOffset + t] = s.StartPosition + t;
+        _device.MakeCurrent();
+        var meta = new MetaBuilder();
+        int pos = meta.Add(positions), inv = meta.Add(invFreq);
+        ulong m = UploadMeta(meta);
+        int heads = xs.Cols / headDim;
+        _device.Kernel("elementwise.cu", "rope").Launch(Blocks((long)layout.TotalTokens * heads * half), 1, 1, ElementwiseBlock, 0,
+            xs, xs.KernelType, m + (ulong)pos, m + (ulong)inv, layout.TotalTokens, heads, headDim, half);
+    }
+
+    /// <summary>Fills a tensor with deterministic pseudo-random values in [-scale, scale) on the device (benchmark inputs).</summary>
+    internal void FillRandom(DeviceTensor tensor, uint seed, float scale)
+    {
+        var t = AsCuda(tensor);
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "fill_random").Launch(Blocks(t.ElementCount), 1, 1, ElementwiseBlock, 0,
+            t, t.KernelType, t.ElementCount, (int)seed, scale);
+    }
+
+    /// <summary>Milliseconds of GPU time <paramref name="work"/> takes, measured with events on the op stream.</summary>
+    internal float TimeMilliseconds(Action work)
+    {
+        _device.MakeCurrent();
+        Check(cuEventCreate(out nint start, EventDefault), "cuEventCreate");
+        Check(cuEventCreate(out nint end, EventDefault), "cuEventCreate");
+        try
+        {
+            Check(cuEventRecord(start, _device.Stream), "cuEventRecord");
+            work();
+            Check(cuEventRecord(end, _device.Stream), "cuEventRecord");
+            Check(cuEventSynchronize(end), "cuEventSynchronize");
+            Check(cuEventElapsedTime(out float ms, start, end), "cuEventElapsedTime");
+            return ms;
+        }
+        finally
+        {
+            cuEventDestroy(start);
+            cuEventDestroy(end);
+        }
+    }
+
+    public void Synchronize()
+    {
+        _device.MakeCurrent();
+        _device.Synchronize();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _device.MakeCurrent();
+        _device.Synchronize();
+        foreach (var (p, _) in _scratch.Values) _device.Free(p);
+        _scratch.Clear();
+        _device.Dispose();
+    }
+
+    // ---- helpers ----
+
+    internal static CudaTensor AsCuda(DeviceTensor t) =>
+        t as CudaTensor ?? throw new ArgumentException($"tensor {t} does not belong to the CUDA backend");
+
+    private uint Blocks(long n) =>
+        (uint)Math.Clamp((n + ElementwiseBlock - 1) / ElementwiseBlock, 1, (long)_device.Multiprocessors * 32);
+
+    private void CopyToDevice(void* source, ulong destination, long bytes)
+    {
+        // Pageable source: the call returns once the data is staged, so the caller may reuse its buffer.
+        if (bytes > 0) Check(cuMemcpyHtoDAsync(destination, source, (nuint)bytes, _device.Stream), "cuMemcpyHtoDAsync");
+    }
+
+    private void CopyToHost(ulong source, void* destination, long bytes)
+    {
+        if (bytes > 0) Check(cuMemcpyDtoHAsync(destination, source, (nuint)bytes, _device.Stream), "cuMemcpyDtoHAsync");
+        _device.Synchronize();
+    }
+
+    /// <summary>A device buffer of at least <paramref name="bytes"/> bytes, reused by later ops (grown, never shrunk).</summary>
+    private ulong Scratch(string name, long bytes)
+    {
+        if (_scratch.TryGetValue(name, out var s) && s.Bytes >= bytes) return s.Pointer;
+        if (s.Pointer != 0)
+        {
+            _device.Synchronize();   // queued kernels may still read the old buffer
+            _device.Free(s.Pointer);
+            _scratch.Remove(name);
+        }
+        long size = Math.Max(bytes, s.Bytes * 2);
+        ulong p = _device.Allocate(size, $"scratch buffer '{name}'");
+        _scratch[name] = (p, size);
+        return p;
+    }
+
+    /// <summary>Copies the op's host-side arguments (ids, layouts, pointers) into the op-argument buffer; stream order keeps later ops from overwriting it early.</summary>
+    private ulong UploadMeta(MetaBuilder meta)
+    {
+        var bytes = meta.Bytes;
+        ulong p = Scratch("op arguments", Math.Max(bytes.Length, 4096));
+        fixed (byte* b = bytes) CopyToDevice(b, p, bytes.Length);
+        return p;
+    }
+
+    /// <summary>Packs arrays of op arguments into one byte buffer, each 16-byte aligned; Add returns its byte offset.</summary>
+    private sealed class MetaBuilder
+    {
+        private readonly List<byte> _bytes = [];
+
+        public int Add<T>(ReadOnlySpan<T> values) where T : unmanaged
+        {
+            while (_bytes.Count % 16 != 0) _bytes.Add(0);
+            int at = _bytes.Count;
+            _bytes.AddRange(MemoryMarshal.AsBytes(values));
+            return at;
+        }
+
+        public int Add<T>(T[] values) where T : unmanaged => Add((ReadOnlySpan<T>)values);
+
+        public byte[] Bytes => [.. _bytes];
+    }
+
+    /// <summary>Validates a shape and sizes it without allocating (DeviceTensor's constructor rules).</summary>
+    private readonly struct ShapeProbe
+    {
+        public ShapeProbe(DType type, int[] shape)
+        {
+            if (shape.Length == 0) throw new ArgumentException("a tensor needs at least one dimension");
+            long n = 1;
+            foreach (int d in shape)
+            {
+                if (d < 0) throw new ArgumentException($"negative dimension in shape [{string.Join(", ", shape)}]");
+                n *= d;
+            }
+            ByteLength = n * DTypeInfo.SizeOf(type);
+        }
+
+        public long ByteLength { get; }
+    }
+}

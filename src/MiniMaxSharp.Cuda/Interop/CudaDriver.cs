@@ -1,0 +1,81 @@
+using System.Runtime.InteropServices;
+
+namespace MiniMaxSharp.Backends.Cuda.Interop;
+
+/// <summary>The CUDA driver API calls the backend uses (libcuda). Every call returns a CUresult, checked by <see cref="Check"/>.</summary>
+internal static unsafe partial class CudaDriver
+{
+    private const string Lib = CudaLibrarySearch.DriverImport;
+
+    public const int Success = 0;
+    public const int ErrorOutOfMemory = 2;
+    public const int ErrorNotInitialized = 3;
+    public const int ErrorInsufficientDriver = 35;
+    public const int ErrorNoDevice = 100;
+    public const int ErrorInvalidDevice = 101;
+
+    public const int AttrMultiprocessorCount = 16;
+    public const int AttrComputeCapabilityMajor = 75;
+    public const int AttrComputeCapabilityMinor = 76;
+    public const int AttrMaxSharedMemoryPerBlockOptin = 97;
+    public const int FuncAttrMaxDynamicSharedSizeBytes = 8;
+    public const uint StreamNonBlocking = 1;
+    public const uint EventDefault = 0;
+
+    [LibraryImport(Lib)] public static partial int cuInit(uint flags);
+    [LibraryImport(Lib)] public static partial int cuDriverGetVersion(out int version);
+    [LibraryImport(Lib)] public static partial int cuDeviceGetCount(out int count);
+    [LibraryImport(Lib)] public static partial int cuDeviceGet(out int device, int ordinal);
+    [LibraryImport(Lib)] public static partial int cuDeviceGetName(byte* name, int length, int device);
+    [LibraryImport(Lib)] public static partial int cuDeviceGetAttribute(out int value, int attribute, int device);
+    [LibraryImport(Lib, EntryPoint = "cuDeviceTotalMem_v2")] public static partial int cuDeviceTotalMem(out nuint bytes, int device);
+    [LibraryImport(Lib)] public static partial int cuDevicePrimaryCtxRetain(out nint context, int device);
+    [LibraryImport(Lib, EntryPoint = "cuDevicePrimaryCtxRelease_v2")] public static partial int cuDevicePrimaryCtxRelease(int device);
+    [LibraryImport(Lib)] public static partial int cuCtxSetCurrent(nint context);
+    [LibraryImport(Lib)] public static partial int cuCtxSynchronize();
+    [LibraryImport(Lib, EntryPoint = "cuMemGetInfo_v2")] public static partial int cuMemGetInfo(out nuint free, out nuint total);
+    [LibraryImport(Lib, EntryPoint = "cuMemAlloc_v2")] public static partial int cuMemAlloc(out ulong devicePtr, nuint bytes);
+    [LibraryImport(Lib, EntryPoint = "cuMemFree_v2")] public static partial int cuMemFree(ulong devicePtr);
+    [LibraryImport(Lib, EntryPoint = "cuMemAllocHost_v2")] public static partial int cuMemAllocHost(out nint hostPtr, nuint bytes);
+    [LibraryImport(Lib)] public static partial int cuMemFreeHost(nint hostPtr);
+    [LibraryImport(Lib, EntryPoint = "cuMemcpyHtoDAsync_v2")] public static partial int cuMemcpyHtoDAsync(ulong dst, void* src, nuint bytes, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoHAsync_v2")] public static partial int cuMemcpyDtoHAsync(void* dst, ulong src, nuint bytes, nint stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoDAsync_v2")] public static partial int cuMemcpyDtoDAsync(ulong dst, ulong src, nuint bytes, nint stream);
+    [LibraryImport(Lib)] public static partial int cuMemsetD8Async(ulong dst, byte value, nuint count, nint stream);
+    [LibraryImport(Lib)] public static partial int cuStreamCreate(out nint stream, uint flags);
+    [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(nint stream);
+    [LibraryImport(Lib)] public static partial int cuStreamSynchronize(nint stream);
+    [LibraryImport(Lib)] public static partial int cuEventCreate(out nint ev, uint flags);
+    [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(nint ev);
+    [LibraryImport(Lib)] public static partial int cuEventRecord(nint ev, nint stream);
+    [LibraryImport(Lib)] public static partial int cuEventSynchronize(nint ev);
+    [LibraryImport(Lib)] public static partial int cuEventElapsedTime(out float ms, nint start, nint end);
+    [LibraryImport(Lib)] public static partial int cuModuleLoadData(out nint module, void* image);
+    [LibraryImport(Lib)] public static partial int cuModuleUnload(nint module);
+    [LibraryImport(Lib)] public static partial int cuModuleGetFunction(out nint function, nint module, byte* name);
+    [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(nint function, int attribute, int value);
+    [LibraryImport(Lib)] public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ,
+        uint blockX, uint blockY, uint blockZ, uint sharedBytes, nint stream, void** parameters, void** extra);
+    [LibraryImport(Lib)] public static partial int cuGetErrorName(int error, out byte* name);
+    [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, out byte* text);
+
+    /// <summary>Throws a <see cref="CudaException"/> naming the call and the driver's error name.</summary>
+    public static void Check(int result, string call)
+    {
+        if (result != Success) throw new CudaException($"{call} failed: {ErrorName(result)}");
+    }
+
+    public static string ErrorName(int result)
+    {
+        string name = $"CUresult {result}";
+        try
+        {
+            if (cuGetErrorName(result, out byte* n) == Success && n != null) name = Marshal.PtrToStringUTF8((nint)n) ?? name;
+            if (cuGetErrorString(result, out byte* s) == Success && s != null) name += $" ({Marshal.PtrToStringUTF8((nint)s)})";
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+        return name;
+    }
+}

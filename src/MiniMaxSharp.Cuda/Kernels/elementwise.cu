@@ -1,0 +1,91 @@
+// Row and element-wise ops. Activations are float32 or bf16 (dtype codes DT_*); arithmetic is float32.
+
+extern "C" __global__ void embedding(const void* table, int dtTable, const int* ids, void* out, int dtOut, int tokens, int hidden)
+{
+    i64 n = (i64)tokens * hidden;
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    {
+        i64 t = i / hidden, c = i % hidden;
+        st(out, i, dtOut, ld(table, (i64)ids[t] * hidden + c, dtTable));
+    }
+}
+
+// One block per row. Each thread reads and writes the same elements, so out may alias x.
+extern "C" __global__ void rms_norm(const void* x, int dtX, const void* w, int dtW, void* out, int dtOut, int cols, float eps)
+{
+    i64 row = blockIdx.x;
+    const i64 base = row * cols;
+    float ss = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+    {
+        float v = ld(x, base + c, dtX);
+        ss += v * v;
+    }
+    float scale = rsqrtf(block_sum(ss) / cols + eps);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+        st(out, base + c, dtOut, ld(w, c, dtW) * (ld(x, base + c, dtX) * scale));
+}
+
+extern "C" __global__ void scale_add(const void* a, int dtA, float alpha, const void* b, int dtB, float beta, void* out, int dtOut, i64 n)
+{
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        st(out, i, dtOut, alpha * ld(a, i, dtA) + beta * ld(b, i, dtB));
+}
+
+extern "C" __global__ void sigmoid_gate(const void* g, int dtG, const void* x, int dtX, void* out, int dtOut, i64 n)
+{
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    {
+        float s = 1.0f / (1.0f + expf(-ld(g, i, dtG)));
+        st(out, i, dtOut, s * ld(x, i, dtX));
+    }
+}
+
+// gate = silu(gate) * up, element-wise (the SwiGLU of an expert).
+extern "C" __global__ void silu_mul(void* gate, int dtGate, const void* up, int dtUp, i64 n)
+{
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        st(gate, i, dtGate, silu(ld(gate, i, dtGate)) * ld(up, i, dtUp));
+}
+
+// dst[r] = src[idx[r]], rows of rowUnits 16-bit units (every supported row has an even byte count).
+extern "C" __global__ void gather_rows(const unsigned short* src, unsigned short* dst, const int* idx, int rows, i64 rowUnits)
+{
+    i64 n = (i64)rows * rowUnits;
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    {
+        i64 r = i / rowUnits, c = i % rowUnits;
+        dst[i] = src[(i64)idx[r] * rowUnits + c];
+    }
+}
+
+// NeoX rotary embedding on the first 2*half channels of each head, in place. positions[t] is token t's
+// position; the angle is position * inv_freq in float32 (as the references), its cosine and sine in double.
+extern "C" __global__ void rope(void* x, int dt, const int* positions, const float* invFreq, int tokens, int heads, int headDim, int half)
+{
+    i64 n = (i64)tokens * heads * half;
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    {
+        int j = (int)(i % half);
+        i64 th = i / half;
+        int h = (int)(th % heads);
+        i64 t = th / heads;
+        float angle = (float)positions[t] * invFreq[j];
+        float c = (float)cos((double)angle), s = (float)sin((double)angle);
+        i64 at = t * (i64)heads * headDim + (i64)h * headDim + j;
+        float a = ld(x, at, dt), b = ld(x, at + half, dt);
+        st(x, at, dt, a * c - b * s);
+        st(x, at + half, dt, b * c + a * s);
+    }
+}
+
+// Deterministic pseudo-random fill in [-scale, scale) (benchmark inputs, without a host upload).
+extern "C" __global__ void fill_random(void* x, int dt, i64 n, u32 seed, float scale)
+{
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    {
+        u32 h = (u32)i * 0x9E3779B1u ^ (u32)(i >> 32) * 0x85EBCA77u ^ seed;
+        h ^= h >> 15; h *= 0x2C1B3C6Du; h ^= h >> 12; h *= 0x297A2D39u; h ^= h >> 15;
+        st(x, i, dt, ((float)(h >> 8) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * scale);
+    }
+}
