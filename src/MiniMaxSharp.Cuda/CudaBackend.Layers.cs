@@ -109,12 +109,15 @@ public sealed unsafe partial class CudaBackend
             throw new ArgumentException($"MoE: x {xs}, router {rs}, {E} experts, top-{topK}, output {os}");
         int inter = (int)experts[0].W1.Rows;
         foreach (var ex in experts)
-            if (ex.W1.Rows != inter || ex.W1.Cols != hidden || ex.W3.Rows != inter || ex.W3.Cols != hidden || ex.W2.Rows != hidden || ex.W2.Cols != inter)
-                throw new ArgumentException($"MoE: expert weights w1 {ex.W1}, w3 {ex.W3}, w2 {ex.W2} do not fit hidden {hidden}, intermediate {inter}");
+            if (ex.W1.DType != experts[0].W1.DType || ex.W2.DType != ex.W1.DType || ex.W3.DType != ex.W1.DType
+                || ex.W1.Rows != inter || ex.W1.Cols != hidden || ex.W3.Rows != inter || ex.W3.Cols != hidden || ex.W2.Rows != hidden || ex.W2.Cols != inter)
+                throw new ArgumentException($"MoE: expert weights w1 {ex.W1}, w3 {ex.W3}, w2 {ex.W2} do not fit hidden {hidden}, intermediate {inter} and one dtype");
         if (T == 0) return;
         _device.MakeCurrent();
         int pairs = T * topK;
-        var act = ActivationType;
+        // Expert activations in the experts' weight dtype (bf16, or float32 for float32 checkpoints);
+        // expert outputs in float32 for the weighted combine.
+        var act = experts[0].W1.DType;
         int es = DTypeInfo.SizeOf(act);
         ulong logits = Scratch("moe router logits", (long)T * E * 4);
         ulong chosen = Scratch("moe choices", pairs * 4L);
@@ -125,7 +128,7 @@ public sealed unsafe partial class CudaBackend
         ulong xg = Scratch("moe gathered inputs", (long)pairs * hidden * es);
         ulong h1 = Scratch("moe gate activations", (long)pairs * inter * es);
         ulong h3 = Scratch("moe up activations", (long)pairs * inter * es);
-        ulong yg = Scratch("moe expert outputs", (long)pairs * hidden * es);
+        ulong yg = Scratch("moe expert outputs", (long)pairs * hidden * 4);
 
         Gemm(xs.Pointer, xs.DType, T, hidden, rs.Pointer, rs.DType, E, logits, DType.F32);
         _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
@@ -133,8 +136,10 @@ public sealed unsafe partial class CudaBackend
         var groupStart = new int[E + 1];
         fixed (int* g = groupStart) CopyToHost(offsets, g, (E + 1) * 4L);
 
-        var xgTensor = new CudaTensor(_device, act, [pairs, hidden], xg, owns: false, parent: null);
-        GatherRowsOnDevice(xs, slotToken, pairs, xgTensor);
+        // Gather each group's token rows (in x's dtype), then bring them to the experts' dtype.
+        ulong gathered = xs.DType == act ? xg : Scratch("moe gathered rows", (long)pairs * hidden * DTypeInfo.SizeOf(xs.DType));
+        GatherRowsOnDevice(xs, slotToken, pairs, new CudaTensor(_device, xs.DType, [pairs, hidden], gathered, owns: false, parent: null));
+        if (gathered != xg) Convert(gathered, xs.DType, xg, act, (long)pairs * hidden);
         for (int e = 0; e < E; e++)
         {
             int n = groupStart[e + 1] - groupStart[e];
@@ -149,7 +154,7 @@ public sealed unsafe partial class CudaBackend
             Gemm(rowsIn, act, n, hidden, w1.Pointer, w1.DType, inter, rowsInter1, act);
             Gemm(rowsIn, act, n, hidden, w3.Pointer, w3.DType, inter, rowsInter3, act);
         }
-        int actCode = act == DType.F32 ? 0 : 1;
+        int actCode = KernelType(act);
         long interElements = (long)pairs * inter;
         _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
         for (int e = 0; e < E; e++)
@@ -158,9 +163,9 @@ public sealed unsafe partial class CudaBackend
             if (n == 0) continue;
             var w2 = AsCuda(experts[e].W2);
             Gemm(h1 + (ulong)((long)groupStart[e] * inter * es), act, n, inter, w2.Pointer, w2.DType, hidden,
-                yg + (ulong)((long)groupStart[e] * hidden * es), act);
+                yg + (ulong)((long)groupStart[e] * hidden * 4), DType.F32);
         }
         _device.Kernel("moe.cu", "moe_combine").Launch(Blocks((long)T * hidden), 1, 1, ElementwiseBlock, 0,
-            yg, actCode, pairSlot, weights, topK, os, os.KernelType, T, hidden);
+            yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
     }
 }

@@ -7,9 +7,9 @@ namespace MiniMaxSharp.Backends.Cuda;
 
 /// <summary>
 /// The op set on one NVIDIA GPU. Activations and KV caches are bf16, arithmetic accumulates in float32;
-/// lightning states, router probabilities and logits are float32. Every weight is stored as bf16 on the
-/// device (float32 and float16 checkpoint weights are narrowed on upload, round to nearest even).
-/// Matrix products go through cuBLAS (bf16 inputs, float32 accumulation); everything else runs our own
+/// lightning states, router probabilities and logits are float32. Weights keep their checkpoint dtype on
+/// the device (bf16 or float32; float16 is widened to float32). Matrix products go through cuBLAS
+/// (bf16 inputs with float32 accumulation, or full float32 for float32 weights); everything else runs our own
 /// kernels (Kernels/*.cu), all on one stream in issue order.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IComputeBackend
@@ -49,25 +49,23 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
     {
         _device.MakeCurrent();
         int[] shape = source.Shape.Length == 0 ? [1] : source.Shape.Select(d => checked((int)d)).ToArray();
-        var t = (CudaTensor)Allocate(DType.BF16, shape);
-        if (source.DType == DType.BF16)
+        if (source.DType != DType.F16)
         {
+            var t = (CudaTensor)Allocate(source.DType, shape);
             CopyToDevice(source.Data, t.Pointer, source.ByteLength);
             return t;
         }
-        // Narrow to bf16 chunk by chunk through one host buffer.
+        // float16 is widened to float32 (exact): the kernels and cuBLAS calls take bf16 or float32 weights.
+        var wide = (CudaTensor)Allocate(DType.F32, shape);
         const int chunk = 1 << 22;
-        var narrow = new ushort[(int)Math.Min(chunk, source.ElementCount)];
-        var wide = new float[narrow.Length];
-        int es = DTypeInfo.SizeOf(source.DType);
+        var buffer = new float[(int)Math.Min(chunk, source.ElementCount)];
         for (long at = 0; at < source.ElementCount; at += chunk)
         {
             int n = (int)Math.Min(chunk, source.ElementCount - at);
-            NumberConversions.Widen((byte*)source.Data + at * es, source.DType, wide.AsSpan(0, n));
-            BFloat16Conversions.Narrow(wide.AsSpan(0, n), narrow.AsSpan(0, n));
-            fixed (ushort* p = narrow) CopyToDevice(p, t.Pointer + (ulong)(at * 2), n * 2L);
+            NumberConversions.Widen((byte*)source.Data + at * 2, DType.F16, buffer.AsSpan(0, n));
+            fixed (float* p = buffer) CopyToDevice(p, wide.Pointer + (ulong)(at * 4), n * 4L);
         }
-        return t;
+        return wide;
     }
 
     public void Upload(ReadOnlySpan<float> source, DeviceTensor destination)
@@ -220,24 +218,53 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         Gemm(xs.Pointer, xs.DType, (int)xs.Rows, xs.Cols, ws.Pointer, ws.DType, (int)ws.Rows, os.Pointer, os.DType);
     }
 
-    /// <summary>y[rows, outFeatures] = x[rows, inFeatures] · w[outFeatures, inFeatures]ᵀ, row-major, via cuBLAS
-    /// (column-major: yᵀ = w · xᵀ). bf16 inputs, float32 accumulation, bf16 or float32 output.</summary>
+    /// <summary>
+    /// y[rows, outFeatures] = x[rows, inFeatures] · w[outFeatures, inFeatures]ᵀ, row-major, via cuBLAS
+    /// (column-major: yᵀ = w · xᵀ), float32 accumulation. bf16 weights take bf16 activations (others are
+    /// narrowed first) and write bf16 or float32; float32 weights run a full float32 product (activations
+    /// widened first, the result narrowed if y is bf16), so float32 checkpoints keep their precision.
+    /// </summary>
     private void Gemm(ulong x, DType xType, int rows, int inFeatures, ulong w, DType wType, int outFeatures, ulong y, DType yType)
     {
-        if (xType != DType.BF16 || wType != DType.BF16)
-            throw new NotSupportedException($"the CUDA matmul takes bf16 activations and weights (got {xType} by {wType})");
         if (rows == 0 || outFeatures == 0) return;
+        if (wType is not (DType.BF16 or DType.F32)) throw new NotSupportedException($"the CUDA matmul takes bf16 or float32 weights, not {wType}");
+        if (xType != wType)
+        {
+            ulong converted = Scratch("matmul input", (long)rows * inFeatures * DTypeInfo.SizeOf(wType));
+            Convert(x, xType, converted, wType, (long)rows * inFeatures);
+            x = converted;
+        }
+        ulong result = y;
+        DType resultType = yType;
+        if (wType == DType.F32 && yType != DType.F32)
+        {
+            result = Scratch("matmul output", (long)rows * outFeatures * 4);
+            resultType = DType.F32;
+        }
         float alpha = 1f, beta = 0f;
-        int cType = yType switch
+        int abType = wType == DType.F32 ? Cublas.DataF32 : Cublas.DataBF16;
+        int cType = resultType switch
         {
             DType.BF16 => Cublas.DataBF16,
             DType.F32 => Cublas.DataF32,
             _ => throw new NotSupportedException($"the CUDA matmul writes bf16 or float32, not {yType}"),
         };
         Cublas.Check(Cublas.cublasGemmEx(_device.CublasHandle, Cublas.OpT, Cublas.OpN, outFeatures, rows, inFeatures,
-            &alpha, w, Cublas.DataBF16, inFeatures, x, Cublas.DataBF16, inFeatures, &beta, y, cType, outFeatures,
-            Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmEx({rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ)");
+            &alpha, w, abType, inFeatures, x, abType, inFeatures, &beta, result, cType, outFeatures,
+            Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmEx({rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ, {wType})");
+        if (result != y) Convert(result, resultType, y, yType, (long)rows * outFeatures);
     }
+
+    private void Convert(ulong source, DType sourceType, ulong destination, DType destinationType, long n) =>
+        _device.Kernel("elementwise.cu", "convert").Launch(Blocks(n), 1, 1, ElementwiseBlock, 0,
+            source, KernelType(sourceType), destination, KernelType(destinationType), n);
+
+    internal static int KernelType(DType t) => t switch
+    {
+        DType.F32 => 0,
+        DType.BF16 => 1,
+        _ => throw new NotSupportedException($"the CUDA kernels take float32 or bf16, not {t}"),
+    };
 
     public void Rope(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta)
     {

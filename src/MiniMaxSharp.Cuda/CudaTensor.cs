@@ -24,12 +24,7 @@ public sealed class CudaTensor : DeviceTensor
     public ulong Pointer => _pointer != 0 || ElementCount == 0 ? _pointer : throw new ObjectDisposedException(nameof(CudaTensor), $"{this} was disposed");
 
     /// <summary>The dtype code the kernels take (DT_F32 = 0, DT_BF16 = 1).</summary>
-    internal int KernelType => DType switch
-    {
-        DType.F32 => 0,
-        DType.BF16 => 1,
-        _ => throw new NotSupportedException($"the CUDA kernels take float32 or bf16 tensors, not {this}"),
-    };
+    internal int KernelType => CudaBackend.KernelType(DType);
 
     public override DeviceTensor RowSlice(int start, int count)
     {

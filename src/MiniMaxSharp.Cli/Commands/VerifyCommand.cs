@@ -107,9 +107,11 @@ internal static class VerifyCommand
 
         private (DeviceTensor Device, DeviceTensor Cpu) Activation(float[] values, params int[] shape) => Pair(values, device.ActivationType, shape);
 
-        private (DeviceTensor Device, DeviceTensor Cpu) Weight(float[] values, params long[] shape)
+        private (DeviceTensor Device, DeviceTensor Cpu) Weight(float[] values, params long[] shape) => Weight(DType.BF16, values, shape);
+
+        private (DeviceTensor Device, DeviceTensor Cpu) Weight(DType stored, float[] values, params long[] shape)
         {
-            var host = HostTensor.FromFloats(values, shape, DType.BF16);
+            var host = HostTensor.FromFloats(values, shape, stored);
             return (device.LoadWeight(host), cpu.LoadWeight(host));
         }
 
@@ -141,8 +143,11 @@ internal static class VerifyCommand
             RmsNorm(1, 6144);
             ScaleAdd(67, 1000);
             SigmoidGate(33, 777);
-            MatMul(67, 512, 300, DType.BF16);
-            MatMul(5, 512, 1000, DType.F32);
+            MatMul(67, 512, 300, DType.BF16, DType.BF16);
+            MatMul(5, 512, 1000, DType.BF16, DType.F32);
+            MatMul(67, 512, 300, DType.F32, DType.BF16);
+            MatMul(5, 512, 1000, DType.F32, DType.F32);
+            MatMul(9, 64, 48, DType.F16, DType.BF16);
             CopyAndGather(40, 96);
             Rope(4, 128, 64, 1e7, [5, 130, 1], [0, 17, 1000]);
             Rope(2, 16, 16, 1e4, [100], [0]);
@@ -155,6 +160,7 @@ internal static class VerifyCommand
             Moe(50, 256, 8, 384, 2);
             Moe(1, 64, 4, 96, 2);
             Moe(301, 128, 32, 64, 2);
+            Moe(40, 64, 4, 96, 2, DType.F32);
         }
 
         private void Embedding(int vocab, int hidden, int tokens)
@@ -203,14 +209,14 @@ internal static class VerifyCommand
             Dispose(g, x);
         }
 
-        private void MatMul(int rows, int k, int outFeatures, DType outType)
+        private void MatMul(int rows, int k, int outFeatures, DType weightType, DType outType)
         {
             var x = Activation(Random((long)rows * k), rows, k);
-            var w = Weight(Random((long)outFeatures * k, 0.1f), outFeatures, k);
+            var w = Weight(weightType, Random((long)outFeatures * k, 0.1f), outFeatures, k);
             var o = Pair(new float[rows * outFeatures], outType == DType.F32 ? DType.F32 : device.ActivationType, rows, outFeatures);
             device.MatMul(x.Device, w.Device, o.Device);
             cpu.MatMul(x.Cpu, w.Cpu, o.Cpu);
-            Compare("MatMul", $"[{rows},{k}] x [{outFeatures},{k}]ᵀ -> {outType}", o.Device, o.Cpu);
+            Compare("MatMul", $"[{rows},{k}] x {weightType}[{outFeatures},{k}]ᵀ -> {outType}", o.Device, o.Cpu);
             Dispose(x, w, o);
         }
 
@@ -288,18 +294,18 @@ internal static class VerifyCommand
             Dispose([q, k, v, o, .. caches.Select(c => c.Keys), .. caches.Select(c => c.Values)]);
         }
 
-        private void Moe(int tokens, int hidden, int experts, int inter, int topK)
+        private void Moe(int tokens, int hidden, int experts, int inter, int topK, DType weightType = DType.BF16)
         {
             var x = Activation(Random((long)tokens * hidden), tokens, hidden);
-            var router = Weight(Random((long)experts * hidden, 0.2f), experts, hidden);
+            var router = Weight(weightType, Random((long)experts * hidden, 0.2f), experts, hidden);
             var weights = Enumerable.Range(0, experts).Select(_ => (
-                W1: Weight(Random((long)inter * hidden, 0.1f), inter, hidden),
-                W2: Weight(Random((long)hidden * inter, 0.1f), hidden, inter),
-                W3: Weight(Random((long)inter * hidden, 0.1f), inter, hidden))).ToArray();
+                W1: Weight(weightType, Random((long)inter * hidden, 0.1f), inter, hidden),
+                W2: Weight(weightType, Random((long)hidden * inter, 0.1f), hidden, inter),
+                W3: Weight(weightType, Random((long)inter * hidden, 0.1f), inter, hidden))).ToArray();
             var o = Activation(new float[tokens * hidden], tokens, hidden);
             device.MixtureOfExperts(x.Device, router.Device, weights.Select(e => new ExpertWeights(e.W1.Device, e.W2.Device, e.W3.Device)).ToArray(), topK, o.Device);
             cpu.MixtureOfExperts(x.Cpu, router.Cpu, weights.Select(e => new ExpertWeights(e.W1.Cpu, e.W2.Cpu, e.W3.Cpu)).ToArray(), topK, o.Cpu);
-            Compare("MixtureOfExperts", $"T {tokens}, hidden {hidden}, E {experts}, I {inter}, top-{topK}", o.Device, o.Cpu);
+            Compare("MixtureOfExperts", $"T {tokens}, hidden {hidden}, E {experts}, I {inter}, top-{topK}, {weightType}", o.Device, o.Cpu);
             Dispose([x, router, o, .. weights.SelectMany(e => new[] { e.W1, e.W2, e.W3 })]);
         }
 

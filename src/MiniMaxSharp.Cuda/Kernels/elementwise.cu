@@ -89,3 +89,9 @@ extern "C" __global__ void fill_random(void* x, int dt, i64 n, u32 seed, float s
         st(x, i, dt, ((float)(h >> 8) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * scale);
     }
 }
+
+extern "C" __global__ void convert(const void* src, int dtSrc, void* dst, int dtDst, i64 n)
+{
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        st(dst, i, dtDst, ld(src, i, dtSrc));
+}
