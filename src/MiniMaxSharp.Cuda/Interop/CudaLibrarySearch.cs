@@ -182,20 +182,26 @@ internal static class CudaLibraries
         lock (Gate)
         {
             if (Loaded.TryGetValue(library, out nint h)) return h;
-            var candidates = CudaLibrarySearch.Candidates(library, getEnvironment);
-            foreach (string candidate in candidates)
-            {
-                if (!NativeLibrary.TryLoad(candidate, out h)) continue;
-                string? dir = Path.IsPathRooted(candidate) ? Path.GetDirectoryName(candidate) : null;
-                if (dir is not null) PreloadCompanions(library, dir);
-                Loaded[library] = h;
-                LoadedFrom[library] = candidate;
-                return h;
-            }
-            throw new CudaUnavailableException(
-                $"CUDA is not available: no {Describe(library)} could be loaded (tried {string.Join(", ", candidates)}). "
-                + "Install the NVIDIA driver and CUDA 12 or 13 (toolkit, or the pip wheels nvidia-cuda-nvrtc and nvidia-cublas), or set CUDA_HOME / LD_LIBRARY_PATH.");
+            var (handle, path) = LoadFirst(library, getEnvironment, NativeLibrary.TryLoad);
+            string? dir = Path.IsPathRooted(path) ? Path.GetDirectoryName(path) : null;
+            if (dir is not null) PreloadCompanions(library, dir);
+            Loaded[library] = handle;
+            LoadedFrom[library] = path;
+            return handle;
         }
+    }
+
+    internal delegate bool TryLoadLibrary(string path, out nint handle);
+
+    /// <summary>The first candidate that loads, or a <see cref="CudaUnavailableException"/> naming every candidate tried.</summary>
+    internal static (nint Handle, string Path) LoadFirst(CudaLibrary library, Func<string, string?> getEnvironment, TryLoadLibrary tryLoad)
+    {
+        var candidates = CudaLibrarySearch.Candidates(library, getEnvironment);
+        foreach (string candidate in candidates)
+            if (tryLoad(candidate, out nint h)) return (h, candidate);
+        throw new CudaUnavailableException(
+            $"CUDA is not available: no {Describe(library)} could be loaded (tried {string.Join(", ", candidates)}). "
+            + "Install the NVIDIA driver and CUDA 12 or 13 (toolkit, or the pip wheels nvidia-cuda-nvrtc and nvidia-cublas), or set CUDA_HOME / LD_LIBRARY_PATH.");
     }
 
     // cuBLAS needs cuBLASLt and NVRTC its builtins library; neither may sit on the loader's path, so load
