@@ -24,15 +24,73 @@ public sealed unsafe partial class CudaBackend
         }
         if (layout.Count == 0) return;
         _device.MakeCurrent();
+        // The tensor-core kernel serves head_dim 128 in bf16 (the model's shape) when the step has more than
+        // a few tokens per sequence; decode steps and other shapes take the token-by-token recurrence.
+        bool chunked = d == ChunkedHeadDim && qkvT.DType == DType.BF16 && outT.DType == DType.BF16 && layout.TotalTokens >= 16 * layout.Count;
+        if (chunked) LightningChunked(qkvT, layout, statePtrs, slopes, outT);
+        else LightningRecurrent(qkvT, layout, statePtrs, slopes, d, outT);
+    }
+
+    private const int ChunkedHeadDim = 128;
+
+    private void LightningRecurrent(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, int d, CudaTensor output)
+    {
         var meta = new MetaBuilder();
         int offsets = meta.Add(layout.Sequences.Select(s => s.TokenOffset).ToArray());
         int counts = meta.Add(layout.Sequences.Select(s => s.TokenCount).ToArray());
         int ptrs = meta.Add(statePtrs);
         int slopeAt = meta.Add(slopes);
         ulong m = UploadMeta(meta);
+        int heads = slopes.Length;
         int shared = (d * 32 + 2 * d) * sizeof(float);
         _device.Kernel("lightning.cu", "lightning_recurrent").Launch((uint)((d + 31) / 32), (uint)heads, (uint)layout.Count, 32, shared,
-            qkvT, qkvT.KernelType, outT, outT.KernelType, m + (ulong)offsets, m + (ulong)counts, m + (ulong)ptrs, m + (ulong)slopeAt, heads, d);
+            qkv, qkv.KernelType, output, output.KernelType, m + (ulong)offsets, m + (ulong)counts, m + (ulong)ptrs, m + (ulong)slopeAt, heads, d);
+    }
+
+    /// <summary>Chunk length (a multiple of the 64-token block) that gives about two work items per SM.</summary>
+    internal static int LightningChunkLength(BatchLayout layout, int heads, int multiprocessors)
+    {
+        int longest = layout.Sequences.Max(s => s.TokenCount);
+        if ((long)layout.Count * heads >= multiprocessors) return longest;   // one chunk per sequence fills the GPU already
+        long target = 2L * multiprocessors;
+        long perItem = Math.Max(256, ((long)layout.TotalTokens * heads + target - 1) / target);
+        return (int)Math.Min(longest, (perItem + 63) / 64 * 64);
+    }
+
+    private void LightningChunked(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
+    {
+        int heads = slopes.Length;
+        int chunk = LightningChunkLength(layout, heads, _device.Multiprocessors);
+        var items = new List<int>();
+        var seqItems = new int[2 * layout.Count];
+        bool anySplit = false;
+        for (int s = 0; s < layout.Count; s++)
+        {
+            var span = layout.Sequences[s];
+            int n = (span.TokenCount + chunk - 1) / chunk;
+            seqItems[2 * s] = items.Count / 4;
+            seqItems[2 * s + 1] = n;
+            anySplit |= n > 1;
+            for (int c = 0; c < n; c++)
+                items.AddRange([s, span.TokenOffset + c * chunk, Math.Min(chunk, span.TokenCount - c * chunk), c]);
+        }
+        int itemCount = items.Count / 4;
+        var meta = new MetaBuilder();
+        int itemsAt = meta.Add(items.ToArray()), seqAt = meta.Add(seqItems), ptrs = meta.Add(statePtrs), slopeAt = meta.Add(slopes);
+        ulong m = UploadMeta(meta);
+        long stateBytes = (long)ChunkedHeadDim * ChunkedHeadDim * 4;
+        ulong slots = anySplit ? Scratch("lightning chunk states", itemCount * heads * stateBytes) : 0;
+        const int shared = (64 * 136 * 2 + 128 * 136 + 128 * 72 * 2 + 64 * 72) * 2;
+        var kernel = _device.Kernel("lightning.cu", "lightning_chunk");
+        if (anySplit)
+        {
+            kernel.Launch((uint)itemCount, (uint)heads, 1, 256, shared,
+                qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0);
+            _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)layout.Count, (uint)heads, 1, 256, 0,
+                m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads);
+        }
+        kernel.Launch((uint)itemCount, (uint)heads, 1, 256, shared,
+            qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1);
     }
 
     public void SoftmaxAttention(DeviceTensor q, DeviceTensor k, DeviceTensor v, BatchLayout layout,
