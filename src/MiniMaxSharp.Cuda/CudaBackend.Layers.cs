@@ -80,16 +80,16 @@ public sealed unsafe partial class CudaBackend
         ulong m = UploadMeta(meta);
         long stateBytes = (long)ChunkedHeadDim * ChunkedHeadDim * 4;
         ulong slots = anySplit ? Scratch("lightning chunk states", itemCount * heads * stateBytes) : 0;
-        const int shared = (64 * 136 * 2 + 128 * 136 + 128 * 72 * 2 + 64 * 72) * 2;
+        const int shared = (4 * 64 * 136 + 128 * 136 + 64 * 72) * 2;   // q, k, k⊙decay, v, S, scores (bf16)
         var kernel = _device.Kernel("lightning.cu", "lightning_chunk");
         if (anySplit)
         {
-            kernel.Launch((uint)itemCount, (uint)heads, 1, 256, shared,
+            kernel.Launch((uint)itemCount, (uint)heads, 1, 512, shared,
                 qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0);
             _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)layout.Count, (uint)heads, 1, 256, 0,
                 m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads);
         }
-        kernel.Launch((uint)itemCount, (uint)heads, 1, 256, shared,
+        kernel.Launch((uint)itemCount, (uint)heads, 1, 512, shared,
             qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1);
     }
 

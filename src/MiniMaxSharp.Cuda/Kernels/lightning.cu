@@ -42,9 +42,13 @@ extern "C" __global__ void lightning_recurrent(const void* qkv, int dtIn, void* 
 
 // ---------------------------------------------------------------------------------------------------
 // Tensor-core chunked prefill for head_dim 128, bf16 q/k/v/o (mma.sync m16n8k16, float32 accumulate).
-// A work item is a chunk of one sequence's tokens for one head; a CTA of 8 warps walks its chunk in
-// blocks of 64 tokens with the float32 state [128, 128] in registers (warp w owns state rows 16w..16w+15):
+// A work item is a chunk of one sequence's tokens for one head; a CTA of 16 warps walks its chunk in
+// blocks of 64 tokens with the float32 state [128, 128] in registers (warp w owns rows 16(w&7)..+15,
+// columns 64(w>>3)..+63):
 //   O_block = diag(q_decay) (Q S) + ((Q K^T) ⊙ D) V,   S = exp(-s m) S + (K ⊙ k_decay)^T V
+// Tiles sit row-major in shared memory (rows of 272 bytes: conflict-free); ldmatrix (.trans where the
+// operand is needed transposed) feeds the tensor cores. The next block's q/k/v are loaded into registers
+// while the current block computes.
 // Long sequences are split into several chunks so that every SM has work:
 //   pass 0 (mode 0): each chunk but the last computes its own state contribution from zero -> slot[item+1]
 //   scan:            slot[first] = state, slot[c] = exp(-s len_{c-1}) slot[c-1] + slot[c]   (chunk start states)
@@ -52,38 +56,69 @@ extern "C" __global__ void lightning_recurrent(const void* qkv, int dtIn, void* 
 // A sequence of one chunk reads and writes its state directly (no slots).
 #define LC_D 128
 #define LC_BM 64
-#define LC_LDA 136     // bf16 row stride of Qs, Ks, St (16-byte rows, conflict-free fragment loads)
-#define LC_LDT 72      // bf16 row stride of KdT, Vt, As
+#define LC_LD 136      // bf16 row stride of the 128-wide tiles
+#define LC_LDA 72      // bf16 row stride of the score tile
+#define LC_THREADS 512
+#define LC_PIECES 6    // 16-byte pieces per thread per block: 64 tokens x 48 / 512
 
 __device__ __forceinline__ uint4 u4(u32 x, u32 y, u32 z, u32 w) { uint4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
-__device__ __forceinline__ u32 ld_u32(const bf16* p) { return *(const u32*)p; }
 __device__ __forceinline__ u32 pack_bf16(float lo, float hi) { return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16); }
+__device__ __forceinline__ u32 smem_addr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
-__device__ __forceinline__ void mma_bf16(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
+__device__ __forceinline__ void ldsm_x4(u32* r, const void* p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(u32* r, const void* p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void mma_bf16(float* c, const u32* a, u32 b0, u32 b1)
 {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// c += A[r0.., k0..] * B where A is row-major (lda) and B is given as rows of Bᵀ (n-major, ldb) at n0.
-__device__ __forceinline__ void mma_tile(float* c, const bf16* A, int lda, int r0, const bf16* Bt, int ldb, int n0, int k0, int g, int t)
+// A fragment (16x16 at r0, k0) of a row-major tile.
+__device__ __forceinline__ void frag_a(u32* a, const bf16* A, int ld, int r0, int k0, int lane)
 {
-    const bf16* a = A + (r0 + g) * lda + k0 + 2 * t;
-    const bf16* b = Bt + (n0 + g) * ldb + k0 + 2 * t;
-    mma_bf16(c, ld_u32(a), ld_u32(a + 8 * lda), ld_u32(a + 8), ld_u32(a + 8 * lda + 8), ld_u32(b), ld_u32(b + 8));
+    ldsm_x4(a, A + (r0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 1) lightning_chunk(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
+// A fragment (16x16 at m0, k0) of a tile stored transposed: X[k][m] row-major.
+__device__ __forceinline__ void frag_a_t(u32* a, const bf16* X, int ld, int m0, int k0, int lane)
+{
+    int i = lane >> 3, j = lane & 7;
+    ldsm_x4_t(a, X + (k0 + j + (i >> 1) * 8) * ld + m0 + (i & 1) * 8);
+}
+
+// B fragments of two n-tiles (n0, n0+8) x k 16 from an n-major tile N[n][k]: b[0..1] tile n0, b[2..3] tile n0+8.
+__device__ __forceinline__ void frag_b_n(u32* b, const bf16* N, int ld, int n0, int k0, int lane)
+{
+    int i = lane >> 3, j = lane & 7;
+    ldsm_x4(b, N + (n0 + j + (i >> 1) * 8) * ld + k0 + (i & 1) * 8);
+}
+
+// The same from a k-major tile V[k][n] (transposing load).
+__device__ __forceinline__ void frag_b_k(u32* b, const bf16* V, int ld, int n0, int k0, int lane)
+{
+    int i = lane >> 3, j = lane & 7;
+    ldsm_x4_t(b, V + (k0 + j + (i & 1) * 8) * ld + n0 + (i >> 1) * 8);
+}
+
+extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
     const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
 {
     extern __shared__ unsigned char lc_smem[];   // dynamic shared memory is 16-byte aligned
     bf16* Qs = (bf16*)lc_smem;              // [64][136]  silu(q)
-    bf16* Ks = Qs + LC_BM * LC_LDA;         // [64][136]  silu(k)
-    bf16* St = Ks + LC_BM * LC_LDA;         // [128][136] Sᵀ (bf16) at the block's start
-    bf16* KdT = St + LC_D * LC_LDA;         // [128][72]  (silu(k) ⊙ k_decay)ᵀ
-    bf16* Vt = KdT + LC_D * LC_LDT;         // [128][72]  silu(v)ᵀ
-    bf16* As = Vt + LC_D * LC_LDT;          // [64][72]   (Q Kᵀ) ⊙ D
+    bf16* Ks = Qs + LC_BM * LC_LD;          // [64][136]  silu(k)
+    bf16* Kd = Ks + LC_BM * LC_LD;          // [64][136]  silu(k) ⊙ k_decay
+    bf16* Vs = Kd + LC_BM * LC_LD;          // [64][136]  silu(v)
+    bf16* Sb = Vs + LC_BM * LC_LD;          // [128][136] S (bf16) at the block's start
+    bf16* As = Sb + LC_D * LC_LD;           // [64][72]   (Q Kᵀ) ⊙ D
 
     const int item = blockIdx.x, h = blockIdx.y;
     const int seq = items[4 * item], tokStart = items[4 * item + 1], count = items[4 * item + 2], chunk = items[4 * item + 3];
@@ -94,13 +129,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) lightning_chunk(const bf16*
     float* seqState = (float*)states[seq] + h * dd;
     const float s = slopes[h];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int sr = 16 * (warp & 7), sc = 64 * (warp >> 3);   // this warp's state tile
 
-    float S[16][4];
+    float S[8][4];
     {
         const float* src = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
-        for (int nt = 0; nt < 16; nt++)
+        for (int nt = 0; nt < 8; nt++)
         {
-            int r = 16 * warp + g, c = 8 * nt + 2 * t;
+            int r = sr + g, c = sc + 8 * nt + 2 * t;
             if (mode == 0)
             {
                 S[nt][0] = S[nt][1] = S[nt][2] = S[nt][3] = 0.0f;
@@ -117,14 +153,14 @@ extern "C" __global__ void __launch_bounds__(256, 1) lightning_chunk(const bf16*
 
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const bf16* headBase = qkv + (i64)h * 3 * LC_D;
-    uint4 pre[12];
+    uint4 pre[LC_PIECES];
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
 
     // 64 tokens x 48 16-byte pieces (16 of q, 16 of k, 16 of v); q is skipped in mode 0.
     #define LC_PREFETCH(b0_, m_) \
-        for (int r = 0; r < 12; r++) \
+        for (int r = 0; r < LC_PIECES; r++) \
         { \
-            int v = tid + 256 * r, tok = v / 48, part = v % 48; \
+            int v = tid + LC_THREADS * r, tok = v / 48, part = v % 48; \
             if (tok < (m_) && (mode == 1 || part >= 16)) \
                 pre[r] = *(const uint4*)(headBase + (i64)(tokStart + (b0_) + tok) * inWidth + part * 8); \
             else \
@@ -136,96 +172,126 @@ extern "C" __global__ void __launch_bounds__(256, 1) lightning_chunk(const bf16*
     {
         const int b0 = blk * LC_BM, m = min(LC_BM, count - b0);
         // Stage the block into shared memory with SiLU and the key decays.
-        for (int r = 0; r < 12; r++)
+        for (int r = 0; r < LC_PIECES; r++)
         {
-            int v = tid + 256 * r, tok = v / 48, part = v % 48;
+            int v = tid + LC_THREADS * r, tok = v / 48, part = v % 48;
             u32 w[4] = { pre[r].x, pre[r].y, pre[r].z, pre[r].w };
             float x[8];
             for (int e = 0; e < 4; e++)
             {
-                x[2 * e] = silu(bf2f((bf16)(w[e] & 0xffffu)));
-                x[2 * e + 1] = silu(bf2f((bf16)(w[e] >> 16)));
+                float lo = bf2f((bf16)(w[e] & 0xffffu)), hi = bf2f((bf16)(w[e] >> 16));
+                x[2 * e] = __fdividef(lo, 1.0f + __expf(-lo));
+                x[2 * e + 1] = __fdividef(hi, 1.0f + __expf(-hi));
             }
+            uint4 packed = u4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
             if (part < 16)
             {
-                if (mode == 1)
-                    *(uint4*)(Qs + tok * LC_LDA + part * 8) = u4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+                if (mode == 1) *(uint4*)(Qs + tok * LC_LD + part * 8) = packed;
             }
             else if (part < 32)
             {
                 int ch = (part - 16) * 8;
-                if (mode == 1)
-                    *(uint4*)(Ks + tok * LC_LDA + ch) = u4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
-                float kd = tok < m ? expf(-s * (float)(m - 1 - tok)) : 0.0f;
-                for (int e = 0; e < 8; e++) KdT[(ch + e) * LC_LDT + tok] = f2bf(x[e] * kd);
+                if (mode == 1) *(uint4*)(Ks + tok * LC_LD + ch) = packed;
+                float kd = tok < m ? __expf(-s * (float)(m - 1 - tok)) : 0.0f;
+                *(uint4*)(Kd + tok * LC_LD + ch) = u4(pack_bf16(x[0] * kd, x[1] * kd), pack_bf16(x[2] * kd, x[3] * kd), pack_bf16(x[4] * kd, x[5] * kd), pack_bf16(x[6] * kd, x[7] * kd));
             }
             else
             {
-                int ch = (part - 32) * 8;
-                for (int e = 0; e < 8; e++) Vt[(ch + e) * LC_LDT + tok] = f2bf(x[e]);
+                *(uint4*)(Vs + tok * LC_LD + (part - 32) * 8) = packed;
             }
         }
         if (mode == 1)
-            for (int nt = 0; nt < 16; nt++)
+            for (int nt = 0; nt < 8; nt++)
             {
-                int r = 16 * warp + g, c = 8 * nt + 2 * t;
-                St[c * LC_LDA + r] = f2bf(S[nt][0]);
-                St[(c + 1) * LC_LDA + r] = f2bf(S[nt][1]);
-                St[c * LC_LDA + r + 8] = f2bf(S[nt][2]);
-                St[(c + 1) * LC_LDA + r + 8] = f2bf(S[nt][3]);
+                int r = sr + g, c = sc + 8 * nt + 2 * t;
+                *(u32*)(Sb + r * LC_LD + c) = pack_bf16(S[nt][0], S[nt][1]);
+                *(u32*)(Sb + (r + 8) * LC_LD + c) = pack_bf16(S[nt][2], S[nt][3]);
             }
         __syncthreads();
         if (blk + 1 < nBlocks) { LC_PREFETCH(b0 + LC_BM, min(LC_BM, count - b0 - LC_BM)); }
 
         if (mode == 1)
         {
-            // Scores of the block: warp -> rows 16*(warp&3), columns 32*(warp>>2).
-            const int r0 = 16 * (warp & 3), c0 = 32 * (warp >> 2);
-            float a[4][4];
-            for (int nt = 0; nt < 4; nt++) a[nt][0] = a[nt][1] = a[nt][2] = a[nt][3] = 0.0f;
+            // Scores: warp -> rows 16*(warp&3), columns 16*(warp>>2) (two n-tiles).
+            const int r0 = 16 * (warp & 3), c0 = 16 * (warp >> 2);
+            float a[2][4] = { { 0.0f, 0.0f, 0.0f, 0.0f }, { 0.0f, 0.0f, 0.0f, 0.0f } };
             for (int k0 = 0; k0 < LC_D; k0 += 16)
-                for (int nt = 0; nt < 4; nt++) mma_tile(a[nt], Qs, LC_LDA, r0, Ks, LC_LDA, c0 + 8 * nt, k0, g, t);
-            for (int nt = 0; nt < 4; nt++)
+            {
+                u32 af[4], bf[4];
+                frag_a(af, Qs, LC_LD, r0, k0, lane);
+                frag_b_n(bf, Ks, LC_LD, c0, k0, lane);
+                mma_bf16(a[0], af, bf[0], bf[1]);
+                mma_bf16(a[1], af, bf[2], bf[3]);
+            }
+            for (int nt = 0; nt < 2; nt++)
                 for (int half = 0; half < 2; half++)
                 {
                     int i = r0 + g + 8 * half, j = c0 + 8 * nt + 2 * t;
-                    float v0 = j <= i ? a[nt][2 * half] * expf(-s * (float)(i - j)) : 0.0f;
-                    float v1 = j + 1 <= i ? a[nt][2 * half + 1] * expf(-s * (float)(i - j - 1)) : 0.0f;
-                    *(u32*)(As + i * LC_LDT + j) = pack_bf16(v0, v1);
+                    float v0 = j <= i ? a[nt][2 * half] * __expf(-s * (float)(i - j)) : 0.0f;
+                    float v1 = j + 1 <= i ? a[nt][2 * half + 1] * __expf(-s * (float)(i - j - 1)) : 0.0f;
+                    *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
                 }
             __syncthreads();
-            // Outputs: warp -> rows 16*(warp&3), channels 64*(warp>>2).
-            const int n0 = 64 * (warp >> 2);
-            float o[8][4];
-            for (int nt = 0; nt < 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+            // Outputs: warp -> rows 16*(warp&3), channels 32*(warp>>2) (four n-tiles).
+            const int n0 = 32 * (warp >> 2);
+            float o[4][4];
+            for (int nt = 0; nt < 4; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
             for (int k0 = 0; k0 < LC_D; k0 += 16)
-                for (int nt = 0; nt < 8; nt++) mma_tile(o[nt], Qs, LC_LDA, r0, St, LC_LDA, n0 + 8 * nt, k0, g, t);
-            float qd0 = expf(-s * (float)(r0 + g + 1)), qd1 = expf(-s * (float)(r0 + g + 9));
-            for (int nt = 0; nt < 8; nt++) { o[nt][0] *= qd0; o[nt][1] *= qd0; o[nt][2] *= qd1; o[nt][3] *= qd1; }
+            {
+                u32 af[4], b01[4], b23[4];
+                frag_a(af, Qs, LC_LD, r0, k0, lane);
+                frag_b_k(b01, Sb, LC_LD, n0, k0, lane);
+                frag_b_k(b23, Sb, LC_LD, n0 + 16, k0, lane);
+                mma_bf16(o[0], af, b01[0], b01[1]);
+                mma_bf16(o[1], af, b01[2], b01[3]);
+                mma_bf16(o[2], af, b23[0], b23[1]);
+                mma_bf16(o[3], af, b23[2], b23[3]);
+            }
+            float qd0 = __expf(-s * (float)(r0 + g + 1)), qd1 = __expf(-s * (float)(r0 + g + 9));
+            for (int nt = 0; nt < 4; nt++) { o[nt][0] *= qd0; o[nt][1] *= qd0; o[nt][2] *= qd1; o[nt][3] *= qd1; }
             for (int k0 = 0; k0 < LC_BM; k0 += 16)
-                for (int nt = 0; nt < 8; nt++) mma_tile(o[nt], As, LC_LDT, r0, Vt, LC_LDT, n0 + 8 * nt, k0, g, t);
+            {
+                u32 af[4], b01[4], b23[4];
+                frag_a(af, As, LC_LDA, r0, k0, lane);
+                frag_b_k(b01, Vs, LC_LD, n0, k0, lane);
+                frag_b_k(b23, Vs, LC_LD, n0 + 16, k0, lane);
+                mma_bf16(o[0], af, b01[0], b01[1]);
+                mma_bf16(o[1], af, b01[2], b01[3]);
+                mma_bf16(o[2], af, b23[0], b23[1]);
+                mma_bf16(o[3], af, b23[2], b23[3]);
+            }
             for (int half = 0; half < 2; half++)
             {
                 int i = r0 + g + 8 * half;
                 if (i >= m) continue;
                 bf16* row = out + (i64)(tokStart + b0 + i) * outWidth + (i64)h * LC_D + n0 + 2 * t;
-                for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[nt][2 * half], o[nt][2 * half + 1]);
+                for (int nt = 0; nt < 4; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[nt][2 * half], o[nt][2 * half + 1]);
             }
         }
-        // State: S = exp(-s m) S + KdTᵀ... (rows 16*warp of S, all 128 columns).
-        float bd = expf(-s * (float)m);
-        for (int nt = 0; nt < 16; nt++) { S[nt][0] *= bd; S[nt][1] *= bd; S[nt][2] *= bd; S[nt][3] *= bd; }
+        // State: S = exp(-s m) S + Kdᵀ V for this warp's tile (A = Kdᵀ read transposed, B = V).
+        float bd = __expf(-s * (float)m);
+        for (int nt = 0; nt < 8; nt++) { S[nt][0] *= bd; S[nt][1] *= bd; S[nt][2] *= bd; S[nt][3] *= bd; }
         for (int k0 = 0; k0 < LC_BM; k0 += 16)
-            for (int nt = 0; nt < 16; nt++) mma_tile(S[nt], KdT, LC_LDT, 16 * warp, Vt, LC_LDT, 8 * nt, k0, g, t);
+        {
+            u32 af[4];
+            frag_a_t(af, Kd, LC_LD, sr, k0, lane);
+            for (int np = 0; np < 4; np++)
+            {
+                u32 b[4];
+                frag_b_k(b, Vs, LC_LD, sc + 16 * np, k0, lane);
+                mma_bf16(S[2 * np], af, b[0], b[1]);
+                mma_bf16(S[2 * np + 1], af, b[2], b[3]);
+            }
+        }
         __syncthreads();
     }
     #undef LC_PREFETCH
 
     float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
     if (dst)
-        for (int nt = 0; nt < 16; nt++)
+        for (int nt = 0; nt < 8; nt++)
         {
-            int r = 16 * warp + g, c = 8 * nt + 2 * t;
+            int r = sr + g, c = sc + 8 * nt + 2 * t;
             dst[r * LC_D + c] = S[nt][0];
             dst[r * LC_D + c + 1] = S[nt][1];
             dst[(r + 8) * LC_D + c] = S[nt][2];
