@@ -132,6 +132,16 @@ public sealed unsafe partial class CudaBackend
         }
         int T = layout.TotalTokens;
         if (T == 0) return;
+        bool flash = d == FlashHeadDim && qs.DType == DType.BF16 && os.DType == DType.BF16 && cacheType == DType.BF16 && T >= 16 * layout.Count;
+        if (flash) FlashAttention(qs, layout, keyPtrs, valuePtrs, shape, os);
+        else SoftmaxAttentionSimple(qs, layout, keyPtrs, valuePtrs, cacheType!.Value, shape, os);
+    }
+
+    private const int FlashHeadDim = 128;
+
+    private void SoftmaxAttentionSimple(CudaTensor qs, BatchLayout layout, ulong[] keyPtrs, ulong[] valuePtrs, DType cacheType, AttentionShape shape, CudaTensor os)
+    {
+        int T = layout.TotalTokens, H = shape.Heads;
         var tokenSeq = new int[T];
         var tokenPos = new int[T];
         for (int s = 0; s < layout.Count; s++)
@@ -147,10 +157,29 @@ public sealed unsafe partial class CudaBackend
         int seqAt = meta.Add(tokenSeq), posAt = meta.Add(tokenPos), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
         ulong m = UploadMeta(meta);
         const int headsPerBlock = 4;
-        int cacheKernelType = cacheType == DType.F32 ? 0 : 1;
         _device.Kernel("attention.cu", "softmax_attention_simple").Launch((uint)T, (uint)((H + headsPerBlock - 1) / headsPerBlock), 1, 32 * headsPerBlock, 0,
-            qs, qs.KernelType, os, os.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, cacheKernelType,
-            T, H, KV, d, 1f / MathF.Sqrt(d));
+            qs, qs.KernelType, os, os.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, KernelType(cacheType),
+            T, H, shape.KvHeads, shape.HeadDim, 1f / MathF.Sqrt(shape.HeadDim));
+    }
+
+    // Work items of 64 queries; the ones with the most keys first, so the long causal tiles start early.
+    private void FlashAttention(CudaTensor qs, BatchLayout layout, ulong[] keyPtrs, ulong[] valuePtrs, AttentionShape shape, CudaTensor os)
+    {
+        var items = new List<(int Seq, int Row, int Rows, int Pos)>();
+        for (int s = 0; s < layout.Count; s++)
+        {
+            var span = layout.Sequences[s];
+            for (int r = 0; r < span.TokenCount; r += 64)
+                items.Add((s, span.TokenOffset + r, Math.Min(64, span.TokenCount - r), span.StartPosition + r));
+        }
+        var packed = items.OrderByDescending(i => i.Pos + i.Rows).SelectMany(i => new[] { i.Seq, i.Row, i.Rows, i.Pos }).ToArray();
+        var meta = new MetaBuilder();
+        int itemsAt = meta.Add(packed), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
+        ulong m = UploadMeta(meta);
+        const int shared = 5 * 64 * 136 * 2;   // q tile, two k tiles, two v tiles (bf16)
+        float scaleLog2 = 1f / MathF.Sqrt(shape.HeadDim) * 1.4426950408889634f;
+        _device.Kernel("attention.cu", "flash_attention").Launch((uint)items.Count, (uint)shape.Heads, 1, 128, shared,
+            qs, os, m + (ulong)itemsAt, m + (ulong)keyAt, m + (ulong)valueAt, shape.Heads, shape.KvHeads, scaleLog2);
     }
 
     // Route on the device, group the (token, choice) pairs by expert, then per expert: gather its tokens,
