@@ -32,6 +32,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
     public string DeviceDescription =>
         $"{_device.Name}, sm_{_device.ComputeCapability}, {_device.Multiprocessors} SMs, driver {_device.DriverVersion / 1000}.{_device.DriverVersion % 1000 / 10}, NVRTC {_device.NvrtcVersion.Major}.{_device.NvrtcVersion.Minor}";
 
+    /// <summary>Where the driver, NVRTC and cuBLAS were loaded from.</summary>
+    public string LibrarySources => string.Join(", ", CudaLibraries.Sources.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}: {kv.Value}"));
+
     internal CudaDevice Device => _device;
 
     // ---- memory ----

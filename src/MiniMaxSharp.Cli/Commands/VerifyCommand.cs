@@ -31,7 +31,7 @@ internal static class VerifyCommand
             using var device = BackendFactory.Create(r.GetValue(backend)!, 0);
             using var cpu = new CpuBackend();
             var v = new Verifier(device, cpu, r.GetValue(seed));
-            if (device is CudaBackend cuda) Console.WriteLine($"device: {cuda.DeviceDescription}");
+            if (device is CudaBackend cuda) Console.WriteLine($"device: {cuda.DeviceDescription}\nlibraries: {cuda.LibrarySources}");
             var clock = Stopwatch.StartNew();
             v.RunOps();
             if (r.GetValue(fixtures) is { } dir) v.RunFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
