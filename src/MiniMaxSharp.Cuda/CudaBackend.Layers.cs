@@ -86,7 +86,7 @@ public sealed unsafe partial class CudaBackend
         {
             kernel.Launch((uint)itemCount, (uint)heads, 1, 512, shared,
                 qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0);
-            _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)layout.Count, (uint)heads, 1, 256, 0,
+            _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)layout.Count, (uint)heads, (uint)(stateBytes / 4 / 256), 256, 0,
                 m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads);
         }
         kernel.Launch((uint)itemCount, (uint)heads, 1, 512, shared,

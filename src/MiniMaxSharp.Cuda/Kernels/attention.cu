@@ -64,7 +64,12 @@ extern "C" __global__ void softmax_attention_simple(const void* q, int dtQ, void
 #define FA_LD 136
 
 __device__ __forceinline__ uint4 fa_u4(u32 x, u32 y, u32 z, u32 w) { uint4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
-__device__ __forceinline__ u32 fa_pack(float lo, float hi) { return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16); }
+__device__ __forceinline__ u32 fa_pack(float lo, float hi)
+{
+    u32 r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
 __device__ __forceinline__ u32 fa_smem(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
 __device__ __forceinline__ void fa_ldsm_x4(u32* r, const void* p)

@@ -62,7 +62,13 @@ extern "C" __global__ void lightning_recurrent(const void* qkv, int dtIn, void* 
 #define LC_PIECES 6    // 16-byte pieces per thread per block: 64 tokens x 48 / 512
 
 __device__ __forceinline__ uint4 u4(u32 x, u32 y, u32 z, u32 w) { uint4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
-__device__ __forceinline__ u32 pack_bf16(float lo, float hi) { return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16); }
+// Two floats to packed bf16 (round to nearest even) in one instruction (sm_80+, as the tensor-core code).
+__device__ __forceinline__ u32 pack_bf16(float lo, float hi)
+{
+    u32 r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
 __device__ __forceinline__ u32 smem_addr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
 __device__ __forceinline__ void ldsm_x4(u32* r, const void* p)
@@ -215,6 +221,8 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
             // Scores: warp -> rows 16*(warp&3), columns 16*(warp>>2) (two n-tiles).
             const int r0 = 16 * (warp & 3), c0 = 16 * (warp >> 2);
             float a[2][4] = { { 0.0f, 0.0f, 0.0f, 0.0f }, { 0.0f, 0.0f, 0.0f, 0.0f } };
+            // Tiles above the diagonal are masked to zero: skip their products.
+            if (c0 <= r0)
             for (int k0 = 0; k0 < LC_D; k0 += 16)
             {
                 u32 af[4], bf[4];
@@ -249,7 +257,7 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
             }
             float qd0 = __expf(-s * (float)(r0 + g + 1)), qd1 = __expf(-s * (float)(r0 + g + 9));
             for (int nt = 0; nt < 4; nt++) { o[nt][0] *= qd0; o[nt][1] *= qd0; o[nt][2] *= qd1; o[nt][3] *= qd1; }
-            for (int k0 = 0; k0 < LC_BM; k0 += 16)
+            for (int k0 = 0; k0 <= r0; k0 += 16)   // scores of keys past the warp's rows are zero
             {
                 u32 af[4], b01[4], b23[4];
                 frag_a(af, As, LC_LDA, r0, k0, lane);
@@ -299,7 +307,8 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
         }
 }
 
-// Start states of the chunks of multi-chunk sequences (see lightning_chunk). grid (sequences, heads).
+// Start states of the chunks of multi-chunk sequences (see lightning_chunk). grid (sequences, heads,
+// d*d/256): one state element per thread, walking the chunks of its sequence in order.
 extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seqItems, const unsigned long long* states,
     float* slots, const float* slopes, int heads)
 {
@@ -307,18 +316,16 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
     const int first = seqItems[2 * seq], n = seqItems[2 * seq + 1];
     if (n == 1) return;
     const i64 dd = (i64)LC_D * LC_D;
-    const float* state = (const float*)states[seq] + h * dd;
+    const i64 e = (i64)blockIdx.z * blockDim.x + threadIdx.x;
+    if (e >= dd) return;
     const float s = slopes[h];
-    for (i64 e = threadIdx.x; e < dd; e += blockDim.x)
+    float run = ((const float*)states[seq])[h * dd + e];
+    slots[((i64)first * heads + h) * dd + e] = run;
+    for (int c = 1; c < n; c++)
     {
-        float run = state[e];
-        slots[((i64)first * heads + h) * dd + e] = run;
-        for (int c = 1; c < n; c++)
-        {
-            float decay = expf(-s * (float)items[4 * (first + c - 1) + 2]);
-            float* slot = slots + ((i64)(first + c) * heads + h) * dd + e;
-            run = decay * run + *slot;
-            *slot = run;
-        }
+        float decay = expf(-s * (float)items[4 * (first + c - 1) + 2]);
+        float* slot = slots + ((i64)(first + c) * heads + h) * dd + e;
+        run = decay * run + *slot;
+        *slot = run;
     }
 }
