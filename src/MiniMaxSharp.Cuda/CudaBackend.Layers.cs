@@ -134,14 +134,16 @@ public sealed unsafe partial class CudaBackend
         if (T == 0) return;
         bool flash = d == FlashHeadDim && qs.DType == DType.BF16 && os.DType == DType.BF16 && cacheType == DType.BF16 && T >= 16 * layout.Count;
         if (flash) FlashAttention(qs, layout, keyPtrs, valuePtrs, shape, os);
-        else SoftmaxAttentionSimple(qs, layout, keyPtrs, valuePtrs, cacheType!.Value, shape, os);
+        else SoftmaxAttentionSplit(qs, layout, keyPtrs, valuePtrs, cacheType!.Value, shape, os);
     }
 
     private const int FlashHeadDim = 128;
 
-    private void SoftmaxAttentionSimple(CudaTensor qs, BatchLayout layout, ulong[] keyPtrs, ulong[] valuePtrs, DType cacheType, AttentionShape shape, CudaTensor os)
+    // Flash decoding: (token, head, split of the keys) work items, then one combine per (token, head).
+    // Splits give long decode contexts enough parallelism; the count keeps the partial results small.
+    private void SoftmaxAttentionSplit(CudaTensor qs, BatchLayout layout, ulong[] keyPtrs, ulong[] valuePtrs, DType cacheType, AttentionShape shape, CudaTensor os)
     {
-        int T = layout.TotalTokens, H = shape.Heads;
+        int T = layout.TotalTokens, H = shape.Heads, d = shape.HeadDim;
         var tokenSeq = new int[T];
         var tokenPos = new int[T];
         for (int s = 0; s < layout.Count; s++)
@@ -153,13 +155,19 @@ public sealed unsafe partial class CudaBackend
                 tokenPos[span.TokenOffset + t] = span.StartPosition + t;
             }
         }
+        int maxContext = layout.Sequences.Max(s => s.EndPosition);
+        long workWithoutSplits = (long)T * H;
+        int splits = (int)Math.Clamp(Math.Min((maxContext + 255L) / 256, (4L * _device.Multiprocessors + workWithoutSplits - 1) / workWithoutSplits), 1, maxContext);
+        int splitKeys = (maxContext + splits - 1) / splits;
+        splits = (maxContext + splitKeys - 1) / splitKeys;
+        ulong partial = Scratch("attention partial results", workWithoutSplits * splits * (d + 2) * 4);
         var meta = new MetaBuilder();
         int seqAt = meta.Add(tokenSeq), posAt = meta.Add(tokenPos), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
         ulong m = UploadMeta(meta);
-        const int headsPerBlock = 4;
-        _device.Kernel("attention.cu", "softmax_attention_simple").Launch((uint)T, (uint)((H + headsPerBlock - 1) / headsPerBlock), 1, 32 * headsPerBlock, 0,
-            qs, qs.KernelType, os, os.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, KernelType(cacheType),
-            T, H, shape.KvHeads, shape.HeadDim, 1f / MathF.Sqrt(shape.HeadDim));
+        _device.Kernel("attention.cu", "decode_attention_split").Launch((uint)T, (uint)H, (uint)splits, 128, 0,
+            qs, qs.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, KernelType(cacheType),
+            H, shape.KvHeads, d, 1f / MathF.Sqrt(d), splitKeys, splits, partial);
+        _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0, partial, splits, H, d, os, os.KernelType);
     }
 
     // Work items of 64 queries; the ones with the most keys first, so the long causal tiles start early.

@@ -90,6 +90,8 @@ internal sealed unsafe class CudaDevice : IDisposable
     public int DriverVersion { get; }
     public (int Major, int Minor) NvrtcVersion { get; }
 
+    public bool IsDisposed => _disposed;
+
     /// <summary>Binds the context to the calling thread (ops may come from any thread).</summary>
     public void MakeCurrent() => Check(cuCtxSetCurrent(Context), "cuCtxSetCurrent");
 

@@ -35,7 +35,8 @@ public sealed class CudaTensor : DeviceTensor
 
     public override void Dispose()
     {
-        if (_owns && _pointer != 0)
+        // After the backend is gone its context and memory are released with it.
+        if (_owns && _pointer != 0 && !_device.IsDisposed)
         {
             _device.MakeCurrent();
             _device.Free(_pointer);

@@ -33,8 +33,12 @@ internal static class BenchOpsCommand
                 foreach (var (B, H, T) in new[] { (8, 32, 16384), (1, 16, 131072), (1, 64, 65536) })
                     rows.Add(Lightning(cuda, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth)));
             if (which is "all" or "softmax")
+            {
                 foreach (var (B, H, KV, T) in new[] { (1, 64, 8, 4096), (1, 64, 8, 16384) })
                     rows.Add(Softmax(cuda, B, H, KV, Math.Max(1, T / div), n));
+                foreach (var (B, context) in new[] { (1, 65536), (8, 32768) })
+                    rows.Add(Decode(cuda, B, 64, 8, Math.Max(2, context / div), n, r.GetValue(bandwidth)));
+            }
             Console.WriteLine("| op | shape | ms (median) | figure |");
             Console.WriteLine("| --- | --- | --- | --- |");
             foreach (var row in rows) Console.WriteLine(row);
@@ -73,6 +77,45 @@ internal static class BenchOpsCommand
         finally
         {
             foreach (var s in states) s.Dispose();
+        }
+    }
+
+    /// <summary>One decode token per sequence over a full cache; the floor is reading every key and value once.</summary>
+    private static string Decode(CudaBackend b, int batch, int heads, int kvHeads, int context, int runs, double tbPerSecond)
+    {
+        const int d = 128;
+        var shape = new AttentionShape(heads, kvHeads, d);
+        var layout = BatchLayout.Create(Enumerable.Repeat(1, batch).ToArray(), Enumerable.Repeat(context - 1, batch).ToArray());
+        using var q = b.Allocate(DType.BF16, batch, shape.Width);
+        using var k = b.Allocate(DType.BF16, batch, shape.KvWidth);
+        using var v = b.Allocate(DType.BF16, batch, shape.KvWidth);
+        using var o = b.Allocate(DType.BF16, batch, shape.Width);
+        b.FillRandom(q, 4, 1f);
+        b.FillRandom(k, 5, 1f);
+        b.FillRandom(v, 6, 1f);
+        var caches = Enumerable.Range(0, batch).Select(i =>
+        {
+            var c = new KvCache(b.Allocate(DType.BF16, context, shape.KvWidth), b.Allocate(DType.BF16, context, shape.KvWidth));
+            b.FillRandom(c.Keys, 10u + (uint)i, 1f);
+            b.FillRandom(c.Values, 100u + (uint)i, 1f);
+            return c;
+        }).ToArray();
+        try
+        {
+            float ms = Median(b, runs, () => b.SoftmaxAttention(q, k, v, layout, caches, shape, o));
+            double bytes = 2.0 * batch * context * shape.KvWidth * 2;
+            double floorMs = bytes / (tbPerSecond * 1e12) * 1e3;
+            string line = $"| softmax decode | B={batch} H={heads}/KV={kvHeads} context={context} d={d} | {ms:F3} | {ms / floorMs:F2}x the memory floor ({floorMs:F3} ms) |";
+            Console.Error.WriteLine(line);
+            return line;
+        }
+        finally
+        {
+            foreach (var c in caches)
+            {
+                c.Keys.Dispose();
+                c.Values.Dispose();
+            }
         }
     }
 

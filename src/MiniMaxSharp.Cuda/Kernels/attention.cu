@@ -1,56 +1,6 @@
-// Causal softmax attention with GQA over per-sequence KV caches (rotated keys, values: [capacity, KV*d]),
-// reference-grade version: one warp per (token, query head), online softmax over the keys 0..position.
-// Each lane holds channels lane, lane+32, ... of q and of the output (d <= 32*MAX_PER_LANE).
+// Causal softmax attention with GQA over per-sequence KV caches (rotated keys, values: [capacity, KV*d]).
+// Lanes hold channels lane, lane+32, ... of a query (d <= 32*MAX_PER_LANE).
 #define MAX_PER_LANE 8
-
-extern "C" __global__ void softmax_attention_simple(const void* q, int dtQ, void* out, int dtOut,
-    const int* tokenSeq, const int* tokenPos, const unsigned long long* keyCaches, const unsigned long long* valueCaches, int dtCache,
-    int tokens, int heads, int kvHeads, int d, float scale)
-{
-    int lane = threadIdx.x & 31;
-    int h = blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int t = blockIdx.x;
-    if (h >= heads || t >= tokens) return;
-    int seq = tokenSeq[t], pos = tokenPos[t];
-    int kvh = h / (heads / kvHeads);
-    i64 kvWidth = (i64)kvHeads * d;
-    const void* K = (const void*)keyCaches[seq];
-    const void* V = (const void*)valueCaches[seq];
-    float qv[MAX_PER_LANE], acc[MAX_PER_LANE];
-    int per = (d + 31) / 32;
-    for (int c = 0; c < MAX_PER_LANE; c++)
-    {
-        int ch = lane + 32 * c;
-        qv[c] = (c < per && ch < d) ? ld(q, (i64)t * heads * d + (i64)h * d + ch, dtQ) * scale : 0.0f;
-        acc[c] = 0.0f;
-    }
-    float m = NEG_INF, l = 0.0f;
-    for (int p = 0; p <= pos; p++)
-    {
-        i64 base = (i64)p * kvWidth + (i64)kvh * d;
-        float part = 0.0f;
-        for (int c = 0; c < MAX_PER_LANE; c++)
-        {
-            int ch = lane + 32 * c;
-            if (c < per && ch < d) part += qv[c] * ld(K, base + ch, dtCache);
-        }
-        float s = warp_sum(part);
-        float mNew = fmaxf(m, s);
-        float corr = expf(m - mNew), e = expf(s - mNew);
-        l = l * corr + e;
-        for (int c = 0; c < MAX_PER_LANE; c++)
-        {
-            int ch = lane + 32 * c;
-            if (c < per && ch < d) acc[c] = acc[c] * corr + e * ld(V, base + ch, dtCache);
-        }
-        m = mNew;
-    }
-    for (int c = 0; c < MAX_PER_LANE; c++)
-    {
-        int ch = lane + 32 * c;
-        if (c < per && ch < d) st(out, (i64)t * heads * d + (i64)h * d + ch, dtOut, acc[c] / l);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Flash attention for head_dim 128, bf16 (mma.sync m16n8k16, float32 accumulation), FA2-style: a CTA of
@@ -225,5 +175,100 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(const bf16* q,
         float inv = 1.0f / l;
         bf16* dst = out + (i64)(rowStart + r) * width + (i64)h * FA_D + 2 * t;
         for (int nt = 0; nt < 16; nt++) *(u32*)(dst + 8 * nt) = fa_pack(o[nt][2 * hr] * inv, o[nt][2 * hr + 1] * inv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Attention split over the keys (flash decoding), for decode steps and head sizes the flash kernel does
+// not take: work item (token, head, split of splitKeys keys). Each of the 4 warps walks a quarter of the split with an online softmax (lane = channels lane,
+// lane+32, ...), the warps merge in shared memory, and the split's (max, sum, unnormalised output) go to
+// a scratch buffer that decode_combine reduces per (token, head).
+extern "C" __global__ void __launch_bounds__(128) decode_attention_split(const void* q, int dtQ, const int* tokenSeq, const int* tokenPos,
+    const unsigned long long* keyCaches, const unsigned long long* valueCaches, int dtCache, int heads, int kvHeads, int d, float scale,
+    int splitKeys, int maxSplits, float* partial)
+{
+    __shared__ float wm[4], wl[4];
+    __shared__ float wo[4][256];
+    const int t = blockIdx.x, h = blockIdx.y, split = blockIdx.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int seq = tokenSeq[t], pos = tokenPos[t];
+    const int first = split * splitKeys;
+    float* dst = partial + (((i64)t * heads + h) * maxSplits + split) * (d + 2);
+    if (first > pos)
+    {
+        if (threadIdx.x == 0) { dst[0] = NEG_INF; dst[1] = 0.0f; }
+        return;
+    }
+    const int lastKey = min(pos, first + splitKeys - 1);
+    const int kvh = h / (heads / kvHeads);
+    const i64 kvWidth = (i64)kvHeads * d;
+    const void* K = (const void*)keyCaches[seq];
+    const void* V = (const void*)valueCaches[seq];
+    const int per = (d + 31) / 32;
+    float qv[MAX_PER_LANE], acc[MAX_PER_LANE];
+    for (int c = 0; c < MAX_PER_LANE; c++)
+    {
+        int ch = lane + 32 * c;
+        qv[c] = (c < per && ch < d) ? ld(q, (i64)t * heads * d + (i64)h * d + ch, dtQ) * scale : 0.0f;
+        acc[c] = 0.0f;
+    }
+    float m = NEG_INF, l = 0.0f;
+    for (int p = first + warp; p <= lastKey; p += 4)
+    {
+        i64 base = (i64)p * kvWidth + (i64)kvh * d;
+        float part = 0.0f;
+        for (int c = 0; c < MAX_PER_LANE; c++)
+        {
+            int ch = lane + 32 * c;
+            if (c < per && ch < d) part += qv[c] * ld(K, base + ch, dtCache);
+        }
+        float s = warp_sum(part);
+        float mNew = fmaxf(m, s);
+        float corr = expf(m - mNew), e = expf(s - mNew);
+        l = l * corr + e;
+        for (int c = 0; c < MAX_PER_LANE; c++)
+        {
+            int ch = lane + 32 * c;
+            if (c < per && ch < d) acc[c] = acc[c] * corr + e * ld(V, base + ch, dtCache);
+        }
+        m = mNew;
+    }
+    if (lane == 0) { wm[warp] = m; wl[warp] = l; }
+    for (int c = 0; c < MAX_PER_LANE; c++)
+    {
+        int ch = lane + 32 * c;
+        if (c < per && ch < d) wo[warp][ch] = acc[c];
+    }
+    __syncthreads();
+    float mAll = fmaxf(fmaxf(wm[0], wm[1]), fmaxf(wm[2], wm[3]));
+    float f[4], lAll = 0.0f;
+    for (int w = 0; w < 4; w++) { f[w] = wm[w] == NEG_INF ? 0.0f : expf(wm[w] - mAll); lAll += wl[w] * f[w]; }
+    for (int ch = threadIdx.x; ch < d; ch += blockDim.x)
+        dst[2 + ch] = wo[0][ch] * f[0] + wo[1][ch] * f[1] + wo[2][ch] * f[2] + wo[3][ch] * f[3];
+    if (threadIdx.x == 0) { dst[0] = mAll; dst[1] = lAll; }
+}
+
+// out[t, h] = sum over splits of exp(m_s - M) o_s / sum of exp(m_s - M) l_s. grid (tokens, heads).
+extern "C" __global__ void decode_combine(const float* partial, int maxSplits, int heads, int d, void* out, int dtOut)
+{
+    const int t = blockIdx.x, h = blockIdx.y;
+    const float* src = partial + ((i64)t * heads + h) * maxSplits * (d + 2);
+    float mAll = NEG_INF;
+    for (int s = 0; s < maxSplits; s++) mAll = fmaxf(mAll, src[(i64)s * (d + 2)]);
+    float lAll = 0.0f;
+    for (int s = 0; s < maxSplits; s++)
+    {
+        float ms = src[(i64)s * (d + 2)];
+        if (ms != NEG_INF) lAll += src[(i64)s * (d + 2) + 1] * expf(ms - mAll);
+    }
+    for (int ch = threadIdx.x; ch < d; ch += blockDim.x)
+    {
+        float acc = 0.0f;
+        for (int s = 0; s < maxSplits; s++)
+        {
+            float ms = src[(i64)s * (d + 2)];
+            if (ms != NEG_INF) acc += src[(i64)s * (d + 2) + 2 + ch] * expf(ms - mAll);
+        }
+        st(out, (i64)t * heads * d + (i64)h * d + ch, dtOut, acc / lAll);
     }
 }
