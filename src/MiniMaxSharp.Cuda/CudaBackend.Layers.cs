@@ -156,17 +156,25 @@ public sealed unsafe partial class CudaBackend
             }
         }
         int maxContext = layout.Sequences.Max(s => s.EndPosition);
-        long workWithoutSplits = (long)T * H;
+        // The GQA kernel reads each key and value once per group of query heads (head_dim 128, bf16 caches).
+        int group = H / shape.KvHeads;
+        bool grouped = d == 128 && cacheType == DType.BF16 && qs.DType == DType.BF16 && group <= 8;
+        long workWithoutSplits = (long)T * (grouped ? shape.KvHeads : H);
         int splits = (int)Math.Clamp(Math.Min((maxContext + 255L) / 256, (4L * _device.Multiprocessors + workWithoutSplits - 1) / workWithoutSplits), 1, maxContext);
         int splitKeys = (maxContext + splits - 1) / splits;
         splits = (maxContext + splitKeys - 1) / splitKeys;
-        ulong partial = Scratch("attention partial results", workWithoutSplits * splits * (d + 2) * 4);
+        ulong partial = Scratch("attention partial results", (long)T * H * splits * (d + 2) * 4);
         var meta = new MetaBuilder();
         int seqAt = meta.Add(tokenSeq), posAt = meta.Add(tokenPos), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
         ulong m = UploadMeta(meta);
-        _device.Kernel("attention.cu", "decode_attention_split").Launch((uint)T, (uint)H, (uint)splits, 128, 0,
-            qs, qs.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, KernelType(cacheType),
-            H, shape.KvHeads, d, 1f / MathF.Sqrt(d), splitKeys, splits, partial);
+        if (grouped)
+            _device.Kernel("attention.cu", "decode_attention_gqa").Launch((uint)T, (uint)shape.KvHeads, (uint)splits, 128, 0,
+                qs, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt,
+                H, shape.KvHeads, 1f / MathF.Sqrt(d), splitKeys, splits, partial);
+        else
+            _device.Kernel("attention.cu", "decode_attention_split").Launch((uint)T, (uint)H, (uint)splits, 128, 0,
+                qs, qs.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, KernelType(cacheType),
+                H, shape.KvHeads, d, 1f / MathF.Sqrt(d), splitKeys, splits, partial);
         _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0, partial, splits, H, d, os, os.KernelType);
     }
 

@@ -272,3 +272,116 @@ extern "C" __global__ void decode_combine(const float* partial, int maxSplits, i
         st(out, (i64)t * heads * d + (i64)h * d + ch, dtOut, acc / lAll);
     }
 }
+
+// Decode attention for head_dim 128 and bf16 caches, GQA-aware: a CTA takes one token, one KV head (all
+// `group` query heads that read it, group <= 8) and one split of the keys, so every key and value is read
+// once per group. Each warp takes tiles of 32 keys, one key per lane for the scores (16-byte loads of the
+// key row), then one 4-channel slice per lane for the values (coalesced rows). Partial results go to
+// decode_combine in the same layout as decode_attention_split's.
+#define DG_MAX_GROUP 8
+
+extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf16* q, const int* tokenSeq, const int* tokenPos,
+    const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scale,
+    int splitKeys, int maxSplits, float* partial)
+{
+    const int D = 128;
+    __shared__ float qs[DG_MAX_GROUP][128];
+    __shared__ float ps[4][32][DG_MAX_GROUP];
+    __shared__ float wm[4][DG_MAX_GROUP], wl[4][DG_MAX_GROUP];
+    __shared__ float wo[4][DG_MAX_GROUP][128];
+    const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+    const int group = heads / kvHeads;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int seq = tokenSeq[t], pos = tokenPos[t];
+    const int first = split * splitKeys;
+    if (first > pos)
+    {
+        if (threadIdx.x < group)
+        {
+            float* dst = partial + (((i64)t * heads + kvh * group + threadIdx.x) * maxSplits + split) * (D + 2);
+            dst[0] = NEG_INF; dst[1] = 0.0f;
+        }
+        return;
+    }
+    const int lastKey = min(pos, first + splitKeys - 1);
+    const i64 kvWidth = (i64)kvHeads * D;
+    const bf16* K = (const bf16*)keyCaches[seq] + (i64)kvh * D;
+    const bf16* V = (const bf16*)valueCaches[seq] + (i64)kvh * D;
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x)
+        qs[i / D][i % D] = bf2f(q[(i64)t * heads * D + (i64)(kvh * group + i / D) * D + i % D]) * scale;
+    __syncthreads();
+
+    float m[DG_MAX_GROUP], l[DG_MAX_GROUP], acc[DG_MAX_GROUP][4];
+    for (int g = 0; g < DG_MAX_GROUP; g++) { m[g] = NEG_INF; l[g] = 0.0f; acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = 0.0f; }
+    for (int tile = first + 32 * warp; tile <= lastKey; tile += 128)
+    {
+        const int key = tile + lane;
+        const bool live = key <= lastKey;
+        float s[DG_MAX_GROUP];
+        for (int g = 0; g < DG_MAX_GROUP; g++) s[g] = 0.0f;
+        if (live)
+        {
+            const uint4* row = (const uint4*)(K + (i64)key * kvWidth);
+            for (int c8 = 0; c8 < 16; c8++)
+            {
+                uint4 kv = row[c8];
+                u32 w[4] = { kv.x, kv.y, kv.z, kv.w };
+                for (int e = 0; e < 4; e++)
+                {
+                    float k0 = __uint_as_float(w[e] << 16), k1 = __uint_as_float(w[e] & 0xffff0000u);
+                    for (int g = 0; g < DG_MAX_GROUP; g++)
+                        if (g < group) s[g] += qs[g][8 * c8 + 2 * e] * k0 + qs[g][8 * c8 + 2 * e + 1] * k1;
+                }
+            }
+        }
+        for (int g = 0; g < DG_MAX_GROUP; g++)
+        {
+            if (g >= group) break;
+            float v = live ? s[g] : NEG_INF;
+            float mNew = fmaxf(m[g], warp_max(v));
+            float p = live ? expf(v - mNew) : 0.0f;
+            float corr = expf(m[g] - mNew);
+            l[g] = l[g] * corr + warp_sum(p);
+            acc[g][0] *= corr; acc[g][1] *= corr; acc[g][2] *= corr; acc[g][3] *= corr;
+            m[g] = mNew;
+            ps[warp][lane][g] = p;
+        }
+        __syncwarp();
+        const int keys = min(32, lastKey - tile + 1);
+        for (int j = 0; j < keys; j++)
+        {
+            uint2 vv = *(const uint2*)(V + (i64)(tile + j) * kvWidth + 4 * lane);
+            float v0 = __uint_as_float(vv.x << 16), v1 = __uint_as_float(vv.x & 0xffff0000u);
+            float v2 = __uint_as_float(vv.y << 16), v3 = __uint_as_float(vv.y & 0xffff0000u);
+            for (int g = 0; g < DG_MAX_GROUP; g++)
+            {
+                if (g >= group) break;
+                float p = ps[warp][j][g];
+                acc[g][0] += p * v0; acc[g][1] += p * v1; acc[g][2] += p * v2; acc[g][3] += p * v3;
+            }
+        }
+        __syncwarp();
+    }
+    for (int g = 0; g < group; g++)
+    {
+        if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = l[g]; }
+        wo[warp][g][4 * lane] = acc[g][0]; wo[warp][g][4 * lane + 1] = acc[g][1];
+        wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x)
+    {
+        int g = i / D, ch = i % D;
+        float mAll = fmaxf(fmaxf(wm[0][g], wm[1][g]), fmaxf(wm[2][g], wm[3][g]));
+        float o = 0.0f, lAll = 0.0f;
+        for (int w = 0; w < 4; w++)
+        {
+            float f = wm[w][g] == NEG_INF ? 0.0f : expf(wm[w][g] - mAll);
+            o += wo[w][g][ch] * f;
+            lAll += wl[w][g] * f;
+        }
+        float* dst = partial + (((i64)t * heads + kvh * group + g) * maxSplits + split) * (D + 2);
+        dst[2 + ch] = o;
+        if (ch == 0) { dst[0] = mAll; dst[1] = lAll; }
+    }
+}
