@@ -155,6 +155,7 @@ internal static class VerifyCommand
             Lightning(2, 128, [600], [0]);
             Lightning(4, 128, [300, 1000, 77], [0, 40, 5]);
             Lightning(48, 128, [40, 40, 40], [0, 0, 7]);
+            Lightning(4, 128, [500, 1, 3], [0, 7, 9]);
             Lightning(2, 128, [1, 1], [0, 9]);
             Lightning(4, 16, [1, 1, 1], [3, 9, 250]);
             Softmax(8, 2, 128, [150, 1, 40], [0, 63, 10]);
