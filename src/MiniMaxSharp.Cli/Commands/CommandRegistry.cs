@@ -9,5 +9,8 @@ internal static class CommandRegistry
     {
         // Keep one line per command; each concern owns its own file.
         yield return ForwardCommand.Create();
+        yield return GenerateCommand.Create();
+        yield return InspectCommand.Create();
+        yield return BenchCommand.Create();
     }
 }
