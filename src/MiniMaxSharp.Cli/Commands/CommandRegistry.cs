@@ -8,6 +8,6 @@ internal static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Keep one line per command; each concern owns its own file.
-        yield break;
+        yield return BenchKernelsCommand.Create();
     }
 }

@@ -32,7 +32,8 @@ public static unsafe class CpuParallel
     private static void* jobState;
     private static int jobCount;
     private static int jobNext;
-    private static int jobPending;
+    private static int jobOpen;    // 1 while workers may still join the current job
+    private static int jobJoined;  // workers inside the current job
     private static ExceptionDispatchInfo? jobError;
 
     /// <summary>Threads a caller can sensibly ask for on this machine.</summary>
@@ -68,7 +69,7 @@ public static unsafe class CpuParallel
             jobCount = count;
             jobNext = 0;
             jobError = null;
-            Volatile.Write(ref jobPending, participants - 1);
+            Volatile.Write(ref jobOpen, 1);
             for (int w = 0; w < participants - 1; w++)
                 workers[w].Post();
 
@@ -76,8 +77,11 @@ public static unsafe class CpuParallel
             try { RunShare(); }
             finally { insideBody = false; }
 
+            // Every index is taken. Workers that have not joined yet (descheduled on a busy machine) are not
+            // waited for: closing the job makes them leave; only those already inside are waited for.
+            Interlocked.Exchange(ref jobOpen, 0);
             var spin = new SpinWait();
-            while (Volatile.Read(ref jobPending) != 0)
+            while (Volatile.Read(ref jobJoined) != 0)
                 spin.SpinOnce(sleep1Threshold: -1);
             jobState = null;
             jobError?.Throw();
@@ -167,8 +171,10 @@ public static unsafe class CpuParallel
             {
                 WaitForJob();
                 seen = Volatile.Read(ref posted);
-                RunShare();
-                Interlocked.Decrement(ref jobPending);
+                Interlocked.Increment(ref jobJoined);
+                if (Volatile.Read(ref jobOpen) == 1)
+                    RunShare();
+                Interlocked.Decrement(ref jobJoined);
             }
         }
 
