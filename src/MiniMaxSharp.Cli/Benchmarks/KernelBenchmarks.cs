@@ -26,6 +26,10 @@ internal static unsafe class KernelBenchmarks
         o.WriteLine($"(a) memory bandwidth, {threads} threads, {BandwidthBufferBytes >> 20} MiB buffer: read {readGBs:F1} GB/s, copy {copyGBs:F1} GB/s (read+write bytes)");
         o.WriteLine();
 
+        foreach (int t in ThreadCounts(threads))
+            o.WriteLine($"register-only FMA peak, {t} thread(s): {FmaPeakGflops(t):F1} GFLOP/s");
+        o.WriteLine();
+
         ForkJoinOverhead(threads, o);
         o.WriteLine();
 
@@ -170,6 +174,36 @@ internal static unsafe class KernelBenchmarks
         {
             long end = Stopwatch.GetTimestamp() + (long)(microseconds * Stopwatch.Frequency / 1e6);
             while (Stopwatch.GetTimestamp() < end) { }
+        }
+    }
+
+    /// <summary>Twelve independent chains of 512-bit FMAs per thread, no memory traffic: the practical compute ceiling.</summary>
+    private static double FmaPeakGflops(int threads)
+    {
+        const int iterations = 2_000_000;
+        float* sink = stackalloc float[threads];
+        var body = new FmaChains(iterations, sink);
+        double s = BestSeconds(_ => CpuParallel.For(threads, threads, in body), 0.5);
+        return threads * (double)iterations * 12 * Vector512<float>.Count * 2 / s / 1e9;
+    }
+
+    private readonly struct FmaChains(int iterations, float* sink) : IParallelBody
+    {
+        public void Invoke(int index)
+        {
+            var m = Vector512.Create(0.999f);
+            var a = Vector512.Create(1e-3f);
+            Vector512<float> c0 = a, c1 = a, c2 = a, c3 = a, c4 = a, c5 = a, c6 = a, c7 = a, c8 = a, c9 = a, c10 = a, c11 = a;
+            for (int i = 0; i < iterations; i++)
+            {
+                c0 = Vector512.FusedMultiplyAdd(c0, m, a); c1 = Vector512.FusedMultiplyAdd(c1, m, a);
+                c2 = Vector512.FusedMultiplyAdd(c2, m, a); c3 = Vector512.FusedMultiplyAdd(c3, m, a);
+                c4 = Vector512.FusedMultiplyAdd(c4, m, a); c5 = Vector512.FusedMultiplyAdd(c5, m, a);
+                c6 = Vector512.FusedMultiplyAdd(c6, m, a); c7 = Vector512.FusedMultiplyAdd(c7, m, a);
+                c8 = Vector512.FusedMultiplyAdd(c8, m, a); c9 = Vector512.FusedMultiplyAdd(c9, m, a);
+                c10 = Vector512.FusedMultiplyAdd(c10, m, a); c11 = Vector512.FusedMultiplyAdd(c11, m, a);
+            }
+            sink[index] = Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
         }
     }
 

@@ -11,146 +11,109 @@ internal static unsafe class GemmSmall
 {
     /// <summary>
     /// NT: C[i, j] (+)= Σ_p A[i, p] · B[j, p] for i in [0, n), j in [j0, j1); B rows have element type TW.
+    /// Tiles of up to 4 rows of A × 4 rows of B are computed as dot products straight from the weight rows
+    /// (no packing): each weight vector is widened once and used for every row of A in the tile.
     /// </summary>
     public static void RunNT<TOps, V, TW>(float* a, int lda, void* b, int ldb, float* c, int ldc,
                                           int n, int j0, int j1, int k, bool accumulate)
         where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType
     {
-        if (n == 1)
+        // Weight rows outermost: each 4-row strip of B is read from memory once and reused from L1/L2 for
+        // every group of A rows.
+        for (int j = j0; j < j1; j += 4)
         {
-            int j = j0;
-            for (; j + 4 <= j1; j += 4)
-                Dot1x4<TOps, V, TW>(a, b, ldb, c, j, k, accumulate);
-            for (; j < j1; j++)
-                c[j] = (accumulate ? c[j] : 0f) + Dot<TOps, V, TW>(a, b, (nint)j * ldb, k);
-            return;
-        }
-
-        float** rows = stackalloc float*[4];
-        float* discard = stackalloc float[2 * 4];
-        float** outs = stackalloc float*[4];
-        for (int i0 = 0; i0 < n; i0 += 4)
-        {
-            int count = Math.Min(4, n - i0);
-            int j = j0;
-            for (; j + 2 <= j1; j += 2)
+            int cols = Math.Min(4, j1 - j);
+            for (int i = 0; i < n; i += 4)
             {
-                // Missing rows of a partial group repeat the last real row; their results go to a scratch slot.
-                for (int r = 0; r < 4; r++)
+                float* x = a + (nint)i * lda;
+                float* cRows = c + (nint)i * ldc;
+                switch (Math.Min(4, n - i))
                 {
-                    bool real = r < count;
-                    rows[r] = a + (nint)(i0 + (real ? r : count - 1)) * lda;
-                    outs[r] = real ? c + (nint)(i0 + r) * ldc + j : discard + 2 * r;
+                    case 1: DotTile<TOps, V, TW, Rows1>(x, lda, b, ldb, j, cols, cRows, ldc, k, accumulate); break;
+                    case 2: DotTile<TOps, V, TW, Rows2>(x, lda, b, ldb, j, cols, cRows, ldc, k, accumulate); break;
+                    case 3: DotTile<TOps, V, TW, Rows3>(x, lda, b, ldb, j, cols, cRows, ldc, k, accumulate); break;
+                    default: DotTile<TOps, V, TW, Rows4>(x, lda, b, ldb, j, cols, cRows, ldc, k, accumulate); break;
                 }
-                Dot4x2<TOps, V, TW>(rows, b, (nint)j * ldb, ldb, outs, k, accumulate);
             }
-            for (; j < j1; j++)
-                for (int r = 0; r < count; r++)
-                {
-                    float* cij = c + (nint)(i0 + r) * ldc + j;
-                    *cij = (accumulate ? *cij : 0f) + Dot<TOps, V, TW>(a + (nint)(i0 + r) * lda, b, (nint)j * ldb, k);
-                }
         }
     }
 
-    /// <summary>Σ_p x[p] · B[offset + p], one accumulator chain; used for leftover rows only.</summary>
-    private static float Dot<TOps, V, TW>(float* x, void* b, nint offset, int k)
-        where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType
-    {
-        int w = TOps.Count;
-        V acc = TOps.Zero;
-        int p = 0;
-        for (; p + w <= k; p += w)
-            acc = TOps.MultiplyAdd(TOps.Load(x + p), TW.Load<TOps, V>(b, offset + p), acc);
-        float sum = TOps.Sum(acc);
-        for (; p < k; p++)
-            sum += x[p] * TW.LoadScalar(b, offset + p);
-        return sum;
-    }
+    /// <summary>Rows of A handled together by <see cref="DotTile"/>; a type so the JIT drops the unused ones.</summary>
+    internal interface IRowCount { static abstract int Value { get; } }
+    internal struct Rows1 : IRowCount { public static int Value => 1; }
+    internal struct Rows2 : IRowCount { public static int Value => 2; }
+    internal struct Rows3 : IRowCount { public static int Value => 3; }
+    internal struct Rows4 : IRowCount { public static int Value => 4; }
 
-    /// <summary>Four weight rows j..j+3 against one activation row: c[j + r] (+)= x · B[j + r].</summary>
+    /// <summary>
+    /// c[r, j + q] (+)= x[r] · B[j + q] for r &lt; TR, q &lt; cols (≤ 4). Missing weight rows of an edge tile
+    /// repeat the last real one and are not stored.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot1x4<TOps, V, TW>(float* x, void* b, int ldb, float* c, int j, int k, bool accumulate)
-        where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType
+    private static void DotTile<TOps, V, TW, TR>(float* x, int lda, void* b, int ldb, int j, int cols, float* c, int ldc,
+                                                 int k, bool accumulate)
+        where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType where TR : IRowCount
     {
         int w = TOps.Count;
-        nint o0 = (nint)j * ldb, o1 = o0 + ldb, o2 = o1 + ldb, o3 = o2 + ldb;
-        V s0 = TOps.Zero, s1 = TOps.Zero, s2 = TOps.Zero, s3 = TOps.Zero;
-        V t0 = TOps.Zero, t1 = TOps.Zero, t2 = TOps.Zero, t3 = TOps.Zero;
-        int p = 0;
-        // Two k-vectors per step: eight independent FMA chains hide the FMA latency.
-        for (; p + 2 * w <= k; p += 2 * w)
-        {
-            V x0 = TOps.Load(x + p), x1 = TOps.Load(x + p + w);
-            s0 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o0 + p), s0);
-            s1 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o1 + p), s1);
-            s2 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o2 + p), s2);
-            s3 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o3 + p), s3);
-            t0 = TOps.MultiplyAdd(x1, TW.Load<TOps, V>(b, o0 + p + w), t0);
-            t1 = TOps.MultiplyAdd(x1, TW.Load<TOps, V>(b, o1 + p + w), t1);
-            t2 = TOps.MultiplyAdd(x1, TW.Load<TOps, V>(b, o2 + p + w), t2);
-            t3 = TOps.MultiplyAdd(x1, TW.Load<TOps, V>(b, o3 + p + w), t3);
-        }
-        for (; p + w <= k; p += w)
-        {
-            V x0 = TOps.Load(x + p);
-            s0 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o0 + p), s0);
-            s1 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o1 + p), s1);
-            s2 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o2 + p), s2);
-            s3 = TOps.MultiplyAdd(x0, TW.Load<TOps, V>(b, o3 + p), s3);
-        }
-        float r0 = TOps.Sum(TOps.Add(s0, t0)), r1 = TOps.Sum(TOps.Add(s1, t1));
-        float r2 = TOps.Sum(TOps.Add(s2, t2)), r3 = TOps.Sum(TOps.Add(s3, t3));
-        for (; p < k; p++)
-        {
-            float xp = x[p];
-            r0 += xp * TW.LoadScalar(b, o0 + p);
-            r1 += xp * TW.LoadScalar(b, o1 + p);
-            r2 += xp * TW.LoadScalar(b, o2 + p);
-            r3 += xp * TW.LoadScalar(b, o3 + p);
-        }
-        if (accumulate)
-        {
-            r0 += c[j]; r1 += c[j + 1]; r2 += c[j + 2]; r3 += c[j + 3];
-        }
-        c[j] = r0; c[j + 1] = r1; c[j + 2] = r2; c[j + 3] = r3;
-    }
-
-    /// <summary>Two weight rows against four activation rows: *outs[r] / outs[r][1] (+)= rows[r] · B rows.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4x2<TOps, V, TW>(float** rows, void* b, nint offset, int ldb, float** outs, int k, bool accumulate)
-        where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType
-    {
-        int w = TOps.Count;
-        float* x0 = rows[0], x1 = rows[1], x2 = rows[2], x3 = rows[3];
-        nint o0 = offset, o1 = offset + ldb;
-        V a00 = TOps.Zero, a01 = TOps.Zero, a10 = TOps.Zero, a11 = TOps.Zero;
-        V a20 = TOps.Zero, a21 = TOps.Zero, a30 = TOps.Zero, a31 = TOps.Zero;
+        int rows = TR.Value;
+        nint o0 = (nint)j * ldb;
+        nint o1 = o0 + (cols > 1 ? ldb : 0);
+        nint o2 = o0 + (nint)Math.Min(2, cols - 1) * ldb;
+        nint o3 = o0 + (nint)Math.Min(3, cols - 1) * ldb;
+        float* x0 = x, x1 = x + (rows > 1 ? lda : 0), x2 = x + (rows > 2 ? 2 * lda : 0), x3 = x + (rows > 3 ? 3 * lda : 0);
+        V s00 = TOps.Zero, s01 = TOps.Zero, s02 = TOps.Zero, s03 = TOps.Zero;
+        V s10 = TOps.Zero, s11 = TOps.Zero, s12 = TOps.Zero, s13 = TOps.Zero;
+        V s20 = TOps.Zero, s21 = TOps.Zero, s22 = TOps.Zero, s23 = TOps.Zero;
+        V s30 = TOps.Zero, s31 = TOps.Zero, s32 = TOps.Zero, s33 = TOps.Zero;
         int p = 0;
         for (; p + w <= k; p += w)
         {
             V w0 = TW.Load<TOps, V>(b, o0 + p), w1 = TW.Load<TOps, V>(b, o1 + p);
-            V v = TOps.Load(x0 + p); a00 = TOps.MultiplyAdd(v, w0, a00); a01 = TOps.MultiplyAdd(v, w1, a01);
-            v = TOps.Load(x1 + p); a10 = TOps.MultiplyAdd(v, w0, a10); a11 = TOps.MultiplyAdd(v, w1, a11);
-            v = TOps.Load(x2 + p); a20 = TOps.MultiplyAdd(v, w0, a20); a21 = TOps.MultiplyAdd(v, w1, a21);
-            v = TOps.Load(x3 + p); a30 = TOps.MultiplyAdd(v, w0, a30); a31 = TOps.MultiplyAdd(v, w1, a31);
+            V w2 = TW.Load<TOps, V>(b, o2 + p), w3 = TW.Load<TOps, V>(b, o3 + p);
+            V v = TOps.Load(x0 + p);
+            s00 = TOps.MultiplyAdd(v, w0, s00); s01 = TOps.MultiplyAdd(v, w1, s01);
+            s02 = TOps.MultiplyAdd(v, w2, s02); s03 = TOps.MultiplyAdd(v, w3, s03);
+            if (rows > 1)
+            {
+                v = TOps.Load(x1 + p);
+                s10 = TOps.MultiplyAdd(v, w0, s10); s11 = TOps.MultiplyAdd(v, w1, s11);
+                s12 = TOps.MultiplyAdd(v, w2, s12); s13 = TOps.MultiplyAdd(v, w3, s13);
+            }
+            if (rows > 2)
+            {
+                v = TOps.Load(x2 + p);
+                s20 = TOps.MultiplyAdd(v, w0, s20); s21 = TOps.MultiplyAdd(v, w1, s21);
+                s22 = TOps.MultiplyAdd(v, w2, s22); s23 = TOps.MultiplyAdd(v, w3, s23);
+            }
+            if (rows > 3)
+            {
+                v = TOps.Load(x3 + p);
+                s30 = TOps.MultiplyAdd(v, w0, s30); s31 = TOps.MultiplyAdd(v, w1, s31);
+                s32 = TOps.MultiplyAdd(v, w2, s32); s33 = TOps.MultiplyAdd(v, w3, s33);
+            }
         }
-        float* r = stackalloc float[8];
-        r[0] = TOps.Sum(a00); r[1] = TOps.Sum(a01); r[2] = TOps.Sum(a10); r[3] = TOps.Sum(a11);
-        r[4] = TOps.Sum(a20); r[5] = TOps.Sum(a21); r[6] = TOps.Sum(a30); r[7] = TOps.Sum(a31);
-        for (; p < k; p++)
+        // Reduce in registers before any call: vector values live across a call would be spilled inside the loop.
+        float* sums = stackalloc float[16];
+        sums[0] = TOps.Sum(s00); sums[1] = TOps.Sum(s01); sums[2] = TOps.Sum(s02); sums[3] = TOps.Sum(s03);
+        if (rows > 1) { sums[4] = TOps.Sum(s10); sums[5] = TOps.Sum(s11); sums[6] = TOps.Sum(s12); sums[7] = TOps.Sum(s13); }
+        if (rows > 2) { sums[8] = TOps.Sum(s20); sums[9] = TOps.Sum(s21); sums[10] = TOps.Sum(s22); sums[11] = TOps.Sum(s23); }
+        if (rows > 3) { sums[12] = TOps.Sum(s30); sums[13] = TOps.Sum(s31); sums[14] = TOps.Sum(s32); sums[15] = TOps.Sum(s33); }
+        nint* offsets = stackalloc nint[4] { o0, o1, o2, o3 };
+        for (int r = 0; r < rows; r++)
+            FinishRow<TW>(x + (nint)r * lda, b, offsets, p, k, sums + 4 * r, c + (nint)r * ldc + j, cols, accumulate);
+    }
+
+    /// <summary>Adds the k tail [p, k) to one row's four sums and stores the valid columns.</summary>
+    private static void FinishRow<TW>(float* x, void* b, nint* offsets, int p, int k, float* sums, float* o, int cols,
+                                      bool accumulate)
+        where TW : unmanaged, IWeightType
+    {
+        for (int q = 0; q < cols; q++)
         {
-            float b0 = TW.LoadScalar(b, o0 + p), b1 = TW.LoadScalar(b, o1 + p);
-            r[0] += x0[p] * b0; r[1] += x0[p] * b1;
-            r[2] += x1[p] * b0; r[3] += x1[p] * b1;
-            r[4] += x2[p] * b0; r[5] += x2[p] * b1;
-            r[6] += x3[p] * b0; r[7] += x3[p] * b1;
-        }
-        for (int i = 0; i < 4; i++)
-        {
-            float* o = outs[i];
-            o[0] = (accumulate ? o[0] : 0f) + r[2 * i];
-            o[1] = (accumulate ? o[1] : 0f) + r[2 * i + 1];
+            float s = sums[q];
+            for (int t = p; t < k; t++)
+                s += x[t] * TW.LoadScalar(b, offsets[q] + t);
+            o[q] = (accumulate ? o[q] : 0f) + s;
         }
     }
 
