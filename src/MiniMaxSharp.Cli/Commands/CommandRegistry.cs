@@ -12,5 +12,6 @@ internal static class CommandRegistry
         yield return GenerateCommand.Create();
         yield return InspectCommand.Create();
         yield return BenchCommand.Create();
+        yield return BenchKernelsCommand.Create();
     }
 }

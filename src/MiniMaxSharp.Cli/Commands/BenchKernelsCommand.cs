@@ -1,0 +1,36 @@
+using System.CommandLine;
+using MiniMaxSharp.Backends.Cpu;
+using MiniMaxSharp.Cli.Benchmarks;
+
+namespace MiniMaxSharp.Cli.Commands;
+
+/// <summary><c>minimax bench-kernels</c>: memory bandwidth, GEMM and matrix-vector throughput of the CPU kernels.</summary>
+internal static class BenchKernelsCommand
+{
+    public static Command Create()
+    {
+        var threads = new Option<int>("--threads")
+        {
+            Description = "Most threads to use (default: all logical CPUs).",
+            DefaultValueFactory = _ => CpuParallel.MaxThreads,
+        };
+        var size = new Option<int?>("--size") { Description = "Only this square GEMM size (besides the prefill shape)." };
+        var command = new Command("bench-kernels", "Benchmark the CPU matrix-product kernels against memory bandwidth and OpenBLAS.")
+        {
+            threads,
+            size,
+        };
+        command.SetAction(parseResult =>
+        {
+            int t = parseResult.GetValue(threads);
+            int? s = parseResult.GetValue(size);
+            if (t < 1)
+                throw new ArgumentOutOfRangeException(nameof(threads), t, "--threads must be at least 1.");
+            if (s is < 1)
+                throw new ArgumentOutOfRangeException(nameof(size), s, "--size must be at least 1.");
+            KernelBenchmarks.Run(t, s, Console.Out);
+            return 0;
+        });
+        return command;
+    }
+}
