@@ -24,6 +24,14 @@ internal static class Access
         }
     }
 
+    /// <summary>The attr filter: like "a.b" but never falls back to the dict item.</summary>
+    public static object? GetAttributeOnly(object? target, string name) => target switch
+    {
+        Undefined undefined => undefined,
+        IPyObject obj => obj.TryGetAttribute(name, out var attribute) ? attribute : Missing(target, name),
+        _ => Builtins.TryGetMethod(target, name, out var method) ? method : Missing(target, name),
+    };
+
     public static object? GetItem(object? target, object? key)
     {
         switch (target)

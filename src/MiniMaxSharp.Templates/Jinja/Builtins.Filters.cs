@@ -28,7 +28,7 @@ internal static partial class Builtins
         ["float"] = ToFloat,
         ["abs"] = (v, a) => NoArgs(a, "abs", v switch
         {
-            long l => checked(Math.Abs(l)),
+            long l => (object)checked(Math.Abs(l)),
             double d => Math.Abs(d),
             bool b => b ? 1L : 0L,
             _ => throw new TemplateException($"bad operand type for abs(): '{PyOps.TypeName(v)}'"),
@@ -59,7 +59,7 @@ internal static partial class Builtins
         ["escape"] = (v, a) => NoArgs(a, "escape", HtmlEscape(PyOps.ToStr(v))),
         ["e"] = (v, a) => NoArgs(a, "e", HtmlEscape(PyOps.ToStr(v))),
         ["batch"] = Batch,
-        ["attr"] = (v, a) => Access.GetAttribute(v, RequireString(a.Bind("attr", "name").Required(0), "attr")),
+        ["attr"] = (v, a) => Access.GetAttributeOnly(v, RequireString(a.Bind("attr", "name").Required(0), "attr")),
         ["wordcount"] = (v, a) => NoArgs(a, "wordcount", (long)PyString.Split(PyOps.ToStr(v), null, -1).Count),
         ["center"] = (v, a) =>
         {

@@ -143,14 +143,14 @@ internal sealed class Evaluator
     private void ExecuteFor(ForNode loop, Scope scope, StringBuilder output)
     {
         var iterable = Evaluate(loop.Iterable, scope);
-        var loopScope = new Scope(scope);
+        var filterScope = new Scope(scope);
         var items = new List<object?>();
         foreach (var item in PyOps.Iterate(iterable))
         {
             if (loop.Filter is not null)
             {
-                Assign(loop.Target, item, loopScope);
-                if (!PyOps.IsTruthy(Evaluate(loop.Filter, loopScope)))
+                Assign(loop.Target, item, filterScope);
+                if (!PyOps.IsTruthy(Evaluate(loop.Filter, filterScope)))
                     continue;
             }
             items.Add(item);
@@ -162,12 +162,14 @@ internal sealed class Evaluator
             return;
         }
         var info = new LoopInfo(items);
-        loopScope.Set("loop", info);
         for (int i = 0; i < items.Count; i++)
         {
+            // Each iteration starts from the enclosing values: a set in one iteration is not seen by the next.
+            var iterationScope = new Scope(scope);
             info.Index0 = i;
-            Assign(loop.Target, items[i], loopScope);
-            if (ExecuteBody(loop.Body, loopScope, output) == Flow.Break)
+            iterationScope.Set("loop", info);
+            Assign(loop.Target, items[i], iterationScope);
+            if (ExecuteBody(loop.Body, iterationScope, output) == Flow.Break)
                 break;
         }
     }

@@ -60,7 +60,7 @@ internal static class PyConvert
                 return element.GetString();
             case JsonValueKind.Number:
                 // As Python's json module: integers without '.'/exponent are int, the rest float.
-                return element.TryGetInt64(out long l) ? l : element.GetDouble();
+                return element.TryGetInt64(out long l) ? (object)l : element.GetDouble();
             case JsonValueKind.Array:
                 return element.EnumerateArray().Select((item, i) => FromJsonElement(item, $"{path}[{i}]")).ToList();
             default:

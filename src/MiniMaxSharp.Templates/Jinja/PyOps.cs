@@ -454,7 +454,7 @@ internal static class PyOps
 
     public static object? Negate(object? value) => value switch
     {
-        long l => checked(-l),
+        long l => (object)checked(-l),
         bool b => b ? -1L : 0L,
         double d => -d,
         _ => throw new TemplateException($"bad operand type for unary -: '{TypeName(value)}'"),
@@ -463,7 +463,7 @@ internal static class PyOps
     public static object? Plus(object? value) => value switch
     {
         long or double => value,
-        bool b => b ? 1L : 0L,
+        bool b => (object)(b ? 1L : 0L),
         _ => throw new TemplateException($"bad operand type for unary +: '{TypeName(value)}'"),
     };
 
