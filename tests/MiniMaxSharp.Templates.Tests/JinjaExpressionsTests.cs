@@ -123,6 +123,7 @@ public sealed class JinjaExpressionsTests
     [InlineData("{{ \"a,b,,c\".split(\",\") }}", "['a', 'b', '', 'c']")]
     [InlineData("{{ \"  a  b c \".split() }}", "['a', 'b', 'c']")]
     [InlineData("{{ \"a b c\".split(\" \", 1) }}", "['a', 'b c']")]
+    [InlineData("{{ \" a b \".split(none, 1) }}", "['a', 'b ']")]
     [InlineData("{{ \"hello\".startswith(\"he\") }}", "True")]
     [InlineData("{{ \"hello\".endswith((\"x\", \"lo\")) }}", "True")]
     [InlineData("{{ \"hello\".upper() }}", "HELLO")]

@@ -93,7 +93,7 @@ internal static class PyString
                     break;
                 if (maxSplit >= 0 && parts.Count == maxSplit)
                 {
-                    parts.Add(Strip(s[i..], null, false, true));
+                    parts.Add(s[i..]); // the remainder keeps its trailing whitespace
                     break;
                 }
                 int start = i;
