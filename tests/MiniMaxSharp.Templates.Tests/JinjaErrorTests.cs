@@ -140,4 +140,12 @@ public sealed class JinjaErrorTests
         var e = RenderError("line one\n  {{ d.a ~ (1 + 'x') }}");
         Assert.Equal((2, 15), (e.Line, e.Column)); // the failing "+" operator
     }
+
+    [Fact]
+    public void SortingMixedTypesIsATypeErrorNotACrash()
+    {
+        var e = RenderError("{{ [1, 'a'] | sort }}");
+        Assert.StartsWith("filter 'sort': '<' not supported between instances of ", e.Reason);
+        Assert.Equal((1, 15), (e.Line, e.Column));
+    }
 }

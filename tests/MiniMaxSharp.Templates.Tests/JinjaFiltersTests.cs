@@ -93,6 +93,9 @@ public sealed class JinjaFiltersTests
     [InlineData("{{ {1: \"int key\", true: \"bool key\"} | tojson }}", "{\"1\": \"bool key\"}")]
     [InlineData("{{ (1, \"a\") | tojson }}", "[1, \"a\"]")]
     [InlineData("{{ none | tojson }}|{{ true | tojson }}|{{ \"s\" | tojson }}", "null|true|\"s\"")]
+    [InlineData("{% for g in users | groupby('age') %}{{ g.grouper }}:{{ g.list | map(attribute='name') | join('+') }};{% endfor %}", "25:Bob;30:ann;35:cy;")]
+    [InlineData("{% for key, items in [{'k': 'B'}, {'k': 'a'}, {'k': 'b'}] | groupby('k') %}{{ key }}:{{ items | length }} {% endfor %}", "a:1 B:2 ")]
+    [InlineData("{{ [{'k': 'B'}, {'k': 'a'}, {'k': 'b'}] | groupby('k', case_sensitive=true) | list }}", "[('B', [{'k': 'B'}]), ('a', [{'k': 'a'}]), ('b', [{'k': 'b'}])]")]
     public void RendersLikeJinja(string template, string expected) =>
         Assert.Equal(expected, JinjaTestSupport.Render(template));
 }

@@ -19,6 +19,8 @@ internal static class Access
                 return dict.TryGetValue(name, out var value) ? value : Missing(target, name);
             case IPyObject obj:
                 return obj.TryGetAttribute(name, out var attribute) ? attribute : Missing(target, name);
+            case PyTuple tuple when tuple.TryGetField(name, out var field):
+                return field;
             default:
                 return Builtins.TryGetMethod(target, name, out var bound) ? bound : Missing(target, name);
         }

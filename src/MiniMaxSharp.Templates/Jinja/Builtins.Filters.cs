@@ -59,6 +59,7 @@ internal static partial class Builtins
         ["escape"] = (v, a) => NoArgs(a, "escape", HtmlEscape(PyOps.ToStr(v))),
         ["e"] = (v, a) => NoArgs(a, "e", HtmlEscape(PyOps.ToStr(v))),
         ["batch"] = Batch,
+        ["groupby"] = GroupBy,
         ["attr"] = (v, a) => Access.GetAttributeOnly(v, RequireString(a.Bind("attr", "name").Required(0), "attr")),
         ["wordcount"] = (v, a) => NoArgs(a, "wordcount", (long)PyString.Split(PyOps.ToStr(v), null, -1).Count),
         ["center"] = (v, a) =>
@@ -266,8 +267,16 @@ internal static partial class Builtins
     private static List<object?> SortedBy(IEnumerable<object?> items, Func<object?, object?> key, bool reverse)
     {
         var comparer = Comparer<object?>.Create(PyOps.Compare);
-        // OrderBy is stable, like Python's sort; reverse keeps equal items in order too.
-        return reverse ? items.OrderByDescending(key, comparer).ToList() : items.OrderBy(key, comparer).ToList();
+        try
+        {
+            // OrderBy is stable, like Python's sort; reverse keeps equal items in order too.
+            return reverse ? items.OrderByDescending(key, comparer).ToList() : items.OrderBy(key, comparer).ToList();
+        }
+        catch (InvalidOperationException e) when (e.InnerException is TemplateException inner)
+        {
+            // The sort wraps what the comparer throws ("'<' not supported between ...").
+            throw new TemplateException(inner.Reason, inner: e);
+        }
     }
 
     private static object? Sort(object? value, CallArgs args)
@@ -429,4 +438,38 @@ internal static partial class Builtins
         }
         return batches;
     }
+
+    /// <summary>groupby(attribute, default=None, case_sensitive=False): sorted (grouper, list) namedtuples.</summary>
+    private static object? GroupBy(object? value, CallArgs args)
+    {
+        var a = args.Bind("groupby", "attribute", "default", "case_sensitive");
+        string path = PyOps.ToStr(a.Required(0));
+        bool caseSensitive = PyOps.IsTruthy(a.Get(2, false));
+        object? Key(object? item)
+        {
+            var key = Access.GetPath(item, path);
+            return key is Undefined && a.Has(1) ? a.Get(1) : key;
+        }
+        var groups = new List<object?>();
+        List<object?>? members = null;
+        object? groupKey = null, grouper = null;
+        foreach (var item in SortedBy(PyOps.Iterate(value), item => SortKey(Key(item), caseSensitive), reverse: false))
+        {
+            var key = SortKey(Key(item), caseSensitive);
+            if (members is null || !PyOps.PyEquals(key, groupKey))
+            {
+                if (members is not null)
+                    groups.Add(new PyTuple([grouper, members], GroupFields));
+                members = [];
+                groupKey = key;
+                grouper = Key(item);
+            }
+            members.Add(item);
+        }
+        if (members is not null)
+            groups.Add(new PyTuple([grouper, members], GroupFields));
+        return groups;
+    }
+
+    private static readonly string[] GroupFields = ["grouper", "list"];
 }

@@ -125,6 +125,11 @@ internal sealed class Evaluator
         {
             throw new TemplateException("integer overflow (values beyond 64 bits are not supported)", node.Line, node.Column, e);
         }
+        catch (Exception e) when (e is not TemplateException)
+        {
+            // A defect in the interpreter still surfaces as a template error with a position, never a crash.
+            throw new TemplateException($"internal error while rendering ({e.GetType().Name}: {e.Message})", node.Line, node.Column, e);
+        }
     }
 
     private static TemplateException Locate(TemplateException e, Node node) => e.RaisedByTemplate

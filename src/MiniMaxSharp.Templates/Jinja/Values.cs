@@ -18,14 +18,24 @@ internal sealed class Undefined
     public override string ToString() => "";
 }
 
-/// <summary>An immutable Python tuple.</summary>
+/// <summary>An immutable Python tuple; with field names it is a namedtuple (groupby's (grouper, list)).</summary>
 internal sealed class PyTuple : IReadOnlyList<object?>
 {
-    public static readonly PyTuple Empty = new([]);
-
     private readonly object?[] _items;
+    private readonly string[]? _fieldNames;
 
-    public PyTuple(object?[] items) => _items = items;
+    public PyTuple(object?[] items, string[]? fieldNames = null)
+    {
+        _items = items;
+        _fieldNames = fieldNames;
+    }
+
+    public bool TryGetField(string name, out object? value)
+    {
+        int index = _fieldNames is null ? -1 : Array.IndexOf(_fieldNames, name);
+        value = index >= 0 ? _items[index] : null;
+        return index >= 0;
+    }
 
     public object? this[int index] => _items[index];
 
