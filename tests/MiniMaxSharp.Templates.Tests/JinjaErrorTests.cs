@@ -88,6 +88,9 @@ public sealed class JinjaErrorTests
     [InlineData("{% raw %}never ends", "Missing '{% endraw %}' for this raw block", 1, 1)]
     [InlineData("{{ 99999999999999999999 }}", "Integer literal 99999999999999999999 does not fit in 64 bits", 1, 4)]
     [InlineData("{% macro m(a=1, b) %}{% endmacro %}", "Parameter 'b' without a default follows one with a default", 1, 17)]
+    [InlineData("a\n{% break %}", "'break' outside of a loop", 2, 4)]
+    [InlineData("{% for x in l %}{% else %}{% continue %}{% endfor %}", "'continue' outside of a loop", 1, 30)]
+    [InlineData("{% for x in l %}{% macro m() %}{% break %}{% endmacro %}{% endfor %}", "'break' outside of a loop", 1, 35)]
     public void LexicalAndSyntaxErrors(string template, string reason, int line, int column)
     {
         var e = ParseError(template);

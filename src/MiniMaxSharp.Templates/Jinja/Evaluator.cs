@@ -48,10 +48,15 @@ internal sealed class Evaluator
         foreach (var (name, value) in variables)
             root.Set(name, value);
         var output = new StringBuilder();
-        var flow = ExecuteBody(template, new Scope(root), output);
-        if (flow != Flow.Normal)
-            throw new TemplateException($"'{(flow == Flow.Break ? "break" : "continue")}' outside of a loop");
+        ExecuteOutsideLoop(template, new Scope(root), output);
         return output.ToString();
+    }
+
+    /// <summary>Runs a body that is not a loop body; the parser rejects break/continue there.</summary>
+    private void ExecuteOutsideLoop(IReadOnlyList<Node> body, Scope scope, StringBuilder output)
+    {
+        if (ExecuteBody(body, scope, output) != Flow.Normal)
+            throw new InvalidOperationException("break/continue escaped a loop; the parser should have rejected it");
     }
 
     private Flow ExecuteBody(IReadOnlyList<Node> body, Scope scope, StringBuilder output)
@@ -139,9 +144,7 @@ internal sealed class Evaluator
     private string RenderToString(IReadOnlyList<Node> body, Scope scope)
     {
         var sb = new StringBuilder();
-        var flow = ExecuteBody(body, scope, sb);
-        if (flow != Flow.Normal)
-            throw new TemplateException($"'{(flow == Flow.Break ? "break" : "continue")}' outside of a loop");
+        ExecuteOutsideLoop(body, scope, sb);
         return sb.ToString();
     }
 
@@ -162,8 +165,8 @@ internal sealed class Evaluator
         }
         if (items.Count == 0)
         {
-            if (loop.ElseBody is not null && ExecuteBody(loop.ElseBody, scope, output) != Flow.Normal)
-                throw new TemplateException("'break'/'continue' in a for-else block is outside of the loop");
+            if (loop.ElseBody is not null)
+                ExecuteOutsideLoop(loop.ElseBody, scope, output);
             return;
         }
         var info = new LoopInfo(items);

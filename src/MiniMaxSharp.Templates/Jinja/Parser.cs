@@ -8,6 +8,7 @@ internal sealed class Parser
 
     private readonly List<Token> _tokens;
     private int _index;
+    private int _loopDepth; // break/continue are only valid inside a for body (macro bodies start afresh)
 
     private Parser(List<Token> tokens) => _tokens = tokens;
 
@@ -106,9 +107,7 @@ internal sealed class Parser
                         return (body, tag);
                     }
                     _index += 2;
-                    var statement = ParseStatement(tag);
-                    if (statement is not null)
-                        body.Add(statement);
+                    body.Add(ParseStatement(tag));
                     break;
                 default:
                     throw Error($"Unexpected {token.Describe()}", token);
@@ -126,7 +125,17 @@ internal sealed class Parser
         return body;
     }
 
-    private Node? ParseStatement(Token tag)
+    /// <summary>A body that runs as its own function (macro, caller): loops around it do not count.</summary>
+    private List<Node> ParseDetachedBody(string openingTag, Token opening, string endTag)
+    {
+        int outerLoopDepth = _loopDepth;
+        _loopDepth = 0;
+        var body = ParseBodyUntil(openingTag, opening, [endTag], out _);
+        _loopDepth = outerLoopDepth;
+        return body;
+    }
+
+    private Node ParseStatement(Token tag)
     {
         switch (tag.Value)
         {
@@ -136,12 +145,11 @@ internal sealed class Parser
             case "macro": return ParseMacro(tag);
             case "call": return ParseCallBlock(tag);
             case "filter": return ParseFilterBlock(tag);
-            case "break":
+            case "break" or "continue":
+                if (_loopDepth == 0)
+                    throw Error($"'{tag.Value}' outside of a loop", tag);
                 Expect(TokenKind.BlockEnd);
-                return new BreakNode(tag.Line, tag.Column);
-            case "continue":
-                Expect(TokenKind.BlockEnd);
-                return new ContinueNode(tag.Line, tag.Column);
+                return tag.Value == "break" ? new BreakNode(tag.Line, tag.Column) : new ContinueNode(tag.Line, tag.Column);
             case "generation":
                 // transformers' assistant-mask marker: renders its body unchanged.
                 Expect(TokenKind.BlockEnd);
@@ -193,7 +201,9 @@ internal sealed class Parser
         if (Current.IsName("recursive"))
             throw Error("Recursive for loops are not supported", Current);
         Expect(TokenKind.BlockEnd);
+        _loopDepth++;
         var body = ParseBodyUntil("for", tag, ["else", "endfor"], out string end);
+        _loopDepth--;
         Expect(TokenKind.BlockEnd);
         IReadOnlyList<Node>? elseBody = null;
         if (end == "else")
@@ -230,7 +240,7 @@ internal sealed class Parser
         string name = Expect(TokenKind.Name).Value;
         var parameters = ParseParameterList();
         Expect(TokenKind.BlockEnd);
-        var body = ParseBodyUntil("macro", tag, ["endmacro"], out _);
+        var body = ParseDetachedBody("macro", tag, "endmacro");
         if (Current.Kind == TokenKind.Name)
             _index++; // {% endmacro name %}
         Expect(TokenKind.BlockEnd);
@@ -263,7 +273,7 @@ internal sealed class Parser
         if (ParseExpression() is not CallExpr call)
             throw Error("Expected a macro call after 'call'", callToken);
         Expect(TokenKind.BlockEnd);
-        var body = ParseBodyUntil("call", tag, ["endcall"], out _);
+        var body = ParseDetachedBody("call", tag, "endcall");
         Expect(TokenKind.BlockEnd);
         return new CallBlockNode(call, callerParameters, body, tag.Line, tag.Column);
     }

@@ -113,8 +113,6 @@ internal sealed class PyNamespace : IPyObject
 /// <summary>Arguments of a call: positional values and keyword values in call order.</summary>
 internal sealed class CallArgs
 {
-    public static readonly CallArgs None = new([], new OrderedDictionary<string, object?>());
-
     public CallArgs(List<object?> positional, OrderedDictionary<string, object?> named)
     {
         Positional = positional;
