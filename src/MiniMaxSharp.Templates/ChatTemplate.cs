@@ -64,6 +64,8 @@ public sealed class ChatTemplate
 
     internal static JsonDocument ReadJson(string path)
     {
+        if (!File.Exists(path))
+            throw new TemplateException($"File not found: {path}");
         try
         {
             return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });

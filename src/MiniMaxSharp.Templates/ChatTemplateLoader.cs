@@ -16,6 +16,8 @@ public static class ChatTemplateLoader
     public static ChatTemplate Load(string modelDirectory, string? overrideFile = null)
     {
         ArgumentNullException.ThrowIfNull(modelDirectory);
+        if (!Directory.Exists(modelDirectory))
+            throw new TemplateException($"Model directory not found: {modelDirectory}");
         string tokenizerConfig = Path.Combine(modelDirectory, "tokenizer_config.json");
         string? bos = null, eos = null, configTemplate = null;
         if (File.Exists(tokenizerConfig))

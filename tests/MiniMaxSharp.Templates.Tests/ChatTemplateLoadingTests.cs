@@ -134,4 +134,13 @@ public sealed class ChatTemplateLoadingTests : IDisposable
         Assert.Contains($"Chat template of '{_directory}' does not parse", e.Message);
         Assert.Contains("line 2", e.Message);
     }
+
+    [Fact]
+    public void MissingFilesAndDirectoriesAreNamed()
+    {
+        string config = Path.Combine(_directory, "tokenizer_config.json");
+        Assert.Equal($"File not found: {config}", Assert.Throws<TemplateException>(() => ChatTemplate.FromTokenizerConfig(config)).Message);
+        string model = Path.Combine(_directory, "no-such-model");
+        Assert.Equal($"Model directory not found: {model}", Assert.Throws<TemplateException>(() => ChatTemplateLoader.Load(model)).Message);
+    }
 }
