@@ -60,7 +60,12 @@ internal static class PyConvert
                 return element.GetString();
             case JsonValueKind.Number:
                 // As Python's json module: integers without '.'/exponent are int, the rest float.
-                return element.TryGetInt64(out long l) ? (object)l : element.GetDouble();
+                if (element.TryGetInt64(out long l))
+                    return l;
+                string raw = element.GetRawText();
+                if (raw.AsSpan().IndexOfAny(".eE") < 0)
+                    throw new TemplateException($"{path}: {raw} does not fit in a 64-bit template integer");
+                return element.GetDouble();
             case JsonValueKind.Array:
                 return element.EnumerateArray().Select((item, i) => FromJsonElement(item, $"{path}[{i}]")).ToList();
             default:
