@@ -58,6 +58,19 @@ public sealed class PyValueTests
     }
 
     [Fact]
+    public void JsonNodesBuiltInCodeConvert()
+    {
+        var node = new System.Text.Json.Nodes.JsonObject
+        {
+            ["n"] = 5,
+            ["x"] = 0.25,
+            ["s"] = "é",
+            ["list"] = new System.Text.Json.Nodes.JsonArray(1, "two", null),
+        };
+        Assert.Equal("{'n': 5, 'x': 0.25, 's': 'é', 'list': [1, 'two', None]}", PyOps.Repr(PyConvert.FromClr(node)));
+    }
+
+    [Fact]
     public void ClrValuesConvert()
     {
         var value = PyConvert.FromClr(new Dictionary<string, object?>

@@ -80,6 +80,14 @@ internal static class PyConvert
     {
         JsonObject obj => FromPairs(obj.Select(p => new KeyValuePair<string, object?>(p.Key, p.Value)), path),
         JsonArray array => array.Select((item, i) => item is null ? null : FromJsonNode(item, $"{path}[{i}]")).ToList(),
-        _ => FromJsonElement(node.GetValue<JsonElement>(), path),
+        // Parsed nodes wrap a JsonElement; nodes built in code (JsonValue.Create(5)) are re-read from their JSON text.
+        JsonValue value when value.TryGetValue(out JsonElement element) => FromJsonElement(element, path),
+        _ => FromJsonText(node.ToJsonString(), path),
     };
+
+    private static object? FromJsonText(string json, string path)
+    {
+        using var document = JsonDocument.Parse(json);
+        return FromJsonElement(document.RootElement, path);
+    }
 }
