@@ -122,6 +122,17 @@ public sealed class CheckpointMismatchTests
     }
 
     [Theory]
+    [InlineData("[2, 7]")]
+    [InlineData("7")]
+    public void GenerationConfigAddsEndOfSequenceIds(string eos)
+    {
+        using var dir = WriteVariant(ts => ts);
+        File.WriteAllText(dir.File("generation_config.json"), $$"""{ "eos_token_id": {{eos}} }""");
+        using var model = ModelLoader.Load(dir.Path, new CpuBackend(2));
+        Assert.Equal([2, 7], model.Config.EosTokenIds.Order().ToArray());
+    }
+
+    [Theory]
     [InlineData("\"2\"")]                   // a string
     [InlineData("[2, null]")]               // a null in the list
     [InlineData("[2, 1.5]")]                // not an integer
