@@ -122,6 +122,18 @@ public sealed class CheckpointMismatchTests
     }
 
     [Theory]
+    [InlineData("{ \"eos_token_id\": ", "not valid JSON")]
+    [InlineData("[2]", "JSON object")]
+    public void NonObjectGenerationConfigIsNamed(string text, string problem)
+    {
+        using var dir = WriteVariant(ts => ts);
+        File.WriteAllText(dir.File("generation_config.json"), text);
+        var e = Assert.IsType<ModelConfigException>(LoadFails(dir.Path));
+        Assert.Contains("generation_config.json", e.Message);
+        Assert.Contains(problem, e.Message);
+    }
+
+    [Theory]
     [InlineData("[2, 7]")]
     [InlineData("7")]
     public void GenerationConfigAddsEndOfSequenceIds(string eos)
