@@ -122,8 +122,9 @@ public sealed record ModelConfig
             full = new(GetFloat(o, "layernorm_full_attention_alpha") ?? 1f, GetFloat(o, "layernorm_full_attention_beta") ?? 1f);
             linear = new(GetFloat(o, "layernorm_linear_attention_alpha") ?? 1f, GetFloat(o, "layernorm_linear_attention_beta") ?? 1f);
             mlp = new(GetFloat(o, "layernorm_mlp_alpha") ?? 1f, GetFloat(o, "layernorm_mlp_beta") ?? 1f);
-            if (GetBool(o, "postnorm") == false)
-                throw new ModelConfigException("postnorm is false: only the post-norm residual (postnorm: true) of MiniMax-01 is supported");
+            // The original code reads getattr(config, 'postnorm', False): absent means a pre-norm residual.
+            if (GetBool(o, "postnorm") is not true)
+                throw new ModelConfigException("postnorm is false or absent (the original code then runs a pre-norm residual): only the post-norm residual of MiniMax-01 (postnorm: true) is supported");
             theta = GetDouble(o, "rope_theta") ?? 10000.0;
             rotary = GetInt(o, "rotary_dim") ?? headDim;
         }

@@ -307,6 +307,15 @@ public sealed class ModelConfigValidationTests
         Rejects(c, "postnorm");
     }
 
+    [Fact]
+    public void PostnormAbsentIsRejectedInTheOriginalDialect()
+    {
+        // The original implementation defaults postnorm to false (a pre-norm residual): not MiniMax-01.
+        var c = Base(Dialect.Original);
+        c.Remove("postnorm");
+        Rejects(c, "postnorm", "absent");
+    }
+
     [Theory]
     [InlineData("\"false\"")]
     [InlineData("0")]
