@@ -46,23 +46,15 @@ public sealed class Tokenizer
         if (JsonFields.TryGet(root, "decoder", out var decoder))
             _decoder = Decoder.FromJson(decoder, source + ".decoder");
 
-        var added = new List<AddedToken>();
-        if (JsonFields.TryGet(root, "added_tokens", out var addedJson))
+        var added = ReadAddedTokens(root, source, _model);
+        foreach (var token in added)
         {
-            if (addedJson.ValueKind != JsonValueKind.Array) throw new TokenizerException($"{source}.added_tokens: expected an array");
-            int index = 0;
-            foreach (var item in addedJson.EnumerateArray())
-            {
-                string itemPath = $"{source}.added_tokens[{index++}]";
-                var token = AddedToken.FromJson(item, itemPath);
-                if (token.Id < 0) throw new TokenizerException($"{itemPath}: negative id {token.Id}");
-                if (token.Content.Length == 0) throw new TokenizerException($"{itemPath}: empty content");
-                added.Add(token);
-                _addedById[token.Id] = token;
-                _addedByContent[token.Content] = token;
-            }
+            _addedById[token.Id] = token;
+            _addedByContent[token.Content] = token;
         }
         _specialIds = added.Where(t => t.Special).Select(t => t.Id).ToFrozenSet();
+        // Special tokens take precedence when two share a pattern, as in Hugging Face's matcher.
+        added = added.OrderBy(t => !t.Special).ToList();
         _rawAddedTokens = new AddedTokenMatcher(added.Where(t => !t.Normalized).Select(t => (t.Content, t)));
         _normalizedAddedTokens = new AddedTokenMatcher(added.Where(t => t.Normalized)
             .Select(t => (_normalizer?.Normalize(t.Content) ?? t.Content, t)));
@@ -70,6 +62,36 @@ public sealed class Tokenizer
         VocabSize = Math.Max(_model.MaxId, added.Count == 0 ? -1 : added.Max(t => t.Id)) + 1;
         _truncation = ReadTruncation(root, source);
         _padding = ReadPadding(root, source);
+    }
+
+    /// <summary>
+    /// Reads added_tokens and gives them ids the way Hugging Face does when loading: a token already in the model
+    /// vocab keeps that id, any other gets the next id after the vocab (the "id" written in the file is only a hint
+    /// there, so a file whose ids disagree loads with Hugging Face's ids). Empty tokens are ignored, as there.
+    /// </summary>
+    private static List<AddedToken> ReadAddedTokens(JsonElement root, string source, BpeModel model)
+    {
+        var tokens = new List<AddedToken>();
+        if (!JsonFields.TryGet(root, "added_tokens", out var addedJson)) return tokens;
+        if (addedJson.ValueKind != JsonValueKind.Array) throw new TokenizerException($"{source}.added_tokens: expected an array");
+        var idByContent = new Dictionary<string, int>(StringComparer.Ordinal);
+        int modelVocabCount = model.Vocab.Count;
+        int maxId = -1;
+        int index = 0;
+        foreach (var item in addedJson.EnumerateArray())
+        {
+            var token = AddedToken.FromJson(item, $"{source}.added_tokens[{index++}]");
+            if (token.Content.Length == 0) continue;
+            if (!idByContent.TryGetValue(token.Content, out int id))
+            {
+                id = model.TokenToId(token.Content)
+                    ?? (maxId < 0 ? modelVocabCount : maxId >= modelVocabCount || modelVocabCount == 0 ? maxId + 1 : modelVocabCount);
+                idByContent[token.Content] = id;
+            }
+            maxId = Math.Max(maxId, id);
+            tokens.Add(token with { Id = id });
+        }
+        return tokens;
     }
 
     /// <summary>Loads a tokenizer.json file, or the tokenizer.json inside a directory.</summary>
