@@ -8,6 +8,8 @@ internal static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Keep one line per command; each concern owns its own file.
-        yield break;
+        yield return TokenizerCommands.CreateTokenize();
+        yield return TokenizerCommands.CreateDetokenize();
+        yield return TokenizerCommands.CreateTokenizerGroup();
     }
 }
