@@ -21,10 +21,12 @@ internal sealed class BpeModel
     private readonly string? _prefix, _suffix;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private int _cacheCount;
 
     private const int SmallCharLimit = 0x180; // covers the 256 byte-level symbols (up to U+0143)
     private const int CacheCapacity = 100_000;
     private const int MaxCachedLength = 256;
+    private const int ShortWordLimit = 48;
 
     private readonly record struct MergeTarget(int Rank, int NewId);
 
@@ -139,8 +141,10 @@ internal sealed class BpeModel
         }
         int before = output.Count;
         MergeWord(word, output, scratch);
-        if (word.Length <= MaxCachedLength && _cache.Count < CacheCapacity)
-            _cacheLookup.TryAdd(word, output.GetRange(before, output.Count - before).ToArray());
+        // ConcurrentDictionary.Count takes every lock, so the size is tracked here instead.
+        if (word.Length <= MaxCachedLength && Volatile.Read(ref _cacheCount) < CacheCapacity &&
+            _cacheLookup.TryAdd(word, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(output)[before..].ToArray()))
+            Interlocked.Increment(ref _cacheCount);
     }
 
     private void MergeWord(ReadOnlySpan<char> word, List<int> output, BpeScratch scratch)
@@ -186,6 +190,11 @@ internal sealed class BpeModel
         }
         if (unkId >= 0) Add(unkId, unkLength);
 
+        if (count <= ShortWordLimit)
+        {
+            MergeShort(symbols, count, output);
+            return;
+        }
         MergeAll(symbols, count, scratch);
         for (int s = 0; s < count; s++)
             if (symbols[s].Length != 0) output.Add(symbols[s].Id);
@@ -207,6 +216,37 @@ internal sealed class BpeModel
             return true;
         }
     }
+
+    /// <summary>
+    /// Short words: repeatedly merge the lowest-ranked adjacent pair, leftmost on ties, by scanning. This picks the
+    /// same merges in the same order as the priority queue of <see cref="MergeAll"/> (whose stale entries can never
+    /// pass its validity check), without the queue's overhead; quadratic, so only for short words.
+    /// </summary>
+    private void MergeShort(BpeScratch.Symbol[] symbols, int count, List<int> output)
+    {
+        Span<int> ids = stackalloc int[count];
+        Span<long> pairs = stackalloc long[count]; // (rank << 32 | newId) of the pair starting at i, or long.MaxValue
+        for (int i = 0; i < count; i++) ids[i] = symbols[i].Id;
+        for (int i = 0; i + 1 < count; i++) pairs[i] = PairValue(ids[i], ids[i + 1]);
+        int n = count;
+        while (n > 1)
+        {
+            int best = 0;
+            for (int i = 1; i < n - 1; i++)
+                if (pairs[i] < pairs[best]) best = i; // strict: the leftmost of equal ranks wins
+            if (pairs[best] == long.MaxValue) break;
+            ids[best] = (int)(uint)pairs[best];
+            ids.Slice(best + 2, n - best - 2).CopyTo(ids[(best + 1)..]);
+            pairs.Slice(best + 2, n - best - 2).CopyTo(pairs[(best + 1)..]);
+            n--;
+            if (best > 0) pairs[best - 1] = PairValue(ids[best - 1], ids[best]);
+            pairs[best] = best + 1 < n ? PairValue(ids[best], ids[best + 1]) : long.MaxValue;
+        }
+        for (int i = 0; i < n; i++) output.Add(ids[i]);
+    }
+
+    private long PairValue(int left, int right) =>
+        _merges.TryGetValue(PairKey(left, right), out var target) ? ((long)target.Rank << 32) | (uint)target.NewId : long.MaxValue;
 
     private void MergeAll(BpeScratch.Symbol[] symbols, int count, BpeScratch scratch)
     {
