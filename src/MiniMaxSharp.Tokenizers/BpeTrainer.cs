@@ -62,11 +62,7 @@ public sealed class BpeTrainer
     /// <summary>Adds a UTF-8 text file; invalid UTF-8 is reported with the file and byte offset.</summary>
     public void AddFile(string path)
     {
-        if (!File.Exists(path)) throw new TokenizerException($"{path}: training file not found");
-        byte[] bytes = File.ReadAllBytes(path);
-        ReadOnlySpan<byte> content = bytes;
-        if (content.StartsWith("\uFEFF"u8)) content = content[3..];
-        AddText(UnicodeClass.DecodeUtf8Strict(content, path));
+        AddText(Utf8Text.ReadFile(path));
     }
 
     /// <summary>Runs the merges and returns the text of the trained tokenizer.json.</summary>

@@ -100,10 +100,7 @@ public sealed class Tokenizer
         ArgumentNullException.ThrowIfNull(path);
         string file = Directory.Exists(path) ? Path.Combine(path, "tokenizer.json") : path;
         if (!File.Exists(file)) throw new TokenizerException($"{file}: tokenizer file not found");
-        byte[] bytes = File.ReadAllBytes(file);
-        ReadOnlySpan<byte> content = bytes;
-        if (content.StartsWith("\uFEFF"u8)) content = content[3..];
-        return Load(UnicodeClass.DecodeUtf8Strict(content, file), file, Normalizer.UnicodeNormalizationAvailable);
+        return Load(Utf8Text.ReadFile(file), file, Normalizer.UnicodeNormalizationAvailable);
     }
 
     /// <summary>Loads a tokenizer from the text of a tokenizer.json.</summary>
@@ -165,7 +162,7 @@ public sealed class Tokenizer
 
     /// <summary>Encodes UTF-8 bytes; invalid UTF-8 gets a <see cref="TokenizerException"/> naming the byte offset.</summary>
     public IReadOnlyList<int> Encode(ReadOnlySpan<byte> utf8, bool addSpecialTokens = true) =>
-        Encode(UnicodeClass.DecodeUtf8Strict(utf8, "input text"), addSpecialTokens);
+        Encode(Utf8Text.Decode(utf8, "input text"), addSpecialTokens);
 
     private void EncodeSegment(ReadOnlySpan<char> text, bool atOriginalStart, List<int> ids, EncodeScratch scratch)
     {

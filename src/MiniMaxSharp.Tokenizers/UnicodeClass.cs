@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace MiniMaxSharp.Tokenizers;
 
@@ -108,19 +107,5 @@ internal static class UnicodeClass
             return i;
         }
         return -1;
-    }
-
-    /// <summary>Decodes UTF-8 strictly; invalid input gets an exception naming the byte offset.</summary>
-    public static string DecodeUtf8Strict(ReadOnlySpan<byte> utf8, string what)
-    {
-        int offset = 0;
-        while (offset < utf8.Length)
-        {
-            var status = Rune.DecodeFromUtf8(utf8[offset..], out _, out int consumed);
-            if (status != System.Buffers.OperationStatus.Done)
-                throw new TokenizerException($"{what}: invalid UTF-8 at byte offset {offset}");
-            offset += consumed;
-        }
-        return Encoding.UTF8.GetString(utf8);
     }
 }

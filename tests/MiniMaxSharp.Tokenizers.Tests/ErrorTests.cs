@@ -80,3 +80,22 @@ public class ErrorTests
         Assert.Contains("model.vocab", e.Message);
     }
 }
+
+public class Utf8TextTests
+{
+    [Fact]
+    public void ReadFileSkipsByteOrderMarkAndReportsInvalidBytes()
+    {
+        string file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(file, [0xEF, 0xBB, 0xBF, 0x68, 0x69]);
+            Assert.Equal("hi", Utf8Text.ReadFile(file));
+            File.WriteAllBytes(file, [0x68, 0xE6, 0x97]); // a truncated three-byte character
+            var e = Assert.Throws<TokenizerException>(() => Utf8Text.ReadFile(file));
+            Assert.Contains(file, e.Message);
+            Assert.Contains("byte offset 1", e.Message);
+        }
+        finally { File.Delete(file); }
+    }
+}

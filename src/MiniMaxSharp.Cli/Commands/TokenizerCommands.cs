@@ -30,9 +30,7 @@ internal static class TokenizerCommands
             string? file = parseResult.GetValue(fileOption);
             if ((text is null) == (file is null)) throw new UsageException("give exactly one of --text and --input-file");
             var tokenizer = Tokenizer.FromFile(parseResult.GetValue(tokenizerOption)!);
-            var ids = file is not null
-                ? tokenizer.Encode(ReadFileBytes(file), !parseResult.GetValue(noSpecialOption))
-                : tokenizer.Encode(text!, !parseResult.GetValue(noSpecialOption));
+            var ids = tokenizer.Encode(file is not null ? Utf8Text.ReadFile(file) : text!, !parseResult.GetValue(noSpecialOption));
             Console.Out.WriteLine("[" + string.Join(",", ids) + "]");
         }));
         return command;
@@ -117,7 +115,7 @@ internal static class TokenizerCommands
                 ("CJK", BenchText.Repeat(BenchText.Cjk, bytes)),
             };
             if (parseResult.GetValue(fileOption) is { } file)
-                samples.Add((Path.GetFileName(file), UnicodeDecode(ReadFileBytes(file), file)));
+                samples.Add((Path.GetFileName(file), Utf8Text.ReadFile(file)));
             Console.Out.WriteLine($"tokenizer {tokenizerPath}; one thread; MB = 10^6 UTF-8 bytes of input");
             foreach (var (name, text) in samples) BenchOne(tokenizerPath, name, text);
         }));
@@ -164,19 +162,6 @@ internal static class TokenizerCommands
 
     private static Option<string> TokenizerOption() =>
         new("--tokenizer") { Description = "A tokenizer.json file, or a directory holding one.", Required = true };
-
-    private static byte[] ReadFileBytes(string path)
-    {
-        if (!File.Exists(path)) throw new UsageException($"{path}: file not found");
-        return File.ReadAllBytes(path);
-    }
-
-    private static string UnicodeDecode(byte[] bytes, string path)
-    {
-        // Tokenizer.Encode(bytes) validates too; here the text is needed as a string for chunking.
-        try { return new UTF8Encoding(false, true).GetString(bytes); }
-        catch (DecoderFallbackException e) { throw new UsageException($"{path}: invalid UTF-8 at byte offset {e.Index}"); }
-    }
 
     internal static List<int> ParseIds(string text)
     {
