@@ -19,6 +19,7 @@ internal sealed class BpeModel
     private readonly bool _fuseUnk, _byteFallback, _ignoreMerges;
     private readonly int[] _byteFallbackIds;
     private readonly string? _prefix, _suffix;
+    private readonly int _affixBytes;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
     private int _cacheCount;
@@ -45,6 +46,7 @@ internal sealed class BpeModel
         _prefix = string.IsNullOrEmpty(prefix) ? null : prefix;
         _suffix = string.IsNullOrEmpty(suffix) ? null : suffix;
         _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        _affixBytes = Encoding.UTF8.GetByteCount(_prefix ?? "") + Encoding.UTF8.GetByteCount(_suffix ?? "");
 
         int maxId = vocab.Count == 0 ? -1 : vocab.Values.Max();
         _idToToken = new string?[maxId + 1];
@@ -149,7 +151,8 @@ internal sealed class BpeModel
 
     private void MergeWord(ReadOnlySpan<char> word, List<int> output, BpeScratch scratch)
     {
-        var symbols = scratch.Symbols(word.Length * 4 + 8);
+        // Byte fallback may turn one char, with its prefix or suffix, into several byte symbols.
+        var symbols = scratch.Symbols(word.Length * (4 + _affixBytes) + 8);
         int count = 0;
         int unkId = -1, unkLength = 0;
         for (int i = 0; i < word.Length;)

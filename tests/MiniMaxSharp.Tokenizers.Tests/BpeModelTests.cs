@@ -78,6 +78,20 @@ public class BpeModelTests
     }
 
     [Fact]
+    public void ByteFallbackSpellsThePrefixedSymbol()
+    {
+        // Non-initial symbols are looked up as "##日", so their fallback bytes include the two '#' (0x23).
+        var t = new TokenizerJsonBuilder("<0x23>", "<0xE6>", "<0x97>", "<0xA5>", "a")
+            .Model("continuing_subword_prefix", "##").Model("byte_fallback", true)
+            .Build();
+        Assert.Equal([4, 0, 0, 1, 2, 3], t.Encode("a日"));
+        Assert.Equal([1, 2, 3], t.Encode("日a")); // "##a" has no token and no byte 0x61: dropped
+        var many = t.Encode(new string('日', 20));
+        Assert.Equal(3 + 19 * 5, many.Count);
+        Assert.Equal([0, 0, 1, 2, 3], many.Skip(many.Count - 5));
+    }
+
+    [Fact]
     public void EndOfWordSuffixMarksTheLastSymbol()
     {
         var t = new TokenizerJsonBuilder("a", "b", "b</w>", "ab</w>", "a</w>")
