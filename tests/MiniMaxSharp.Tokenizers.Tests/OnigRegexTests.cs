@@ -25,6 +25,15 @@ public class OnigRegexTests
     }
 
     [Fact]
+    public void Llama3SplitPattern()
+    {
+        const string llama3 = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+        var regex = OnigRegex.FromOnigPattern(llama3, "test");
+        Assert.Equal(["+I", "+'M", "+ you", "+'RE", "+ ", "+123", "+45", "+!!\n\n", "+ ", "+ x"],
+            Pieces(regex, "I'M you'RE 12345!!\n\n  x"));
+    }
+
+    [Fact]
     public void LettersAboveTheBmpAreLetters()
     {
         // U+20000 and U+1D49C are letters; .NET alone would see surrogates and split the run.
