@@ -131,9 +131,13 @@ internal static class TokenizerCommands
     {
         var chunks = BenchText.Chunk(text, 16 * 1024);
         double megabytes = Encoding.UTF8.GetByteCount(text) / 1e6;
+        // Let tiered compilation reach its optimized code on a throwaway instance before anything is timed.
         var jitWarmup = Tokenizer.FromFile(tokenizerPath);
-        for (int round = 0; round < 2; round++)
-            foreach (var chunk in chunks.Take(16)) jitWarmup.Encode(chunk, addSpecialTokens: false);
+        for (int round = 0; round < 4; round++)
+        {
+            foreach (var chunk in chunks.Take(64)) jitWarmup.Encode(chunk, addSpecialTokens: false);
+            Thread.Sleep(100);
+        }
 
         var tokenizer = Tokenizer.FromFile(tokenizerPath);
         long tokens = 0;
