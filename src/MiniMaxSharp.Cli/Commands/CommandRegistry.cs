@@ -13,5 +13,8 @@ internal static class CommandRegistry
         yield return InspectCommand.Create();
         yield return BenchCommand.Create();
         yield return BenchKernelsCommand.Create();
+        yield return TokenizerCommands.CreateTokenize();
+        yield return TokenizerCommands.CreateDetokenize();
+        yield return TokenizerCommands.CreateTokenizerGroup();
     }
 }
