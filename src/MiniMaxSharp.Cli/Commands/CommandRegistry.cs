@@ -10,6 +10,7 @@ internal static class CommandRegistry
         // Keep one line per command; each concern owns its own file.
         yield return ForwardCommand.Create();
         yield return GenerateCommand.Create();
+        yield return ChatCommand.Create();
         yield return InspectCommand.Create();
         yield return BenchCommand.Create();
         yield return BenchKernelsCommand.Create();

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using MiniMaxSharp.Generation;
 using MiniMaxSharp.Model;
+using MiniMaxSharp.Text;
 
 namespace MiniMaxSharp.Cli.Commands;
 
@@ -12,6 +13,7 @@ internal static class GenerateCommand
     {
         var model = CommonOptions.Model();
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt as comma-separated token ids" };
+        var promptText = new Option<string?>("--prompt") { Description = "Prompt text (needs the model's tokenizer.json)" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 64 };
         var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 = greedy", DefaultValueFactory = _ => 0f };
         var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens (0: off)", DefaultValueFactory = _ => 0 };
@@ -23,12 +25,11 @@ internal static class GenerateCommand
         var threads = CommonOptions.Threads();
         var backend = CommonOptions.Backend();
         var cmd = new Command("generate", "Generate a continuation of a prompt, streaming it as it is produced")
-            { model, promptIds, maxNew, temperature, topK, topP, minP, repetition, seed, chunk, threads, backend };
+            { model, promptIds, promptText, maxNew, temperature, topK, topP, minP, repetition, seed, chunk, threads, backend };
         cmd.SetAction((r, ct) => CommonOptions.RunAsync(async () =>
         {
-            string? ids = r.GetValue(promptIds);
-            if (ids is null) throw new ArgumentException("give the prompt with --prompt-ids 1,2,3");
-            int[] prompt = ParseIds(ids);
+            string? ids = r.GetValue(promptIds), text = r.GetValue(promptText);
+            if ((ids is null) == (text is null)) throw new ArgumentException("give the prompt with either --prompt TEXT or --prompt-ids 1,2,3");
             var options = new GenerationOptions
             {
                 MaxNewTokens = r.GetValue(maxNew),
@@ -44,16 +45,38 @@ internal static class GenerateCommand
                 },
             };
             options.Sampling.Validate();
-            using var m = ModelLoader.Load(r.GetValue(model)!, BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads)));
-            options = options with { StopTokenIds = m.Config.EosTokenIds };
+            string dir = r.GetValue(model)!;
+            var backendInstance = BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads));
             var clock = Stopwatch.StartNew();
             double firstToken = 0;
             int produced = 0;
-            await foreach (int token in TokenGenerator.GenerateAsync(m, prompt, options, ct))
+            int[] prompt;
+            if (text is not null)
             {
-                if (produced++ == 0) firstToken = clock.Elapsed.TotalSeconds;
-                Console.Write(produced == 1 ? $"{token}" : $",{token}");
-                Console.Out.Flush();
+                // Text in, text out: the model folder's tokenizer.json, streamed at whole characters.
+                using var tm = TextModel.Load(dir, backendInstance);
+                prompt = [.. tm.Tokenizer.Encode(text)];
+                clock.Restart();
+                Console.Write(text);
+                var counting = options with { StopTokenIds = tm.StopTokenIds };
+                await foreach (var token in tm.GenerateTextAsync(prompt, counting, ct))
+                {
+                    if (produced++ == 0) firstToken = clock.Elapsed.TotalSeconds;
+                    Console.Write(token.Text);
+                    Console.Out.Flush();
+                }
+            }
+            else
+            {
+                prompt = ParseIds(ids!);
+                using var m = ModelLoader.Load(dir, backendInstance);
+                clock.Restart();
+                await foreach (int token in TokenGenerator.GenerateAsync(m, prompt, options with { StopTokenIds = m.Config.EosTokenIds }, ct))
+                {
+                    if (produced++ == 0) firstToken = clock.Elapsed.TotalSeconds;
+                    Console.Write(produced == 1 ? $"{token}" : $",{token}");
+                    Console.Out.Flush();
+                }
             }
             Console.WriteLine();
             double total = clock.Elapsed.TotalSeconds;
