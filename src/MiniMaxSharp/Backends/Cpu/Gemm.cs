@@ -153,8 +153,10 @@ public static unsafe class Gemm
         double flops = 2.0 * job.N * job.M * job.K;
         int useThreads = (int)Math.Clamp(flops / MinFlopsPerThread, 1, Math.Min(threads, CpuParallel.MaxThreads));
         int columnAlign = job.Small ? 16 : 2 * TOps.Count;
-        // Twice as many tasks as threads lets a thread that got a busier core hand work to the other.
-        int tasks = useThreads == 1 ? 1 : 2 * useThreads;
+        // The streaming path takes twice as many tasks as threads, so that a thread whose core is shared with
+        // another process hands work to the others. The packed path repacks A in every task, so it takes one
+        // task per thread.
+        int tasks = useThreads == 1 ? 1 : job.Small ? 2 * useThreads : useThreads;
         job.ColumnTasks = job.RowTasks = 1;
         job.ColumnChunk = job.M;
         job.RowChunk = job.N;
