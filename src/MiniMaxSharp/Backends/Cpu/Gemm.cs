@@ -163,15 +163,17 @@ public static unsafe class Gemm
         if (tasks > 1)
         {
             int columnBlocks = (job.M + columnAlign - 1) / columnAlign;
-            if (job.Small || columnBlocks >= tasks)
+            int rowBlocks = (job.N + GemmPacked.MR - 1) / GemmPacked.MR;
+            // Each task of the packed path packs its own A rows and B columns: splitting the columns repeats
+            // the packing of A (n·k), splitting the rows repeats that of B (m·k). Repeat the smaller one.
+            bool splitRows = !job.Small && (columnBlocks < tasks || (job.N > job.M && rowBlocks >= tasks));
+            if (!splitRows)
             {
                 job.ColumnChunk = (columnBlocks + tasks - 1) / tasks * columnAlign;
                 job.ColumnTasks = (job.M + job.ColumnChunk - 1) / job.ColumnChunk;
             }
             else
             {
-                // Few columns, many rows: split the rows instead.
-                int rowBlocks = (job.N + GemmPacked.MR - 1) / GemmPacked.MR;
                 job.RowChunk = (rowBlocks + tasks - 1) / tasks * GemmPacked.MR;
                 job.RowTasks = (job.N + job.RowChunk - 1) / job.RowChunk;
             }
