@@ -153,23 +153,27 @@ public static unsafe class Gemm
         double flops = 2.0 * job.N * job.M * job.K;
         int useThreads = (int)Math.Clamp(flops / MinFlopsPerThread, 1, Math.Min(threads, CpuParallel.MaxThreads));
         int columnAlign = job.Small ? 16 : 2 * TOps.Count;
-        // Twice as many tasks as threads lets a thread that got a busier core hand work to the other.
-        int tasks = useThreads == 1 ? 1 : 2 * useThreads;
+        // The streaming path takes twice as many tasks as threads, so that a thread whose core is shared with
+        // another process hands work to the others. The packed path repacks A in every task, so it takes one
+        // task per thread.
+        int tasks = useThreads == 1 ? 1 : job.Small ? 2 * useThreads : useThreads;
         job.ColumnTasks = job.RowTasks = 1;
         job.ColumnChunk = job.M;
         job.RowChunk = job.N;
         if (tasks > 1)
         {
             int columnBlocks = (job.M + columnAlign - 1) / columnAlign;
-            if (job.Small || columnBlocks >= tasks)
+            int rowBlocks = (job.N + GemmPacked.MR - 1) / GemmPacked.MR;
+            // Each task of the packed path packs its own A rows and B columns: splitting the columns repeats
+            // the packing of A (n·k), splitting the rows repeats that of B (m·k). Repeat the smaller one.
+            bool splitRows = !job.Small && (columnBlocks < tasks || (job.N > job.M && rowBlocks >= tasks));
+            if (!splitRows)
             {
                 job.ColumnChunk = (columnBlocks + tasks - 1) / tasks * columnAlign;
                 job.ColumnTasks = (job.M + job.ColumnChunk - 1) / job.ColumnChunk;
             }
             else
             {
-                // Few columns, many rows: split the rows instead.
-                int rowBlocks = (job.N + GemmPacked.MR - 1) / GemmPacked.MR;
                 job.RowChunk = (rowBlocks + tasks - 1) / tasks * GemmPacked.MR;
                 job.RowTasks = (job.N + job.RowChunk - 1) / job.RowChunk;
             }

@@ -3,9 +3,10 @@ using System.Runtime.CompilerServices;
 namespace MiniMaxSharp.Backends.Cpu;
 
 /// <summary>
-/// Matrix products with few rows of A (decode, batched decode), where packing would cost as much as the
-/// product itself: they are bound by reading B once, so the kernels stream B rows with wide loads,
-/// widen bf16/f16 in registers and keep several independent accumulators in flight.
+/// Matrix products with few rows of A (decode, batched decode), where packing B would cost as much as the
+/// product itself. One token is bound by reading the weights once, so the kernels stream B rows with wide
+/// loads, widen bf16/f16 in registers and keep sixteen independent accumulators in flight; with a few dozen
+/// rows the same tiles become compute-bound and still beat packing, since B is widened only once.
 /// </summary>
 internal static unsafe class GemmSmall
 {
