@@ -218,7 +218,7 @@ internal sealed class BpeModel
             int n = Encoding.UTF8.GetBytes(text, bytes);
             for (int b = 0; b < n; b++)
                 if (_byteFallbackIds[bytes[b]] < 0) return false;
-            if (unkId >= 0) { Add(unkId, unkLength); unkId = -1; }
+            // A pending unk stays pending (it lands after these bytes), as in Hugging Face.
             for (int b = 0; b < n; b++) Add(_byteFallbackIds[bytes[b]], 1);
             return true;
         }
