@@ -77,25 +77,27 @@ internal sealed class BpeModel
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in vocabJson.EnumerateObject())
         {
-            int id = JsonFields.AsInt(entry.Value, $"{path}.vocab[\"{entry.Name}\"]");
-            if (id < 0) throw new TokenizerException($"{path}.vocab[\"{entry.Name}\"]: negative id {id}");
+            // Paths are formatted only on error: large vocabs have hundreds of thousands of entries.
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id) || id < 0)
+                throw new TokenizerException($"{path}.vocab[\"{entry.Name}\"]: expected a non-negative 32-bit id but found {entry.Value.GetRawText()}");
             vocab[entry.Name] = id;
         }
+        if (vocab.Count > 0 && vocab.Values.Max() > 4 * vocab.Count + 1_000_000)
+            throw new TokenizerException($"{path}.vocab: ids go up to {vocab.Values.Max()} for only {vocab.Count} tokens");
 
         string? prefix = JsonFields.OptString(json, "continuing_subword_prefix", path);
         var mergesJson = JsonFields.RequireArray(json, "merges", path);
         var merges = new Dictionary<long, MergeTarget>(mergesJson.GetArrayLength());
         int rank = 0;
+        int prefixLength = prefix?.Length ?? 0;
         foreach (var merge in mergesJson.EnumerateArray())
         {
-            string mergePath = $"{path}.merges[{rank}]";
-            var (left, right) = ReadMerge(merge, mergePath);
-            int leftId = vocab.TryGetValue(left, out int l) ? l : throw new TokenizerException($"{mergePath}: token '{left}' is not in the vocab");
-            int rightId = vocab.TryGetValue(right, out int r) ? r : throw new TokenizerException($"{mergePath}: token '{right}' is not in the vocab");
-            int prefixLength = prefix?.Length ?? 0;
-            if (right.Length < prefixLength) throw new TokenizerException($"{mergePath}: token '{right}' is shorter than the continuing_subword_prefix");
+            var (left, right) = ReadMerge(merge, path, rank);
+            int leftId = vocab.TryGetValue(left, out int l) ? l : throw MergeError(path, rank, $"token '{left}' is not in the vocab");
+            int rightId = vocab.TryGetValue(right, out int r) ? r : throw MergeError(path, rank, $"token '{right}' is not in the vocab");
+            if (right.Length < prefixLength) throw MergeError(path, rank, $"token '{right}' is shorter than the continuing_subword_prefix");
             string merged = left + right[prefixLength..];
-            int mergedId = vocab.TryGetValue(merged, out int m) ? m : throw new TokenizerException($"{mergePath}: merged token '{merged}' is not in the vocab");
+            int mergedId = vocab.TryGetValue(merged, out int m) ? m : throw MergeError(path, rank, $"merged token '{merged}' is not in the vocab");
             // A repeated pair keeps its last rank, as Hugging Face's map building does.
             merges[PairKey(leftId, rightId)] = new MergeTarget(rank, mergedId);
             rank++;
@@ -111,19 +113,21 @@ internal sealed class BpeModel
     }
 
     /// <summary>A merge is written "a b" (older files) or ["a", "b"].</summary>
-    private static (string Left, string Right) ReadMerge(JsonElement merge, string path)
+    private static (string Left, string Right) ReadMerge(JsonElement merge, string path, int rank)
     {
         if (merge.ValueKind == JsonValueKind.String)
         {
             var parts = merge.GetString()!.Split(' ');
-            if (parts.Length != 2) throw new TokenizerException($"{path}: merge \"{merge.GetString()}\" must be two tokens separated by one space");
+            if (parts.Length != 2) throw MergeError(path, rank, $"merge \"{merge.GetString()}\" must be two tokens separated by one space");
             return (parts[0], parts[1]);
         }
         if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2 &&
             merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String)
             return (merge[0].GetString()!, merge[1].GetString()!);
-        throw new TokenizerException($"{path}: a merge must be \"a b\" or [\"a\", \"b\"]");
+        throw MergeError(path, rank, "a merge must be \"a b\" or [\"a\", \"b\"]");
     }
+
+    private static TokenizerException MergeError(string path, int rank, string problem) => new($"{path}.merges[{rank}]: {problem}");
 
     private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
 
@@ -214,7 +218,7 @@ internal sealed class BpeModel
             int n = Encoding.UTF8.GetBytes(text, bytes);
             for (int b = 0; b < n; b++)
                 if (_byteFallbackIds[bytes[b]] < 0) return false;
-            if (unkId >= 0) { Add(unkId, unkLength); unkId = -1; }
+            // A pending unk stays pending (it lands after these bytes), as in Hugging Face.
             for (int b = 0; b < n; b++) Add(_byteFallbackIds[bytes[b]], 1);
             return true;
         }

@@ -78,9 +78,16 @@ public sealed class BpeTrainer
         string json = Train();
         Directory.CreateDirectory(directory);
         string path = Path.Combine(directory, "tokenizer.json");
-        string temp = Path.Combine(directory, $".tokenizer.json.{Environment.ProcessId}.tmp");
-        File.WriteAllText(temp, json, new UTF8Encoding(false));
-        File.Move(temp, path, overwrite: true);
+        string temp = Path.Combine(directory, $".tokenizer.json.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            File.WriteAllText(temp, json, new UTF8Encoding(false));
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
         return path;
     }
 

@@ -23,7 +23,11 @@ internal sealed class EncodeScratch
         return buffer;
     }
 
-    public void ReturnPieces(PieceBuffer buffer) => _freePieces.Push(buffer);
+    public void ReturnPieces(PieceBuffer buffer)
+    {
+        buffer.ReleaseIfLarge();
+        _freePieces.Push(buffer);
+    }
 
     /// <summary>A scratch char span of at least <paramref name="length"/> chars (valid until the next call).</summary>
     public Span<char> TextBuffer(int length)

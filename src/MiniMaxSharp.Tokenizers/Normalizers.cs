@@ -11,21 +11,15 @@ internal abstract class Normalizer
 
     private const string Supported = "NFC, NFD, NFKC, NFKD, Lowercase, Replace, Prepend, Strip, StripAccents, Sequence";
 
-    /// <summary>
-    /// Whether string.Normalize really normalizes here: with InvariantGlobalization it silently returns its input,
-    /// so NFC and friends must then be refused rather than quietly skipped.
-    /// </summary>
-    public static readonly bool UnicodeNormalizationAvailable = "\u00E9".Normalize(NormalizationForm.FormD).Length == 2;
-
-    public static Normalizer FromJson(JsonElement json, string path, bool unicodeNormalizationAvailable)
+    public static Normalizer FromJson(JsonElement json, string path)
     {
         string type = JsonFields.TypeOf(json, path);
         switch (type)
         {
-            case "NFC": return UnicodeForm(NormalizationForm.FormC);
-            case "NFD": return UnicodeForm(NormalizationForm.FormD);
-            case "NFKC": return UnicodeForm(NormalizationForm.FormKC);
-            case "NFKD": return UnicodeForm(NormalizationForm.FormKD);
+            case "NFC": return new UnicodeFormNormalizer(compose: true, compatibility: false);
+            case "NFD": return new UnicodeFormNormalizer(compose: false, compatibility: false);
+            case "NFKC": return new UnicodeFormNormalizer(compose: true, compatibility: true);
+            case "NFKD": return new UnicodeFormNormalizer(compose: false, compatibility: true);
             case "Lowercase": return new LowercaseNormalizer();
             case "StripAccents": return new StripAccentsNormalizer();
             case "Replace":
@@ -41,24 +35,20 @@ internal abstract class Normalizer
                 var children = new List<Normalizer>();
                 int index = 0;
                 foreach (var item in items.EnumerateArray())
-                    children.Add(FromJson(item, $"{path}.normalizers[{index++}]", unicodeNormalizationAvailable));
+                    children.Add(FromJson(item, $"{path}.normalizers[{index++}]"));
                 return new SequenceNormalizer(children);
             }
             default:
                 throw JsonFields.Unsupported(path, "normalizer", type, Supported);
         }
 
-        Normalizer UnicodeForm(NormalizationForm form) => unicodeNormalizationAvailable
-            ? new UnicodeFormNormalizer(form)
-            : throw new TokenizerException(
-                $"{path}: normalizer '{type}' needs Unicode normalization data, which this process lacks because it runs with " +
-                "InvariantGlobalization=true; run with InvariantGlobalization=false (and ICU installed) to use this tokenizer");
     }
 }
 
-internal sealed class UnicodeFormNormalizer(NormalizationForm form) : Normalizer
+/// <summary>NFC, NFD, NFKC or NFKD, computed by this library (string.Normalize needs ICU, absent in invariant mode).</summary>
+internal sealed class UnicodeFormNormalizer(bool compose, bool compatibility) : Normalizer
 {
-    public override string Normalize(string text) => text.Normalize(form);
+    public override string Normalize(string text) => UnicodeNormalization.Normalize(text, compose, compatibility);
 }
 
 /// <summary>Rust's char::to_lowercase per code point: full mappings, no context rules (so no final sigma).</summary>
@@ -77,14 +67,18 @@ internal sealed class LowercaseNormalizer : Normalizer
     }
 }
 
-/// <summary>Removes non-spacing marks (category Mn), as Hugging Face's StripAccents does.</summary>
+/// <summary>Removes combining marks (categories Mn, Mc and Me), as Hugging Face's StripAccents does.</summary>
 internal sealed class StripAccentsNormalizer : Normalizer
 {
     public override string Normalize(string text)
     {
         var sb = new StringBuilder(text.Length);
         foreach (var rune in text.EnumerateRunes())
-            if (Rune.GetUnicodeCategory(rune) != UnicodeCategory.NonSpacingMark) sb.Append(rune.ToString());
+        {
+            if (Rune.GetUnicodeCategory(rune) is not (UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark
+                or UnicodeCategory.EnclosingMark))
+                sb.Append(rune.ToString());
+        }
         return sb.ToString();
     }
 }

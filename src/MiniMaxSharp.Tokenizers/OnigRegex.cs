@@ -149,7 +149,7 @@ internal sealed class OnigRegex
     /// <summary>
     /// Rewrites Oniguruma (Ruby syntax) constructs that .NET lacks: possessive <c>?+ *+ ++</c> become atomic groups,
     /// <c>{n,m}+</c> (greedy, then "one or more", in Ruby syntax) is wrapped in a group, <c>\x{HHHH}</c> becomes
-    /// <c>\uHHHH</c>, <c>\h</c> becomes a hex-digit class, and the flag <c>m</c> (Ruby's dot-all) becomes <c>s</c>.
+    /// <c>\uHHHH</c>, <c>\h</c> becomes a hex-digit class, <c>\w</c> takes all marks as Oniguruma's does, and the flag <c>m</c> (Ruby's dot-all) becomes <c>s</c>.
     /// </summary>
     internal static string TranslatePattern(string pattern, string path)
     {
@@ -247,7 +247,7 @@ internal sealed class OnigRegex
         return true;
     }
 
-    private static void TranslateEscape(string p, ref int i, StringBuilder sb, string path)
+    private static void TranslateEscape(string p, ref int i, StringBuilder sb, string path, bool insideClass = false)
     {
         if (i + 1 >= p.Length) throw new TokenizerException($"{path}: regex '{p}' ends with a lone backslash");
         char e = p[i + 1];
@@ -273,11 +273,16 @@ internal sealed class OnigRegex
             i = close + 1;
             return;
         }
+        if (e == 'w') { sb.Append(insideClass ? OnigWordClass : "[" + OnigWordClass + "]"); i += 2; return; }
+        if (e == 'W' && !insideClass) { sb.Append("[^" + OnigWordClass + "]"); i += 2; return; }
         if (e == 'h') { sb.Append("[0-9a-fA-F]"); i += 2; return; }
         if (e == 'H') { sb.Append("[^0-9a-fA-F]"); i += 2; return; }
         sb.Append('\\').Append(e);
         i += 2;
     }
+
+    // Oniguruma's Unicode \w takes every mark (.NET's only Mn).
+    private const string OnigWordClass = @"\p{L}\p{M}\p{Nd}\p{Pc}";
 
     private static void TranslateClass(string p, ref int i, StringBuilder sb, string path)
     {
@@ -292,7 +297,7 @@ internal sealed class OnigRegex
             if (c == '\\')
             {
                 if (i + 1 < p.Length && p[i + 1] == 'h') { sb.Append("0-9a-fA-F"); i += 2; continue; }
-                TranslateEscape(p, ref i, sb, path);
+                TranslateEscape(p, ref i, sb, path, insideClass: true);
                 continue;
             }
             if (c == '[')

@@ -22,6 +22,14 @@ internal sealed class PieceBuffer
         _length = 0;
     }
 
+    /// <summary>Drops storage grown by an unusually large input, so an idle thread does not keep it.</summary>
+    public void ReleaseIfLarge()
+    {
+        const int keep = 1 << 20;
+        if (_chars.Length > keep) _chars = new char[256];
+        if (_pieces.Length > keep / 8) _pieces = new Piece[32];
+    }
+
     public Piece this[int index] => _pieces[index];
 
     public ReadOnlySpan<char> TextOf(Piece piece) => _chars.AsSpan(piece.Start, piece.Length);

@@ -26,7 +26,7 @@ public sealed class Tokenizer
     private sealed record TruncationSettings(int MaxLength, bool FromLeft);
     private sealed record PaddingSettings(int? FixedLength, int MultipleOf, int PadId, bool OnLeft);
 
-    private Tokenizer(JsonElement root, string source, bool unicodeNormalizationAvailable)
+    private Tokenizer(JsonElement root, string source)
     {
         if (root.ValueKind != JsonValueKind.Object)
             throw new TokenizerException($"{source}: expected a JSON object at the top level");
@@ -38,7 +38,7 @@ public sealed class Tokenizer
         _model = BpeModel.FromJson(modelJson, source + ".model");
 
         if (JsonFields.TryGet(root, "normalizer", out var normalizer))
-            _normalizer = Normalizer.FromJson(normalizer, source + ".normalizer", unicodeNormalizationAvailable);
+            _normalizer = Normalizer.FromJson(normalizer, source + ".normalizer");
         if (JsonFields.TryGet(root, "pre_tokenizer", out var preTokenizer))
             _preTokenizer = PreTokenizer.FromJson(preTokenizer, source + ".pre_tokenizer");
         if (JsonFields.TryGet(root, "post_processor", out var postProcessor))
@@ -100,16 +100,13 @@ public sealed class Tokenizer
         ArgumentNullException.ThrowIfNull(path);
         string file = Directory.Exists(path) ? Path.Combine(path, "tokenizer.json") : path;
         if (!File.Exists(file)) throw new TokenizerException($"{file}: tokenizer file not found");
-        return Load(Utf8Text.ReadFile(file), file, Normalizer.UnicodeNormalizationAvailable);
+        return Load(Utf8Text.ReadFile(file), file);
     }
 
     /// <summary>Loads a tokenizer from the text of a tokenizer.json.</summary>
-    public static Tokenizer FromJson(string json) => Load(json, "tokenizer.json", Normalizer.UnicodeNormalizationAvailable);
+    public static Tokenizer FromJson(string json) => Load(json, "tokenizer.json");
 
-    /// <summary>As <see cref="FromJson(string)"/>, stating whether Unicode normalization may be used (tests cover both).</summary>
-    internal static Tokenizer FromJson(string json, bool unicodeNormalizationAvailable) => Load(json, "tokenizer.json", unicodeNormalizationAvailable);
-
-    private static Tokenizer Load(string json, string source, bool unicodeNormalizationAvailable)
+    private static Tokenizer Load(string json, string source)
     {
         ArgumentNullException.ThrowIfNull(json);
         JsonDocument document;
@@ -121,7 +118,7 @@ public sealed class Tokenizer
         {
             throw new TokenizerException($"{source}: malformed JSON at line {(e.LineNumber ?? 0) + 1}, byte {e.BytePositionInLine ?? 0}: {e.Message}", e);
         }
-        using (document) return new Tokenizer(document.RootElement, source, unicodeNormalizationAvailable);
+        using (document) return new Tokenizer(document.RootElement, source);
     }
 
     /// <summary>Number of ids: the highest id of the vocab and the added tokens, plus one.</summary>

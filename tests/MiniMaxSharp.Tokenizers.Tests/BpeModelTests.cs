@@ -52,6 +52,7 @@ public class BpeModelTests
             .Build();
         Assert.Equal([0, 1, 2], t.Encode("aé"));      // é = C3 A9
         Assert.Equal([0, 3], t.Encode("aè"));         // è = C3 A8, and <0xA8> is missing: unk instead
+        Assert.Equal([0, 1, 2, 3, 0], t.Encode("aèéa")); // the pending unk of è lands after é's fallback bytes
         Assert.Equal("aé", t.Decode([0, 1, 2]));
         Assert.Equal("\uFFFDa", t.Decode([1, 0]));   // a lone lead byte
     }

@@ -58,6 +58,20 @@ public class Gpt2FixtureTests
     }
 
     [Fact]
+    public void ConcurrentEncodingFromManyThreadsGivesTheSameIds()
+    {
+        // A fresh instance, so the threads race to fill the shared word cache.
+        var t = Tokenizer.FromFile(FixturePaths.Gpt2TokenizerDir);
+        var cases = LoadCases();
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 4 }, worker =>
+        {
+            for (int round = 0; round < 20; round++)
+                foreach (var c in cases.Skip(worker % 3))
+                    Assert.Equal(c.Ids, t.Encode(c.Text));
+        });
+    }
+
+    [Fact]
     public void VocabularyFacts()
     {
         var t = Gpt2.Value;

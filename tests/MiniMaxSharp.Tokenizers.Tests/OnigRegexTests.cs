@@ -34,6 +34,15 @@ public class OnigRegexTests
     }
 
     [Fact]
+    public void WordClassIncludesSpacingMarks()
+    {
+        // U+0903 (Devanagari visarga) is a spacing mark: part of a word for Oniguruma, not for .NET's own \w.
+        Assert.Equal(["+x\u0903y", "- ", "+z"], Pieces(OnigRegex.FromOnigPattern(@"\w+", "test"), "x\u0903y z"));
+        Assert.Equal(["+x\u0903y", "- ", "+z"], Pieces(OnigRegex.FromOnigPattern(@"[\w]+", "test"), "x\u0903y z"));
+        Assert.Equal(["-x\u0903y", "+ ", "-z"], Pieces(OnigRegex.FromOnigPattern(@"\W+", "test"), "x\u0903y z"));
+    }
+
+    [Fact]
     public void LettersAboveTheBmpAreLetters()
     {
         // U+20000 and U+1D49C are letters; .NET alone would see surrogates and split the run.
