@@ -13,5 +13,6 @@ internal static class CommandRegistry
         yield return InspectCommand.Create();
         yield return BenchCommand.Create();
         yield return BenchKernelsCommand.Create();
+        yield return GradientsCommand.Create();
     }
 }
