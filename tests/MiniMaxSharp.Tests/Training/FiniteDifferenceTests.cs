@@ -1,0 +1,74 @@
+using MiniMaxSharp.Config;
+using MiniMaxSharp.Training;
+using Xunit.Abstractions;
+
+namespace MiniMaxSharp.Tests.Training;
+
+/// <summary>
+/// Every parameter tensor's gradient against float64 central differences of the loss computed by the float64
+/// reference model (lightning in its recurrent form, so the blocked backward is checked against the definition).
+/// Each check covers the backward of every op between that parameter and the loss.
+/// </summary>
+public sealed class FiniteDifferenceTests(ITestOutputHelper output)
+{
+    /// <summary>Lightning and softmax layers alternating, GQA (4 query heads on 2 KV heads), RoPE on half of each head,
+    /// block size 4 with documents of 11 and 6 tokens (not multiples of it), some labels ignored.</summary>
+    private static ModelConfig Config() => TestModels.SmallConfig(layers: 4, hidden: 16, heads: 4, kvHeads: 2, headDim: 4,
+        experts: 4, topK: 2, inter: 12, vocab: 23, blockSize: 4, partialRotary: 0.5, softmaxEvery: 2);
+
+    private static TrainingExample[] Batch(ModelConfig c)
+    {
+        var a = TestModels.RandomIds(11, c.VocabSize, 5);
+        var b = TestModels.RandomIds(6, c.VocabSize, 6);
+        var labelsB = (int[])b.Clone();
+        labelsB[2] = TrainingExample.IgnoreIndex;
+        return [TrainingExample.FromIds(a), new TrainingExample(b, labelsB)];
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EveryParameterMatchesCentralDifferences(bool aux)
+    {
+        // A large coefficient makes the load-balancing gradient a visible part of every router's gradient.
+        var c = aux ? Config() with { RouterAuxLossCoef = 0.5f } : Config();
+        Assert.Equal(2, c.RotaryDim);
+        var weights = TestModels.Weights(c, seed: 11);
+        var batch = Batch(c);
+        using var model = TrainingTestModels.Build(c, weights);
+        var report = model.ForwardBackward(batch, aux);
+        var analytic = TrainingTestModels.Gradients(model);
+        var w = TrainingTestModels.ToDouble(weights);
+
+        double reference = TrainingTestModels.ReferenceLoss(c, w, batch, aux);
+        Assert.True(Math.Abs(report.Total - reference) <= 1e-5 * reference, $"loss {report.Total} vs float64 reference {reference}");
+        if (aux) Assert.True(report.AuxLoss > 0);
+        else Assert.Equal(0, report.AuxLoss);
+
+        double scale = analytic.Values.Max(g => g.Max(MathF.Abs));
+        var rng = new Random(3);
+        double worst = 0;
+        string worstAt = "";
+        const double h = 1e-5;
+        foreach (var (name, g) in analytic)
+        {
+            int argmax = 0;
+            for (int i = 1; i < g.Length; i++) if (Math.Abs(g[i]) > Math.Abs(g[argmax])) argmax = i;
+            foreach (int i in new[] { argmax, rng.Next(g.Length), rng.Next(g.Length) })
+            {
+                var p = w[name];
+                double orig = p[i];
+                p[i] = orig + h;
+                double plus = TrainingTestModels.ReferenceLoss(c, w, batch, aux);
+                p[i] = orig - h;
+                double minus = TrainingTestModels.ReferenceLoss(c, w, batch, aux);
+                p[i] = orig;
+                double fd = (plus - minus) / (2 * h);
+                double err = Math.Abs(g[i] - fd) / Math.Max(Math.Abs(fd), 1e-3 * scale);
+                if (err > worst) (worst, worstAt) = (err, $"{name}[{i}]: analytic {g[i]:E4}, finite difference {fd:E4}");
+            }
+        }
+        output.WriteLine($"aux={aux}: {analytic.Count} tensors; worst relative error {worst:E3} at {worstAt}");
+        Assert.True(worst <= 1e-3, $"worst relative error {worst:E3} at {worstAt}");
+    }
+}
