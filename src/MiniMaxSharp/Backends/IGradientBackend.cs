@@ -67,4 +67,19 @@ public interface IGradientBackend
     /// </summary>
     double LmHeadCrossEntropy(DeviceTensor hidden, DeviceTensor lmHead, ReadOnlySpan<int> targets, float gradientScale,
         DeviceTensor dHidden, DeviceTensor dLmHead);
+
+    // ---- optimiser ----
+    /// <summary>Σ x² over a float32 tensor, accumulated in float64 (global gradient norm).</summary>
+    double SumOfSquares(DeviceTensor tensor);
+
+    /// <summary>
+    /// One AdamW update of a float32 parameter from its gradient, in place (PyTorch's AdamW):
+    /// p ← p·(1 − lr·weightDecay); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+    /// p ← p − lr·(m / (1−β1^step)) / (sqrt(v / (1−β2^step)) + eps). step counts from 1.
+    /// </summary>
+    void AdamWUpdate(DeviceTensor parameter, DeviceTensor gradient, DeviceTensor firstMoment, DeviceTensor secondMoment,
+        AdamWStep step);
 }
+
+/// <summary>The hyper-parameters of one AdamW update (see <see cref="IGradientBackend.AdamWUpdate"/>).</summary>
+public readonly record struct AdamWStep(double LearningRate, double Beta1, double Beta2, double Epsilon, double WeightDecay, int Step);

@@ -51,12 +51,17 @@ public sealed class TrainingModel : IDisposable
     /// <summary>
     /// Forward and backward over one batch: ADDS the gradient of the batch's loss (mean cross-entropy, plus the
     /// load-balancing loss when <paramref name="includeAuxLoss"/>) to <see cref="Gradients"/>, returns the loss.
+    /// For gradient accumulation over micro-batches, <paramref name="stepTargets"/> is the number of targets of the
+    /// whole step (the cross-entropy gradient is of sum / stepTargets) and <paramref name="auxWeight"/> weighs this
+    /// micro-batch's load-balancing gradient; the returned losses are always this batch's own.
     /// </summary>
-    public LossReport ForwardBackward(IReadOnlyList<TrainingExample> batch, bool includeAuxLoss = false)
+    public LossReport ForwardBackward(IReadOnlyList<TrainingExample> batch, bool includeAuxLoss = false, int? stepTargets = null, float auxWeight = 1f)
     {
         var (ids, targets, layout) = Pack(batch);
         int count = targets.Count(t => t != TrainingExample.IgnoreIndex);
         if (count == 0) throw new ArgumentException("no position of the batch has a label to predict (all labels are -100 or documents are one token long)");
+        int normaliser = stepTargets ?? count;
+        if (normaliser < count) throw new ArgumentException($"the step has {normaliser} targets but this batch alone has {count}");
         using var step = new Step(this, layout);
         var c = Config;
         var b = Backend;
@@ -101,14 +106,14 @@ public sealed class TrainingModel : IDisposable
             {
                 double f = slotCounts[e] / (n * c.ExpertsPerToken);
                 aux += c.RouterAuxLossCoef * E * f * probSums[e] / n;
-                auxGradient[e] = (float)(c.RouterAuxLossCoef * E * f / n);
+                auxGradient[e] = (float)(auxWeight * c.RouterAuxLossCoef * E * f / n);
             }
         }
 
         // ---- backward ----
         var G = Gradients;
         var dNormed = step.Hidden();
-        double ceSum = _grad.LmHeadCrossEntropy(finalNormed, W.LmHead, targets, 1f / count, dNormed, G.LmHead);
+        double ceSum = _grad.LmHeadCrossEntropy(finalNormed, W.LmHead, targets, (float)(1.0 / normaliser), dNormed, G.LmHead);
         var dx = step.Hidden();
         _grad.RmsNormBackward(x, W.FinalNorm, c.RmsNormEps, dNormed, dx, accumulate: false, G.FinalNorm);
         var dScratch = step.Hidden();
@@ -207,6 +212,9 @@ public sealed class TrainingModel : IDisposable
     }
 
     private AttentionShape Shape => new(Config.NumHeads, Config.NumKvHeads, Config.HeadDim);
+
+    /// <summary>How many positions of the batch have a target (what the mean cross-entropy divides by).</summary>
+    public int CountTargets(IReadOnlyList<TrainingExample> batch) => Pack(batch).Targets.Count(t => t != TrainingExample.IgnoreIndex);
 
     /// <summary>Every document of every row as its own sequence of one packed layout; targets shifted inside each document.</summary>
     private (int[] Ids, int[] Targets, BatchLayout Layout) Pack(IReadOnlyList<TrainingExample> batch)

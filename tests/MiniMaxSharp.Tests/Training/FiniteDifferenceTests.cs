@@ -12,7 +12,7 @@ namespace MiniMaxSharp.Tests.Training;
 public sealed class FiniteDifferenceTests(ITestOutputHelper output)
 {
     /// <summary>Lightning and softmax layers alternating, GQA (4 query heads on 2 KV heads), RoPE on half of each head,
-    /// block size 4 with documents of 11 and 6 tokens (not multiples of it), some labels ignored.</summary>
+    /// block size 4 with documents of 11, 6, 5 and 1 tokens (not multiples of it), some labels ignored.</summary>
     private static ModelConfig Config() => TestModels.SmallConfig(layers: 4, hidden: 16, heads: 4, kvHeads: 2, headDim: 4,
         experts: 4, topK: 2, inter: 12, vocab: 23, blockSize: 4, partialRotary: 0.5, softmaxEvery: 2);
 
@@ -22,7 +22,9 @@ public sealed class FiniteDifferenceTests(ITestOutputHelper output)
         var b = TestModels.RandomIds(6, c.VocabSize, 6);
         var labelsB = (int[])b.Clone();
         labelsB[2] = TrainingExample.IgnoreIndex;
-        return [TrainingExample.FromIds(a), new TrainingExample(b, labelsB)];
+        // A packed row with one-token documents (the decode path of the forward, nothing to predict) around a 5-token one.
+        var packed = TestModels.RandomIds(7, c.VocabSize, 7);
+        return [TrainingExample.FromIds(a), new TrainingExample(b, labelsB), TrainingExample.FromIds(packed, [1, 5, 1])];
     }
 
     [Theory]
