@@ -28,14 +28,16 @@ public sealed class FiniteDifferenceTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void EveryParameterMatchesCentralDifferences(bool aux)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void EveryParameterMatchesCentralDifferences(bool aux, bool tied)
     {
         // A large coefficient makes the load-balancing gradient a visible part of every router's gradient.
-        var c = aux ? Config() with { RouterAuxLossCoef = 0.5f } : Config();
+        var c = Config() with { RouterAuxLossCoef = aux ? 0.5f : 0.001f, TieWordEmbeddings = tied };
         Assert.Equal(2, c.RotaryDim);
         var weights = TestModels.Weights(c, seed: 11);
+        Assert.Equal(!tied, weights.ContainsKey("lm_head.weight"));
         var batch = Batch(c);
         using var model = TrainingTestModels.Build(c, weights);
         var report = model.ForwardBackward(batch, aux);
@@ -70,7 +72,8 @@ public sealed class FiniteDifferenceTests(ITestOutputHelper output)
                 if (err > worst) (worst, worstAt) = (err, $"{name}[{i}]: analytic {g[i]:E4}, finite difference {fd:E4}");
             }
         }
-        output.WriteLine($"aux={aux}: {analytic.Count} tensors; worst relative error {worst:E3} at {worstAt}");
+        Assert.Equal(!tied, analytic.ContainsKey("lm_head.weight"));
+        output.WriteLine($"aux={aux}, tied={tied}: {analytic.Count} tensors; worst relative error {worst:E3} at {worstAt}");
         Assert.True(worst <= 1e-3, $"worst relative error {worst:E3} at {worstAt}");
     }
 }
