@@ -55,3 +55,39 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
         output.WriteLine($"loss {loss:R} (expected {expectedLoss:R}); worst gradient {worstName}: relative error {worst:E3}");
     }
 }
+
+/// <summary>The gradients command's input errors name the problem and leave no output behind.</summary>
+public sealed class GradientsCommandInputTests
+{
+    [Theory]
+    [InlineData("""{"input_ids": [[1, 2, 3]]}""", "\"labels\" is missing")]
+    [InlineData("""{"input_ids": [[1, 2, 3]], "labels": [[1, 2]]}""", "labels[0] has 2 values")]
+    [InlineData("""{"input_ids": [[1, 2, 3], [4, 5]], "labels": [[1, 2, 3], [4, 5]]}""", "input_ids[1] has 2 tokens")]
+    [InlineData("""{"input_ids": [[1, "x", 3]], "labels": [[1, 2, 3]]}""", "input_ids[0][1] is not an integer")]
+    [InlineData("""{"input_ids": [[1, 2, 3]], "labels": [[1, 2, 9999]]}""", "label 9999 at position 2")]
+    [InlineData("""{"input_ids": [[1, 2, 3]], "labels": [[-100, -100, -100]]}""", "no position of the batch has a label")]
+    [InlineData("""{"input_ids": [[1, 2, 3]], "labels": [[1, 2, 3]], "document_lengths": [[1, 1]]}""", "document lengths [1, 1]")]
+    [InlineData("""[1, 2]""", "expected a JSON object")]
+    public void BadInputIsReportedByName(string json, string message)
+    {
+        using var temp = new TempDirectory();
+        string input = temp.File("batch.json");
+        File.WriteAllText(input, json);
+        string outPath = temp.File("grads.safetensors");
+        var stderr = new StringWriter();
+        var saved = Console.Error;
+        Console.SetError(stderr);
+        int rc;
+        try
+        {
+            rc = GradientsCommand.Create().Parse(["--model", TestPaths.Fixture("tiny-hybrid"), "--input", input, "--output", outPath, "--threads", "1"]).Invoke();
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        Assert.Equal(1, rc);
+        Assert.Contains(message, stderr.ToString());
+        Assert.False(File.Exists(outPath));
+    }
+}
