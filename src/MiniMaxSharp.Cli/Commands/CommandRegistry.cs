@@ -14,5 +14,6 @@ internal static class CommandRegistry
         yield return BenchCommand.Create();
         yield return BenchKernelsCommand.Create();
         yield return GradientsCommand.Create();
+        yield return TrainCommand.Create();
     }
 }
