@@ -25,14 +25,14 @@ internal static class GradientsCommand
         {
             string dir = r.GetValue(model)!;
             var batch = GradientFiles.ReadBatch(r.GetValue(input)!.FullName);
-            string prefix;
+            string[] checkpointNames;
             using (var files = CheckpointFiles.Open(dir))
-                prefix = files.Contains("language_model.model.embed_tokens.weight") ? "language_model." : "";
+                checkpointNames = [.. files.Names];
             using var m = TrainingModel.Load(dir, BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads)));
             var loss = m.ForwardBackward(batch, r.GetValue(aux));
             string outPath = r.GetValue(output)!.FullName;
             var inv = CultureInfo.InvariantCulture;
-            GradientFiles.Write(outPath, m, prefix, new Dictionary<string, string>
+            GradientFiles.Write(outPath, m, checkpointNames, new Dictionary<string, string>
             {
                 ["loss"] = loss.Total.ToString("R", inv),
                 ["cross_entropy"] = loss.CrossEntropy.ToString("R", inv),
@@ -42,7 +42,7 @@ internal static class GradientsCommand
             Console.WriteLine(string.Create(inv, $"loss {loss.Total:R}"));
             Console.WriteLine(string.Create(inv, $"cross_entropy {loss.CrossEntropy:R} over {loss.TargetCount} targets"));
             if (r.GetValue(aux)) Console.WriteLine(string.Create(inv, $"aux_loss {loss.AuxLoss:R}"));
-            Console.Error.WriteLine($"wrote gradients of {TrainableWeights.Named(m.Gradients).Count()} tensors to {outPath}");
+            Console.Error.WriteLine($"wrote the gradients to {outPath}");
             return 0;
         }));
         return cmd;

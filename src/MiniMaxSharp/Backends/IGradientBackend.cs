@@ -10,6 +10,9 @@ namespace MiniMaxSharp.Backends;
 /// </summary>
 public interface IGradientBackend
 {
+    /// <summary>The target value of a row that has no target (Hugging Face's ignore_index).</summary>
+    public const int IgnoredTarget = -100;
+
     /// <summary>Sets every element of a float32 tensor to zero.</summary>
     void Clear(DeviceTensor tensor);
 
@@ -62,7 +65,7 @@ public interface IGradientBackend
 
     /// <summary>
     /// The language-model head fused with cross-entropy: logits = hidden · lmHeadᵀ, processed a chunk of rows at
-    /// a time so that [T, vocab] is never stored whole. targets[t] = -100 ignores row t. Returns the SUM of the
+    /// a time so that [T, vocab] is never stored whole. targets[t] = <see cref="IgnoredTarget"/> ignores row t. Returns the SUM of the
     /// row losses (float64); writes dHidden and adds to dLmHead the gradient of gradientScale × that sum.
     /// </summary>
     double LmHeadCrossEntropy(DeviceTensor hidden, DeviceTensor lmHead, ReadOnlySpan<int> targets, float gradientScale,

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MiniMaxSharp.Backends;
 using MiniMaxSharp.Checkpoints;
 using MiniMaxSharp.Tensors;
 
@@ -58,15 +59,61 @@ public static class GradientFiles
         return [.. result];
     }
 
-    /// <summary>Writes every gradient of <paramref name="model"/> as float32 under its checkpoint name, atomically.</summary>
-    public static void Write(string path, TrainingModel model, string namePrefix = "", IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// Writes every gradient of <paramref name="model"/> as float32, atomically, under the tensor names of the checkpoint
+    /// it was loaded from (<paramref name="checkpointNames"/>): the original layout (experts as w1/w2/w3), the
+    /// <c>language_model.</c> prefix of VL checkpoints, and Hugging Face's fused experts where the checkpoint holds
+    /// them (gate_up_proj [E, 2I, hidden] = w1 rows then w3 rows, down_proj [E, hidden, I], router mlp.gate).
+    /// </summary>
+    public static void Write(string path, TrainingModel model, IReadOnlyCollection<string> checkpointNames, IReadOnlyDictionary<string, string>? metadata = null) =>
+        SafeTensorsWriter.Write(path, GradientTensors(model, checkpointNames).ToList(), metadata);
+
+    private static IEnumerable<SafeTensorToWrite> GradientTensors(TrainingModel model, IReadOnlyCollection<string> checkpointNames)
     {
-        var tensors = TrainableWeights.Named(model.Gradients, namePrefix).Select(p =>
+        var names = checkpointNames as ISet<string> ?? new HashSet<string>(checkpointNames, StringComparer.Ordinal);
+        string prefix = names.Contains("language_model.model.embed_tokens.weight") ? "language_model." : "";
+        string? Present(params string[] candidates) => candidates.FirstOrDefault(names.Contains);
+        float[] Values(DeviceTensor t)
         {
-            var values = new float[p.Tensor.ElementCount];
-            model.Backend.Download(p.Tensor, values);
-            return SafeTensorToWrite.FromFloat32(p.Name, p.Tensor.Shape.Select(d => (long)d).ToArray(), values, DType.F32);
-        }).ToList();
-        SafeTensorsWriter.Write(path, tensors, metadata);
+            var v = new float[t.ElementCount];
+            model.Backend.Download(t, v);
+            return v;
+        }
+        SafeTensorToWrite Tensor(string name, long[] shape, float[] values) => SafeTensorToWrite.FromFloat32(name, shape, values, DType.F32);
+
+        var layers = model.Gradients.Layers;
+        var fused = new Dictionary<string, (int Layer, string GateUp, string Down)>(StringComparer.Ordinal);
+        for (int l = 0; l < layers.Count; l++)
+        {
+            string p = $"{prefix}model.layers.{l}.mlp.experts.";
+            string? gateUp = Present(p + "gate_up_proj", p + "gate_up_proj.weight");
+            if (gateUp is null) continue;
+            string down = Present(p + "down_proj", p + "down_proj.weight") ?? p + "down_proj";
+            fused[$"{prefix}model.layers.{l}.block_sparse_moe.gate.weight"] = (l, gateUp, down);
+        }
+        var fusedLayerPrefixes = fused.Values.Select(f => $"{prefix}model.layers.{f.Layer}.block_sparse_moe.").ToArray();
+
+        foreach (var (name, t) in TrainableWeights.Named(model.Gradients, prefix))
+        {
+            if (fused.TryGetValue(name, out var f))
+            {
+                var layer = layers[f.Layer];
+                int E = layer.Experts.Count, I = (int)layer.Experts[0].W1.Rows, H = layer.Experts[0].W1.Cols;
+                yield return Tensor($"{prefix}model.layers.{f.Layer}.mlp.gate.weight", [E, H], Values(t));
+                var gateUp = new float[(long)E * 2 * I * H];
+                var down = new float[(long)E * H * I];
+                for (int e = 0; e < E; e++)
+                {
+                    Values(layer.Experts[e].W1).CopyTo(gateUp, (long)e * 2 * I * H);
+                    Values(layer.Experts[e].W3).CopyTo(gateUp, ((long)e * 2 + 1) * I * H);
+                    Values(layer.Experts[e].W2).CopyTo(down, (long)e * H * I);
+                }
+                yield return Tensor(f.GateUp, [E, 2 * I, H], gateUp);
+                yield return Tensor(f.Down, [E, H, I], down);
+                continue;
+            }
+            if (fusedLayerPrefixes.Any(lp => name.StartsWith(lp, StringComparison.Ordinal))) continue;   // experts written fused above
+            yield return Tensor(name, t.Shape.Select(d => (long)d).ToArray(), Values(t));
+        }
     }
 }

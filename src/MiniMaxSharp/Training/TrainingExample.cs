@@ -8,7 +8,7 @@ namespace MiniMaxSharp.Training;
 /// </summary>
 public sealed record TrainingExample(int[] InputIds, int[] Labels, int[]? DocumentLengths = null)
 {
-    public const int IgnoreIndex = -100;
+    public const int IgnoreIndex = Backends.IGradientBackend.IgnoredTarget;
 
     /// <summary>An example whose labels are its own ids (language modelling).</summary>
     public static TrainingExample FromIds(int[] ids, int[]? documentLengths = null) => new(ids, ids, documentLengths);

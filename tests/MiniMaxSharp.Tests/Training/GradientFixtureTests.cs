@@ -91,3 +91,57 @@ public sealed class GradientsCommandInputTests
         Assert.False(File.Exists(outPath));
     }
 }
+
+/// <summary>Gradients come back under the checkpoint's own names: fused Hugging Face experts and the VL prefix.</summary>
+public sealed class GradientNamingTests
+{
+    [Fact]
+    public void FusedExpertsAndPrefixAreWrittenAsTheCheckpointNamesThem()
+    {
+        using var temp = new TempDirectory();
+        var c = TestModels.SmallConfig(layers: 2, hidden: 8, heads: 2, kvHeads: 1, headDim: 4, experts: 3, topK: 2, inter: 6, vocab: 13, blockSize: 4, softmaxEvery: 2);
+        var weights = TestModels.Weights(c, seed: 9);
+        int E = c.NumExperts, I = c.IntermediateSize, H = c.HiddenSize;
+        string plain = Path.Combine(temp.Path, "plain"), fused = Path.Combine(temp.Path, "fused");
+        foreach (var dir in new[] { plain, fused })
+        {
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(Path.Combine(dir, "config.json"), c.ToHuggingFaceJson());
+        }
+        SafeTensorToWrite Tensor(string name, long[] shape, float[] v) => SafeTensorToWrite.FromFloat32(name, shape, v, MiniMaxSharp.Tensors.DType.F32);
+        SafeTensorsWriter.Write(Path.Combine(plain, "model.safetensors"), weights.Select(kv => Tensor(kv.Key, kv.Value.Shape, kv.Value.ToFloat32())));
+        // The fused layout of layer 1 only, everything under "language_model.".
+        const string prefix = "language_model.";
+        var fusedTensors = weights.Where(kv => !kv.Key.StartsWith("model.layers.1.block_sparse_moe.", StringComparison.Ordinal))
+            .Select(kv => Tensor(prefix + kv.Key, kv.Value.Shape, kv.Value.ToFloat32())).ToList();
+        fusedTensors.Add(Tensor(prefix + "model.layers.1.mlp.gate.weight", [E, H], weights["model.layers.1.block_sparse_moe.gate.weight"].ToFloat32()));
+        fusedTensors.Add(Tensor(prefix + "model.layers.1.mlp.experts.gate_up_proj", [E, 2 * I, H], Enumerable.Range(0, E).SelectMany(e =>
+            weights[$"model.layers.1.block_sparse_moe.experts.{e}.w1.weight"].ToFloat32().Concat(weights[$"model.layers.1.block_sparse_moe.experts.{e}.w3.weight"].ToFloat32())).ToArray()));
+        fusedTensors.Add(Tensor(prefix + "model.layers.1.mlp.experts.down_proj", [E, H, I], Enumerable.Range(0, E).SelectMany(e =>
+            weights[$"model.layers.1.block_sparse_moe.experts.{e}.w2.weight"].ToFloat32()).ToArray()));
+        SafeTensorsWriter.Write(Path.Combine(fused, "model.safetensors"), fusedTensors);
+
+        string input = temp.File("batch.json");
+        var ids = TestModels.RandomIds(10, c.VocabSize, 4);
+        File.WriteAllText(input, $"{{\"input_ids\": [[{string.Join(",", ids)}]], \"labels\": [[{string.Join(",", ids)}]]}}");
+        foreach (var dir in new[] { plain, fused })
+            Assert.Equal(0, GradientsCommand.Create().Parse(["--model", dir, "--input", input, "--output", Path.Combine(dir, "grads.safetensors"), "--threads", "1"]).Invoke());
+
+        using var a = SafeTensorsFile.Open(Path.Combine(plain, "grads.safetensors"));
+        using var b = SafeTensorsFile.Open(Path.Combine(fused, "grads.safetensors"));
+        Assert.Equal(fusedTensors.Select(t => t.Name).Order(StringComparer.Ordinal), b.Tensors.Keys.Order(StringComparer.Ordinal));
+        foreach (var name in b.Tensors.Keys.Where(n => !n.Contains(".mlp.", StringComparison.Ordinal)))
+            Assert.Equal(a.ReadAsFloat32(name[prefix.Length..]), b.ReadAsFloat32(name));
+        Assert.Equal(a.ReadAsFloat32("model.layers.1.block_sparse_moe.gate.weight"), b.ReadAsFloat32(prefix + "model.layers.1.mlp.gate.weight"));
+        var gateUp = b.ReadAsFloat32(prefix + "model.layers.1.mlp.experts.gate_up_proj");
+        var down = b.ReadAsFloat32(prefix + "model.layers.1.mlp.experts.down_proj");
+        for (int e = 0; e < E; e++)
+        {
+            string ep = $"model.layers.1.block_sparse_moe.experts.{e}.";
+            Assert.Equal(a.ReadAsFloat32(ep + "w1.weight"), gateUp.AsSpan(e * 2 * I * H, I * H).ToArray());
+            Assert.Equal(a.ReadAsFloat32(ep + "w3.weight"), gateUp.AsSpan((e * 2 + 1) * I * H, I * H).ToArray());
+            Assert.Equal(a.ReadAsFloat32(ep + "w2.weight"), down.AsSpan(e * H * I, H * I).ToArray());
+        }
+        Assert.Contains(a.ReadAsFloat32("model.layers.1.block_sparse_moe.experts.0.w1.weight"), v => v != 0);
+    }
+}

@@ -125,8 +125,8 @@ public sealed unsafe partial class CpuBackend : IGradientBackend
         if (ws.Cols != k || targets.Length != T || dhs.Rows != T || dhs.Cols != k || dws.Rows != V || dws.Cols != k)
             throw new ArgumentException($"LM head cross-entropy: hidden {hs}, lm_head {ws}, {targets.Length} targets, dHidden {dhs}, dLmHead {dws}");
         for (int t = 0; t < T; t++)
-            if (targets[t] != IgnoredTarget && (uint)targets[t] >= (uint)V)
-                throw new ArgumentOutOfRangeException(nameof(targets), $"target {targets[t]} at row {t} is outside the vocabulary (0..{V - 1}) and is not {IgnoredTarget}");
+            if (targets[t] != IGradientBackend.IgnoredTarget && (uint)targets[t] >= (uint)V)
+                throw new ArgumentOutOfRangeException(nameof(targets), $"target {targets[t]} at row {t} is outside the vocabulary (0..{V - 1}) and is not {IGradientBackend.IgnoredTarget}");
         int chunk = Math.Min(CrossEntropyChunkRows, Math.Max(1, T));
         float[] rented = ArrayPool<float>.Shared.Rent(chunk * V);
         int[] tg = targets.ToArray();
@@ -146,7 +146,7 @@ public sealed unsafe partial class CpuBackend : IGradientBackend
                     {
                         var row = new Span<float>(lp + (long)i * V, V);
                         int target = tg[start + i];
-                        if (target == IgnoredTarget)
+                        if (target == IGradientBackend.IgnoredTarget)
                         {
                             row.Clear();
                             return;
@@ -171,9 +171,6 @@ public sealed unsafe partial class CpuBackend : IGradientBackend
         }
         return total;
     }
-
-    /// <summary>The label value that marks a position without a target (Hugging Face's ignore_index).</summary>
-    public const int IgnoredTarget = -100;
 
     /// <summary>C[m, k] += A[n, m]ᵀ · B[n, k] (weight gradients: dW += dYᵀ X).</summary>
     internal static void AddTransposedProduct(float* a, int lda, float* b, int ldb, float* c, int ldc, int n, int m, int k, int threads)
