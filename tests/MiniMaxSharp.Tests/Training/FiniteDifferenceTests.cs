@@ -11,9 +11,9 @@ namespace MiniMaxSharp.Tests.Training;
 /// </summary>
 public sealed class FiniteDifferenceTests(ITestOutputHelper output)
 {
-    /// <summary>Lightning and softmax layers alternating, GQA (4 query heads on 2 KV heads), RoPE on half of each head,
+    /// <summary>Lightning and softmax layers alternating, attention width 16 on hidden 12, GQA (4 query heads on 2 KV heads), RoPE on half of each head,
     /// block size 4 with documents of 11, 6, 5 and 1 tokens (not multiples of it), some labels ignored.</summary>
-    private static ModelConfig Config() => TestModels.SmallConfig(layers: 4, hidden: 16, heads: 4, kvHeads: 2, headDim: 4,
+    private static ModelConfig Config() => TestModels.SmallConfig(layers: 4, hidden: 12, heads: 4, kvHeads: 2, headDim: 4,
         experts: 4, topK: 2, inter: 12, vocab: 23, blockSize: 4, partialRotary: 0.5, softmaxEvery: 2);
 
     private static TrainingExample[] Batch(ModelConfig c)
