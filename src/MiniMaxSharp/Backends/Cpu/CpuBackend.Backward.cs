@@ -44,7 +44,7 @@ public sealed unsafe partial class CpuBackend : IGradientBackend
         var inv = new double[rows];
         For((int)rows, n * 6, r =>
         {
-            float* xr = xp + r * n, gr = gp + r * n, dr = dxp + r * n;
+            float* xr = xp + (long)r * n, gr = gp + (long)r * n, dr = dxp + (long)r * n;
             double ss = 0, dot = 0;
             for (int i = 0; i < n; i++)
             {

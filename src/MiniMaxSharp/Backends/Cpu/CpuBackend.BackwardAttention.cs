@@ -42,7 +42,7 @@ public sealed unsafe partial class CpuBackend
         int B = Math.Min(blockSize, tokens);
         int blocks = (tokens + B - 1) / B;
         int md = B * d, mm = B * B, dd = d * d;
-        int need = 9 * md + 3 * mm + dd * (blocks + 1) + 3 * B;
+        int need = checked(9 * md + 3 * mm + dd * (blocks + 1) + 3 * B);
         float[] rented = ArrayPool<float>.Shared.Rent(need);
         try
         {

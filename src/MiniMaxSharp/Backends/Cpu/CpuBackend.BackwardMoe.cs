@@ -45,7 +45,7 @@ public sealed unsafe partial class CpuBackend
         var dWeights = new float[T * topK];
 
         int maxGroup = Math.Max(1, counts.Max());
-        float[] rented = ArrayPool<float>.Shared.Rent(3 * maxGroup * hidden + 4 * maxGroup * inter);
+        float[] rented = ArrayPool<float>.Shared.Rent(checked(3 * maxGroup * hidden + 4 * maxGroup * inter));
         try
         {
             fixed (float* buf = rented)
