@@ -17,5 +17,7 @@ internal static class CommandRegistry
         yield return TokenizerCommands.CreateTokenize();
         yield return TokenizerCommands.CreateDetokenize();
         yield return TokenizerCommands.CreateTokenizerGroup();
+        yield return GradientsCommand.Create();
+        yield return TrainCommand.Create();
     }
 }
