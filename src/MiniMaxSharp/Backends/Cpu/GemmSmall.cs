@@ -72,16 +72,13 @@ internal static unsafe class GemmSmall
             s6 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s6); o += ldb;
             s7 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s7);
         }
-        float* r = stackalloc float[8];
-        r[0] = TOps.Sum(s0); r[1] = TOps.Sum(s1); r[2] = TOps.Sum(s2); r[3] = TOps.Sum(s3);
-        r[4] = TOps.Sum(s4); r[5] = TOps.Sum(s5); r[6] = TOps.Sum(s6); r[7] = TOps.Sum(s7);
+        float* sums = stackalloc float[8];
+        sums[0] = TOps.Sum(s0); sums[1] = TOps.Sum(s1); sums[2] = TOps.Sum(s2); sums[3] = TOps.Sum(s3);
+        sums[4] = TOps.Sum(s4); sums[5] = TOps.Sum(s5); sums[6] = TOps.Sum(s6); sums[7] = TOps.Sum(s7);
+        nint* offsets = stackalloc nint[8];
         for (int q = 0; q < 8; q++)
-        {
-            float sum = r[q];
-            for (int t = p; t < k; t++)
-                sum += x[t] * TW.LoadScalar(b, o0 + q * (nint)ldb + t);
-            c[j + q] = (accumulate ? c[j + q] : 0f) + sum;
-        }
+            offsets[q] = o0 + q * (nint)ldb;
+        FinishRow<TW>(x, b, offsets, p, k, sums, c + j, 8, accumulate);
     }
 
     /// <summary>x · B[offset ..], four accumulator chains; the leftover weight rows of a one-token product.</summary>
@@ -172,7 +169,7 @@ internal static unsafe class GemmSmall
             FinishRow<TW>(x + (nint)r * lda, b, offsets, p, k, sums + 4 * r, c + (nint)r * ldc + j, cols, accumulate);
     }
 
-    /// <summary>Adds the k tail [p, k) to one row's four sums and stores the valid columns.</summary>
+    /// <summary>Adds the k tail [p, k) to one row of A's sums against weight rows offsets[0..cols) and stores them.</summary>
     private static void FinishRow<TW>(float* x, void* b, nint* offsets, int p, int k, float* sums, float* o, int cols,
                                       bool accumulate)
         where TW : unmanaged, IWeightType
