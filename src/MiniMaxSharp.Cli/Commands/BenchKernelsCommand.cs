@@ -15,6 +15,16 @@ internal static class BenchKernelsCommand
             DefaultValueFactory = _ => CpuParallel.MaxThreads,
         };
         var size = new Option<int?>("--size") { Description = "Only this square GEMM size (besides the prefill shape)." };
+        threads.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+                r.AddError("--threads must be at least 1.");
+        });
+        size.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is < 1)
+                r.AddError("--size must be at least 1.");
+        });
         var command = new Command("bench-kernels", "Benchmark the CPU matrix-product kernels against memory bandwidth and OpenBLAS.")
         {
             threads,
@@ -22,13 +32,7 @@ internal static class BenchKernelsCommand
         };
         command.SetAction(parseResult =>
         {
-            int t = parseResult.GetValue(threads);
-            int? s = parseResult.GetValue(size);
-            if (t < 1)
-                throw new ArgumentOutOfRangeException(nameof(threads), t, "--threads must be at least 1.");
-            if (s is < 1)
-                throw new ArgumentOutOfRangeException(nameof(size), s, "--size must be at least 1.");
-            KernelBenchmarks.Run(t, s, Console.Out);
+            KernelBenchmarks.Run(parseResult.GetValue(threads), parseResult.GetValue(size), Console.Out);
             return 0;
         });
         return command;

@@ -19,6 +19,17 @@ internal static unsafe class GemmSmall
                                           int n, int j0, int j1, int k, bool accumulate)
         where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType
     {
+        if (n == 1)
+        {
+            // One token: eight weight rows at a time. Eight concurrent read streams keep more cache misses in
+            // flight than four (measured +20% weight bandwidth on Zen 4), which is what bounds decode.
+            int j = j0;
+            for (; j + 8 <= j1; j += 8)
+                Dot1x8<TOps, V, TW>(a, b, ldb, j, c, k, accumulate);
+            for (; j < j1; j++)
+                c[j] = (accumulate ? c[j] : 0f) + DotRow<TOps, V, TW>(a, b, (nint)j * ldb, k);
+            return;
+        }
         // Weight rows outermost: each 4-row strip of B is read from memory once and reused from L1/L2 for
         // every group of A rows.
         for (int j = j0; j < j1; j += 4)
@@ -37,6 +48,60 @@ internal static unsafe class GemmSmall
                 }
             }
         }
+    }
+
+    /// <summary>c[j + q] (+)= x · B[j + q] for q &lt; 8: one row of A against eight weight rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot1x8<TOps, V, TW>(float* x, void* b, int ldb, int j, float* c, int k, bool accumulate)
+        where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType
+    {
+        int w = TOps.Count;
+        nint o0 = (nint)j * ldb;
+        V s0 = TOps.Zero, s1 = TOps.Zero, s2 = TOps.Zero, s3 = TOps.Zero, s4 = TOps.Zero, s5 = TOps.Zero, s6 = TOps.Zero, s7 = TOps.Zero;
+        int p = 0;
+        for (; p + w <= k; p += w)
+        {
+            V v = TOps.Load(x + p);
+            nint o = o0 + p;
+            s0 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s0); o += ldb;
+            s1 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s1); o += ldb;
+            s2 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s2); o += ldb;
+            s3 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s3); o += ldb;
+            s4 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s4); o += ldb;
+            s5 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s5); o += ldb;
+            s6 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s6); o += ldb;
+            s7 = TOps.MultiplyAdd(v, TW.Load<TOps, V>(b, o), s7);
+        }
+        float* sums = stackalloc float[8];
+        sums[0] = TOps.Sum(s0); sums[1] = TOps.Sum(s1); sums[2] = TOps.Sum(s2); sums[3] = TOps.Sum(s3);
+        sums[4] = TOps.Sum(s4); sums[5] = TOps.Sum(s5); sums[6] = TOps.Sum(s6); sums[7] = TOps.Sum(s7);
+        nint* offsets = stackalloc nint[8];
+        for (int q = 0; q < 8; q++)
+            offsets[q] = o0 + q * (nint)ldb;
+        FinishRow<TW>(x, b, offsets, p, k, sums, c + j, 8, accumulate);
+    }
+
+    /// <summary>x · B[offset ..], four accumulator chains; the leftover weight rows of a one-token product.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotRow<TOps, V, TW>(float* x, void* b, nint offset, int k)
+        where TOps : unmanaged, ISimdOps<V> where V : unmanaged where TW : unmanaged, IWeightType
+    {
+        int w = TOps.Count;
+        V s0 = TOps.Zero, s1 = TOps.Zero, s2 = TOps.Zero, s3 = TOps.Zero;
+        int p = 0;
+        for (; p + 4 * w <= k; p += 4 * w)
+        {
+            s0 = TOps.MultiplyAdd(TOps.Load(x + p), TW.Load<TOps, V>(b, offset + p), s0);
+            s1 = TOps.MultiplyAdd(TOps.Load(x + p + w), TW.Load<TOps, V>(b, offset + p + w), s1);
+            s2 = TOps.MultiplyAdd(TOps.Load(x + p + 2 * w), TW.Load<TOps, V>(b, offset + p + 2 * w), s2);
+            s3 = TOps.MultiplyAdd(TOps.Load(x + p + 3 * w), TW.Load<TOps, V>(b, offset + p + 3 * w), s3);
+        }
+        for (; p + w <= k; p += w)
+            s0 = TOps.MultiplyAdd(TOps.Load(x + p), TW.Load<TOps, V>(b, offset + p), s0);
+        float sum = TOps.Sum(TOps.Add(TOps.Add(s0, s1), TOps.Add(s2, s3)));
+        for (; p < k; p++)
+            sum += x[p] * TW.LoadScalar(b, offset + p);
+        return sum;
     }
 
     /// <summary>Rows of A handled together by <see cref="DotTile"/>; a type so the JIT drops the unused ones.</summary>
@@ -104,7 +169,7 @@ internal static unsafe class GemmSmall
             FinishRow<TW>(x + (nint)r * lda, b, offsets, p, k, sums + 4 * r, c + (nint)r * ldc + j, cols, accumulate);
     }
 
-    /// <summary>Adds the k tail [p, k) to one row's four sums and stores the valid columns.</summary>
+    /// <summary>Adds the k tail [p, k) to one row of A's sums against weight rows offsets[0..cols) and stores them.</summary>
     private static void FinishRow<TW>(float* x, void* b, nint* offsets, int p, int k, float* sums, float* o, int cols,
                                       bool accumulate)
         where TW : unmanaged, IWeightType
