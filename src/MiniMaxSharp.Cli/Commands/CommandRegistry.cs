@@ -9,6 +9,16 @@ internal static class CommandRegistry
     {
         // Keep one line per command; each concern owns its own file.
         yield return ForwardCommand.Create();
+        yield return GenerateCommand.Create();
+        yield return ChatCommand.Create();
+        yield return InspectCommand.Create();
+        yield return BenchCommand.Create();
+        yield return BenchKernelsCommand.Create();
+        yield return TokenizerCommands.CreateTokenize();
+        yield return TokenizerCommands.CreateDetokenize();
+        yield return TokenizerCommands.CreateTokenizerGroup();
+        yield return GradientsCommand.Create();
+        yield return TrainCommand.Create();
         yield return VerifyCommand.Create();
         yield return BenchOpsCommand.Create();
     }

@@ -122,8 +122,9 @@ public sealed record ModelConfig
             full = new(GetFloat(o, "layernorm_full_attention_alpha") ?? 1f, GetFloat(o, "layernorm_full_attention_beta") ?? 1f);
             linear = new(GetFloat(o, "layernorm_linear_attention_alpha") ?? 1f, GetFloat(o, "layernorm_linear_attention_beta") ?? 1f);
             mlp = new(GetFloat(o, "layernorm_mlp_alpha") ?? 1f, GetFloat(o, "layernorm_mlp_beta") ?? 1f);
-            if (o["postnorm"] is JsonNode pn && pn.GetValueKind() == JsonValueKind.False)
-                throw new ModelConfigException("postnorm is false: only the post-norm residual (postnorm: true) of MiniMax-01 is supported");
+            // The original code reads getattr(config, 'postnorm', False): absent means a pre-norm residual.
+            if (GetBool(o, "postnorm") is not true)
+                throw new ModelConfigException("postnorm is false or absent (the original code then runs a pre-norm residual): only the post-norm residual of MiniMax-01 (postnorm: true) is supported");
             theta = GetDouble(o, "rope_theta") ?? 10000.0;
             rotary = GetInt(o, "rotary_dim") ?? headDim;
         }
@@ -172,7 +173,7 @@ public sealed record ModelConfig
             RotaryDim = rotary,
             BlockSize = GetInt(o, "block_size") ?? 256,
             MaxPositionEmbeddings = GetInt(o, "max_position_embeddings") ?? 4096,
-            TieWordEmbeddings = o["tie_word_embeddings"] is JsonNode t && t.GetValueKind() == JsonValueKind.True,
+            TieWordEmbeddings = GetBool(o, "tie_word_embeddings") ?? false,
             BosTokenId = GetInt(o, "bos_token_id"),
             EosTokenIds = ReadIds(o, "eos_token_id"),
             RouterAuxLossCoef = GetFloat(o, "router_aux_loss_coef") ?? 0.001f,
@@ -295,14 +296,16 @@ public sealed record ModelConfig
         return kinds.MoveToImmutable();
     }
 
-    private static ImmutableArray<int> ReadIds(JsonObject o, string name)
+    /// <summary>An integer or a list of integers (eos_token_id); empty when absent.</summary>
+    internal static ImmutableArray<int> ReadIds(JsonObject o, string name)
     {
         var node = o[name];
         if (node is null) return [];
         if (node is JsonArray a)
-            return [.. a.Select((n, i) => n is JsonValue v && v.TryGetValue(out int id) ? id : throw new ModelConfigException($"{name}[{i}] must be an integer"))];
-        if (node is JsonValue single && single.TryGetValue(out int one)) return [one];
-        throw new ModelConfigException($"{name} must be an integer or a list of integers");
+            return [.. a.Select((n, i) => n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out int id) ? id
+                : throw new ModelConfigException($"{name}[{i}] must be an integer, got {n?.ToJsonString() ?? "null"}"))];
+        if (node is JsonValue single && single.GetValueKind() == JsonValueKind.Number && single.TryGetValue(out int one)) return [one];
+        throw new ModelConfigException($"{name} must be an integer or a list of integers, got {node.ToJsonString()}");
     }
 
     private static string? GetString(JsonObject o, string name) =>
@@ -317,8 +320,19 @@ public sealed record ModelConfig
         o[name] switch
         {
             null => null,
-            JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.GetValue<double>(),
+            JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) && double.IsFinite(d) => d,
+            JsonValue v when v.GetValueKind() == JsonValueKind.Number => throw new ModelConfigException($"{name} {v.ToJsonString()} is not a finite number"),
             _ => throw new ModelConfigException($"{name} must be a number"),
+        };
+
+    private static bool? GetBool(JsonObject o, string name) =>
+        o[name] switch
+        {
+            null => null,
+            JsonNode n when n.GetValueKind() == JsonValueKind.True => true,
+            JsonNode n when n.GetValueKind() == JsonValueKind.False => false,
+            // A string "false" read as true (or ignored) would silently build another model.
+            JsonNode n => throw new ModelConfigException($"{name} must be true or false, got {n.ToJsonString()}"),
         };
 
     private static float? GetFloat(JsonObject o, string name) => GetDouble(o, name) is double d ? (float)d : null;

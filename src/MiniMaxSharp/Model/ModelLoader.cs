@@ -43,24 +43,26 @@ public static class ModelLoader
     private static ModelConfig WithGenerationConfig(ModelConfig config, string path)
     {
         if (!File.Exists(path)) return config;
-        JsonNode? eos;
         try
         {
-            eos = JsonNode.Parse(File.ReadAllText(path))?["eos_token_id"];
+            JsonNode? root;
+            try
+            {
+                root = JsonNode.Parse(File.ReadAllText(path));
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new ModelConfigException($"not valid JSON: {e.Message}");
+            }
+            if (root is not JsonObject o) throw new ModelConfigException("must be a JSON object");
+            var merged = config.EosTokenIds.Union(ModelConfig.ReadIds(o, "eos_token_id")).ToArray();
+            var result = config with { EosTokenIds = [.. merged] };
+            result.Validate();
+            return result;
         }
-        catch (System.Text.Json.JsonException e)
+        catch (ModelConfigException e)
         {
-            throw new ModelConfigException($"{path} is not valid JSON: {e.Message}");
+            throw new ModelConfigException($"{path}: {e.Message}");
         }
-        var ids = eos switch
-        {
-            JsonArray a => a.Select(n => n!.GetValue<int>()).ToArray(),
-            JsonValue v => [v.GetValue<int>()],
-            _ => [],
-        };
-        var merged = config.EosTokenIds.Union(ids).ToArray();
-        var result = config with { EosTokenIds = [.. merged] };
-        result.Validate();
-        return result;
     }
 }

@@ -5,18 +5,28 @@ namespace MiniMaxSharp.Model;
 
 /// <summary>
 /// Deterministic random weights for a config, under the original checkpoint names: for benchmarks of
-/// shapes without a checkpoint, tests, and training from scratch. Matrices ~ N(0, std²), norms = 1.
+/// shapes without a checkpoint, tests, and training from scratch. Matrix entries are uniform with
+/// standard deviation <c>std</c> (a fast generator: benchmark models have a billion of them); norms = 1.
 /// </summary>
 public static class RandomWeights
 {
     public static Dictionary<string, HostTensor> Create(ModelConfig c, int seed, DType storeAs = DType.F32, float std = 0.02f)
     {
-        var rng = new Random(seed);
+        ulong state = (ulong)seed * 0x9E3779B97F4A7C15UL + 1;
         var result = new Dictionary<string, HostTensor>(StringComparer.Ordinal);
         void Matrix(string name, int rows, int cols, float scale = 1f)
         {
             var data = new float[(long)rows * cols];
-            for (long i = 0; i < data.LongLength; i++) data[i] = (float)(Gaussian(rng) * std * scale);
+            // xorshift64*, uniform on [-a, a] with a = sqrt(3)·std·scale
+            float a = MathF.Sqrt(3f) * std * scale;
+            for (long i = 0; i < data.LongLength; i++)
+            {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                ulong r = state * 0x2545F4914F6CDD1DUL;
+                data[i] = ((r >> 40) * (1f / (1 << 24)) * 2f - 1f) * a;
+            }
             result[name] = HostTensor.FromFloats(data, [rows, cols], storeAs);
         }
         void Ones(string name, int n)
@@ -58,11 +68,5 @@ public static class RandomWeights
             }
         }
         return result;
-    }
-
-    private static double Gaussian(Random rng)
-    {
-        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
     }
 }

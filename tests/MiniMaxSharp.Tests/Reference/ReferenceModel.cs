@@ -10,6 +10,9 @@ namespace MiniMaxSharp.Tests.Reference;
 /// </summary>
 internal sealed class ReferenceModel(ModelConfig c, Func<string, double[]> weight)
 {
+    /// <summary>Called with (layer, router probabilities) for every token's MoE (the load-balancing loss).</summary>
+    public Action<int, double[]>? RouterObserver { get; set; }
+
     /// <summary>Logits [T, vocab] and hidden states [L+1][T, hidden] (the last final-normed).</summary>
     public (double[][] Logits, double[][][] Hidden) Run(int[] ids)
     {
@@ -133,6 +136,7 @@ internal sealed class ReferenceModel(ModelConfig c, Func<string, double[]> weigh
         var prob = logits.Select(v => Math.Exp(v - max)).ToArray();
         double total = prob.Sum();
         for (int e = 0; e < prob.Length; e++) prob[e] /= total;
+        RouterObserver?.Invoke(l, prob);
         var top = Enumerable.Range(0, c.NumExperts).OrderByDescending(e => prob[e]).ThenBy(e => e).Take(c.ExpertsPerToken).ToArray();
         double norm = top.Sum(e => prob[e]);
         var result = new double[c.HiddenSize];

@@ -7,6 +7,13 @@ namespace MiniMaxSharp.Backends.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     public void Rope(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta)
+        => RotateHalves(x, layout, headDim, rotaryDim, theta, inverse: false);
+
+    public void RopeBackward(DeviceTensor dX, BatchLayout layout, int headDim, int rotaryDim, double theta)
+        => RotateHalves(dX, layout, headDim, rotaryDim, theta, inverse: true);
+
+    /// <summary>The rotation is orthogonal, so its backward is the rotation by the opposite angles.</summary>
+    private void RotateHalves(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta, bool inverse)
     {
         var xs = AsCpu(x);
         if (xs.Rows != layout.TotalTokens || xs.Cols % headDim != 0 || rotaryDim > headDim || rotaryDim % 2 != 0)
@@ -27,7 +34,7 @@ public sealed unsafe partial class CpuBackend
                 {
                     float angle = pos * invFreq[j];
                     cos[j] = (float)Math.Cos(angle);
-                    sin[j] = (float)Math.Sin(angle);
+                    sin[j] = inverse ? -(float)Math.Sin(angle) : (float)Math.Sin(angle);
                 }
                 float* row = xp + (long)(span.TokenOffset + t) * width;
                 for (int h = 0; h < heads; h++)

@@ -19,34 +19,8 @@ public sealed unsafe partial class CpuBackend
             throw new ArgumentException($"MoE: x {xs}, router {rs}, {E} experts, top-{topK}, output {os}");
         int inter = (int)experts[0].W1.Rows;
 
-        // Router: softmax over experts in float32, top-k, renormalised.
-        var probs = new float[T * E];
-        fixed (float* pp = probs)
-            Gemm.MatMulNT(xs.F32, hidden, rs.Data, rs.DType, hidden, pp, E, T, E, hidden, accumulate: false, Threads);
-        var chosen = new int[T * topK];
-        var weights = new float[T * topK];
-        for (int t = 0; t < T; t++)
-        {
-            var p = probs.AsSpan(t * E, E);
-            TensorPrimitives.SoftMax(p, p);
-            SelectTopK(p, chosen.AsSpan(t * topK, topK), weights.AsSpan(t * topK, topK));
-        }
-
-        // Group the (token, weight) slots by expert.
-        var counts = new int[E];
-        foreach (int e in chosen) counts[e]++;
-        var offsets = new int[E + 1];
-        for (int e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
-        var slotToken = new int[T * topK];
-        var slotWeight = new float[T * topK];
-        var fill = (int[])offsets.Clone();
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < topK; j++)
-            {
-                int e = chosen[t * topK + j], at = fill[e]++;
-                slotToken[at] = t;
-                slotWeight[at] = weights[t * topK + j];
-            }
+        var (_, chosen, weights) = Route(xs, rs, E, topK);
+        var (counts, offsets, slotToken, slotIndex) = GroupByExpert(chosen, topK, E);
 
         os.AsSpan().Clear();
         int maxGroup = counts.Max();
@@ -77,7 +51,7 @@ public sealed unsafe partial class CpuBackend
                     for (int i = 0; i < n; i++)
                     {
                         var dst = new Span<float>(os.F32 + (long)slotToken[offsets[e] + i] * hidden, hidden);
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(pyg + (long)i * hidden, hidden), slotWeight[offsets[e] + i], dst, dst);
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(pyg + (long)i * hidden, hidden), weights[slotIndex[offsets[e] + i]], dst, dst);
                     }
                 }
             }
@@ -89,6 +63,43 @@ public sealed unsafe partial class CpuBackend
             ArrayPool<float>.Shared.Return(h3);
             ArrayPool<float>.Shared.Return(yg);
         }
+    }
+
+    /// <summary>Router: p = softmax(x·routerᵀ) in float32 [T, E]; the top-k experts of each token and their renormalised weights [T, k].</summary>
+    private (float[] Probs, int[] Chosen, float[] Weights) Route(CpuTensor xs, CpuTensor rs, int E, int topK)
+    {
+        int T = (int)xs.Rows, hidden = xs.Cols;
+        var probs = new float[T * E];
+        fixed (float* pp = probs)
+            Gemm.MatMulNT(xs.F32, hidden, rs.Data, rs.DType, hidden, pp, E, T, E, hidden, accumulate: false, Threads);
+        var chosen = new int[T * topK];
+        var weights = new float[T * topK];
+        for (int t = 0; t < T; t++)
+        {
+            var p = probs.AsSpan(t * E, E);
+            TensorPrimitives.SoftMax(p, p);
+            SelectTopK(p, chosen.AsSpan(t * topK, topK), weights.AsSpan(t * topK, topK));
+        }
+        return (probs, chosen, weights);
+    }
+
+    /// <summary>The (token, slot) pairs grouped by expert: expert e's slots are [offsets[e], offsets[e+1]); slot = t·k + j.</summary>
+    private static (int[] Counts, int[] Offsets, int[] SlotToken, int[] SlotIndex) GroupByExpert(int[] chosen, int topK, int E)
+    {
+        var counts = new int[E];
+        foreach (int e in chosen) counts[e]++;
+        var offsets = new int[E + 1];
+        for (int e = 0; e < E; e++) offsets[e + 1] = offsets[e] + counts[e];
+        var slotToken = new int[chosen.Length];
+        var slotIndex = new int[chosen.Length];
+        var fill = (int[])offsets.Clone();
+        for (int s = 0; s < chosen.Length; s++)
+        {
+            int at = fill[chosen[s]]++;
+            slotToken[at] = s / topK;
+            slotIndex[at] = s;
+        }
+        return (counts, offsets, slotToken, slotIndex);
     }
 
     /// <summary>gate = silu(gate) ⊙ up, in place.</summary>

@@ -14,10 +14,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     public CpuBackend(int threads = 0)
     {
         Threads = threads > 0 ? threads : Environment.ProcessorCount;
-        _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
     }
-
-    private readonly ParallelOptions _parallel;
 
     public string Name => "cpu";
     public DType ActivationType => DType.F32;
@@ -193,6 +190,6 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        Parallel.For(0, count, _parallel, body);
+        CpuParallel.For(count, Threads, body);
     }
 }

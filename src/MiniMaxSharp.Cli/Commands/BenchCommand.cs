@@ -1,0 +1,139 @@
+using System.CommandLine;
+using System.Diagnostics;
+using MiniMaxSharp.Backends;
+using MiniMaxSharp.Cli.Benchmarks;
+using MiniMaxSharp.Config;
+using MiniMaxSharp.Model;
+using MiniMaxSharp.Tensors;
+
+namespace MiniMaxSharp.Cli.Commands;
+
+/// <summary>
+/// <c>minimax bench</c>: prefill and decode speed of a model, against what the machine can do
+/// (FLOP/s of a measured matrix product; bytes/s of measured memory bandwidth).
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model(required: false);
+        var preset = new Option<string?>("--preset") { Description = $"Built-in shape with random weights ({string.Join(", ", BuiltInConfigs.All.Keys)}); default cpu-1k" };
+        var configFile = new Option<FileInfo?>("--config") { Description = "A config.json to build with random weights" };
+        var weights = new Option<string>("--weights") { Description = "Element type of random weights: f32, bf16 or f16", DefaultValueFactory = _ => "bf16" };
+        var lengths = new Option<int[]>("--prompt-lengths") { Description = "Prefill lengths to time", DefaultValueFactory = _ => [256, 1024], AllowMultipleArgumentsPerToken = true };
+        var decodeTokens = new Option<int>("--decode-tokens") { Description = "Decode steps to time", DefaultValueFactory = _ => 16 };
+        var decodeContext = new Option<int>("--decode-context") { Description = "Tokens in the sequence before the timed decode steps", DefaultValueFactory = _ => 256 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed repetitions of each prefill (best is reported)", DefaultValueFactory = _ => 2 };
+        var skipLimits = new Option<bool>("--skip-machine-limits") { Description = "Do not measure the matrix-product peak and memory bandwidth" };
+        var threads = CommonOptions.Threads();
+        var backend = CommonOptions.Backend();
+        var cmd = new Command("bench", "Measure prefill and decode throughput against the machine's limits")
+            { model, preset, configFile, weights, lengths, decodeTokens, decodeContext, repeats, skipLimits, threads, backend };
+        cmd.SetAction(r => CommonOptions.Run(() =>
+        {
+            int t = r.GetValue(threads) is int n && n > 0 ? n : Environment.ProcessorCount;
+            var b = BackendFactory.Create(r.GetValue(backend)!, t);
+            using var m = LoadOrBuild(r.GetValue(model), r.GetValue(preset), r.GetValue(configFile), ParseDType(r.GetValue(weights)!), b, out string what, out int weightBytes);
+            var c = m.Config;
+            Console.WriteLine($"bench: {what}; backend {b.Name}, {t} thread(s)");
+            Console.WriteLine($"  {ModelCost.TotalParams(c) / 1e6:F1}M parameters, {ModelCost.ActiveParams(c) / 1e6:F1}M active per token, weights {weightBytes} bytes each");
+
+            double peakGflops = 0, readGBs = 0;
+            if (!r.GetValue(skipLimits) && b.Name == "cpu")
+            {
+                // The reference peak: the better of our float32 kernel and OpenBLAS (when installed) on 1024^3.
+                var (ours, _, blas) = KernelBenchmarks.GemmGflops(OpenBlas.TryLoad(), 1024, 1024, 1024, t);
+                peakGflops = Math.Max(ours, blas ?? 0);
+                (readGBs, _) = KernelBenchmarks.MeasureBandwidth(t);
+                Console.WriteLine($"  machine: matrix product 1024^3 float32: ours {ours:F1} GFLOP/s, OpenBLAS {(blas is null ? "not installed" : $"{blas:F1} GFLOP/s")}; memory read bandwidth {readGBs:F1} GB/s");
+            }
+            var profiler = new StepProfiler(b);
+            m.Profiler = profiler;
+            var rng = new Random(1);
+
+            Console.WriteLine();
+            Console.WriteLine($"{"prefill",8} {"time ms",9} {"tok/s",9} {"GFLOP/s",8} {"of peak",8} | {"lightning ms",12} {"softmax ms",10} {"MoE ms",8} {"proj ms",8}");
+            var lightningMs = new List<(int Len, double Ms, double SoftMs)>();
+            foreach (int len in r.GetValue(lengths)!)
+            {
+                double best = double.MaxValue;
+                double[] phases = [];
+                for (int rep = 0; rep < Math.Max(1, r.GetValue(repeats)); rep++)
+                {
+                    var ids = Enumerable.Range(0, len).Select(_ => rng.Next(c.VocabSize)).ToArray();
+                    using var seq = m.CreateSequence(len);
+                    profiler.Reset();
+                    long start = Stopwatch.GetTimestamp();
+                    m.Forward([seq], [ids], LogitsSelection.LastPerSequence);
+                    double s = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                    if (s < best)
+                    {
+                        best = s;
+                        phases = Enum.GetValues<StepPhase>().Select(p => profiler.Seconds(p)).ToArray();
+                    }
+                }
+                double flops = ModelCost.PrefillFlops(c, len);
+                double gflops = flops / best / 1e9;
+                string frac = peakGflops > 0 ? $"{gflops / peakGflops:P0}" : "-";
+                Console.WriteLine($"{len,8} {best * 1e3,9:F1} {len / best,9:F0} {gflops,8:F1} {frac,8} | {phases[(int)StepPhase.LightningCore] * 1e3,12:F1} {phases[(int)StepPhase.SoftmaxCore] * 1e3,10:F1} {phases[(int)StepPhase.MixtureOfExperts] * 1e3,8:F1} {phases[(int)StepPhase.Projections] * 1e3,8:F1}");
+                lightningMs.Add((len, phases[(int)StepPhase.LightningCore] * 1e3, phases[(int)StepPhase.SoftmaxCore] * 1e3));
+            }
+            for (int i = 1; i < lightningMs.Count; i++)
+            {
+                var (l0, ms0, s0) = lightningMs[i - 1];
+                var (l1, ms1, s1) = lightningMs[i];
+                Console.WriteLine($"  {l0} -> {l1} tokens ({(double)l1 / l0:F1}x): lightning core time x{ms1 / ms0:F2}, softmax core time x{s1 / s0:F2}");
+            }
+
+            int ctx = r.GetValue(decodeContext), steps = r.GetValue(decodeTokens);
+            if (steps > 0)
+            {
+                using var seq = m.CreateSequence(ctx + steps + 1);
+                var prompt = Enumerable.Range(0, ctx).Select(_ => rng.Next(c.VocabSize)).ToArray();
+                float[] logits = m.Forward([seq], [prompt], LogitsSelection.LastPerSequence);
+                int next = Array.IndexOf(logits, logits.Max());
+                m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);   // warm-up step
+                profiler.Reset();
+                long start = Stopwatch.GetTimestamp();
+                for (int i = 0; i < steps; i++)
+                {
+                    logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
+                    next = Array.IndexOf(logits, logits.Max());
+                }
+                double perToken = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
+                double bytes = ModelCost.DecodeWeightBytes(c, weightBytes);
+                Console.WriteLine();
+                Console.WriteLine($"decode at context {ctx}: {perToken * 1e3:F2} ms/token ({1 / perToken:F1} tokens/s); active weights {bytes / 1e6:F1} MB/token -> {bytes / perToken / 1e9:F1} GB/s" +
+                    (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of measured bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static DType ParseDType(string s) => s.ToLowerInvariant() switch
+    {
+        "f32" or "float32" => DType.F32,
+        "bf16" or "bfloat16" => DType.BF16,
+        "f16" or "float16" => DType.F16,
+        _ => throw new ArgumentException($"--weights '{s}': expected f32, bf16 or f16"),
+    };
+
+    private static MiniMaxModel LoadOrBuild(string? dir, string? preset, FileInfo? config, DType type, IComputeBackend b, out string what, out int weightBytes)
+    {
+        if (new object?[] { dir, preset, config }.Count(x => x is not null) > 1)
+            throw new ArgumentException("give at most one of --model, --preset and --config");
+        if (dir is not null)
+        {
+            var m = ModelLoader.Load(dir, b);
+            what = $"model {Path.GetFullPath(dir)}";
+            weightBytes = DTypeInfo.SizeOf(m.Weights.Layers[0].Router.DType);
+            return m;
+        }
+        var c = config is not null ? ModelConfig.Load(config.FullName) : BuiltInConfigs.Get(preset ?? "cpu-1k");
+        what = config is not null ? $"config {config.FullName} with random {type} weights" : $"built-in config '{preset ?? "cpu-1k"}' with random {type} weights";
+        weightBytes = DTypeInfo.SizeOf(type);
+        var weights = RandomWeights.Create(c, seed: 1, type);
+        return new MiniMaxModel(c, WeightLoader.Load(new DictionaryTensorSource(weights), c, b), b);
+    }
+}

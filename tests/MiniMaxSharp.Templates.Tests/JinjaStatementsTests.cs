@@ -1,0 +1,46 @@
+namespace MiniMaxSharp.Templates.Tests;
+
+/// <summary>if/for/set/macro/call/filter/raw blocks and loop variables.</summary>
+public sealed class JinjaStatementsTests
+{
+    [Theory]
+    [InlineData("{% if n %}A{% elif l %}B{% else %}C{% endif %}", "B")]
+    [InlineData("{% if false %}A{% elif false %}B{% else %}C{% endif %}", "C")]
+    [InlineData("{% if d.a == 1 %}one{% endif %}", "one")]
+    [InlineData("{% for x in l %}{{ x }},{% endfor %}", "3,1,2,")]
+    [InlineData("{% for x in l %}{{ loop.index }}/{{ loop.index0 }}/{{ loop.revindex }}/{{ loop.revindex0 }}/{{ loop.length }};{% endfor %}", "1/0/3/2/3;2/1/2/1/3;3/2/1/0/3;")]
+    [InlineData("{% for x in l %}{% if loop.first %}[{% endif %}{{ x }}{% if not loop.last %}, {% else %}]{% endif %}{% endfor %}", "[3, 1, 2]")]
+    [InlineData("{% for x in l %}({{ loop.previtem }}<{{ x }}>{{ loop.nextitem }}){% endfor %}", "(<3>1)(3<1>2)(1<2>)")]
+    [InlineData("{% for x in l %}{{ loop.cycle(\"odd\", \"even\") }} {% endfor %}", "odd even odd ")]
+    [InlineData("{% for x in [] %}{{ x }}{% else %}empty{% endfor %}", "empty")]
+    [InlineData("{% for x in nothing %}{{ x }}{% else %}none{% endfor %}", "none")]
+    [InlineData("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", "a=1;b=[1, 2];items=5;")]
+    [InlineData("{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }} {% endfor %}", "3 7 ")]
+    [InlineData("{% for (a, b) in [(1, 2)] %}{{ a }}{{ b }}{% endfor %}", "12")]
+    [InlineData("{% for x in l if x > 1 %}{{ x }}:{{ loop.index }}/{{ loop.length }} {% endfor %}", "3:1/2 2:2/2 ")]
+    [InlineData("{% for u in users if u.admin is defined %}{{ u.name }}{% endfor %}", "annBob")]
+    [InlineData("{% for c in \"abc\" %}{{ c }}-{% endfor %}", "a-b-c-")]
+    [InlineData("{% for k in d %}{{ k }} {% endfor %}", "a b items ")]
+    [InlineData("{% for x in l %}{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% endfor %}", "32")]
+    [InlineData("{% for x in l %}{{ x }}{% if x == 1 %}{% break %}{% endif %}{% endfor %}", "31")]
+    [InlineData("{% for row in [[1, 2], [3]] %}{% for x in row %}{{ loop.index }}{{ x }} {% endfor %}|{{ loop.index }}|{% endfor %}", "11 22 |1|13 |2|")]
+    [InlineData("{% set x = 5 %}{{ x }}", "5")]
+    [InlineData("{% set a, b = 1, 2 %}{{ a }}{{ b }}", "12")]
+    [InlineData("{% set x = 1 %}{% for i in l %}{% set x = i %}{% endfor %}{{ x }}", "1")]
+    [InlineData("{% set x = 0 %}{% for i in range(3) %}{{ x }}{% set x = i %}{% endfor %}", "000")]
+    [InlineData("{% set x = 1 %}{% if true %}{% set x = 2 %}{% endif %}{{ x }}", "2")]
+    [InlineData("{% set ns = namespace(total=0, names=[]) %}{% for u in users %}{% set ns.total = ns.total + u.age %}{% endfor %}{{ ns.total }}", "90")]
+    [InlineData("{% set ns = namespace(found=false) %}{% for u in users %}{% if u.name == \"Bob\" %}{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.found }}", "True")]
+    [InlineData("{% set block %}Hi {{ d.a }}!{% endset %}[{{ block }}]", "[Hi 1!]")]
+    [InlineData("{% set t | upper %}shout{% endset %}{{ t }}", "SHOUT")]
+    [InlineData("{% macro greet(name, greeting=\"Hello\") %}{{ greeting }}, {{ name }}!{% endmacro %}{{ greet(\"ann\") }} {{ greet(\"bob\", \"Hi\") }} {{ greet(greeting=\"Yo\", name=\"cy\") }}", "Hello, ann! Hi, bob! Yo, cy!")]
+    [InlineData("{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}{% call wrap(\"b\") %}bold {{ d.a }}{% endcall %}", "<b>bold 1</b>")]
+    [InlineData("{% macro list_items(items) %}{% for i in items %}{{ caller(i) }}{% endfor %}{% endmacro %}{% call(item) list_items(l) %}[{{ item }}]{% endcall %}", "[3][1][2]")]
+    [InlineData("{% macro outer() %}{{ inner_value }}{% endmacro %}{% set inner_value = \"late\" %}{{ outer() }}", "late")]
+    [InlineData("{% filter upper %}hello {{ d.a }}{% endfilter %}", "HELLO 1")]
+    [InlineData("{% raw %}{{ not rendered }}{% endraw %}", "{{ not rendered }}")]
+    [InlineData("{# a comment #}after", "after")]
+    [InlineData("{{ strftime_now(\"%d %b %Y\") }}|{{ strftime_now(\"%Y-%m-%d %H:%M:%S\") }}|{{ strftime_now(\"%A %B %-d\") }}", "05 Jul 2024|2024-07-05 09:03:07|Friday July 5")]
+    public void RendersLikeJinja(string template, string expected) =>
+        Assert.Equal(expected, JinjaTestSupport.Render(template));
+}
