@@ -58,7 +58,6 @@ public sealed class BatchScheduler : IDisposable
     public GenerationHandle Submit(IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions sampling,
         IReadOnlyCollection<int> stopTokenIds, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_stopping, this);
         if (prompt.Count == 0) throw new InvalidRequestException("the prompt is empty", "prompt");
         if (maxNewTokens < 1) throw new InvalidRequestException($"max_tokens must be at least 1, got {maxNewTokens}", "max_tokens");
         if (maxNewTokens > _options.MaxNewTokens)
@@ -85,6 +84,8 @@ public sealed class BatchScheduler : IDisposable
         var handle = new GenerationHandle([.. prompt], maxNewTokens, sampling, stopTokenIds, Wake);
         lock (_lock)
         {
+            // Checked under the lock: the loop's shutdown drains the queue under it, so nothing queued is left hanging.
+            ObjectDisposedException.ThrowIf(_stopping, this);
             if (_inSystem >= _options.MaxConcurrentSequences + _options.MaxQueuedRequests)
                 throw new ServerBusyException($"the server is busy: {_options.MaxConcurrentSequences} sequences running and {_options.MaxQueuedRequests} waiting; retry later");
             _inSystem++;
@@ -130,21 +131,23 @@ public sealed class BatchScheduler : IDisposable
     {
         lock (_lock)
         {
-            for (int i = 0; i < _queue.Count;)
+            // Cancelled requests leave the queue at once, wherever they stand in it.
+            for (int i = _queue.Count - 1; i >= 0; i--)
             {
+                if (!_queue[i].IsCancelled) continue;
                 var h = _queue[i];
-                if (h.IsCancelled)
-                {
-                    _queue.RemoveAt(i);
-                    _inSystem--;
-                    h.Fail(new OperationCanceledException("the request was cancelled"));
-                    continue;
-                }
+                _queue.RemoveAt(i);
+                _inSystem--;
+                h.Fail(new OperationCanceledException("the request was cancelled"));
+            }
+            while (_queue.Count > 0)
+            {
+                var h = _queue[0];
                 if (_active.Count >= _options.MaxConcurrentSequences) return;
                 long bytes = StateBytes(h.PromptTokens + h.MaxNewTokens);
                 // In arrival order: a request that does not fit now waits for memory to be freed (no overtaking).
                 if (_reservedBytes + bytes > _options.MaxStateBytes) return;
-                _queue.RemoveAt(i);
+                _queue.RemoveAt(0);
                 Interlocked.Add(ref _reservedBytes, bytes);
                 _active.Add(new Slot(h, _model.CreateSequence(h.PromptTokens + h.MaxNewTokens), bytes));
                 Volatile.Write(ref _activeCount, _active.Count);

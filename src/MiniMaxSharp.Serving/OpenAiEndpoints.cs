@@ -67,7 +67,7 @@ internal sealed class OpenAiEndpoints(ServerOptions options, ServingMetrics metr
     {
         try
         {
-            if (options.ApiKey is not null && ctx.Request.Path.StartsWithSegments("/v1") || options.ApiKey is not null && ctx.Request.Path.StartsWithSegments("/tokenize"))
+            if (options.ApiKey is not null && (ctx.Request.Path.StartsWithSegments("/v1") || ctx.Request.Path.StartsWithSegments("/tokenize")))
                 CheckKey(ctx);
             if (needsModel && Engine is null)
                 throw new ApiException(503, Loading is { IsFaulted: true } ? "the model failed to load" : "the model is still loading; retry shortly",
