@@ -98,6 +98,26 @@ public class ServerRobustnessTests(ServingTestModel fixture)
     }
 
     [Fact]
+    public async Task FullQueueIsRefusedWith429AndServesAgainAfterwards()
+    {
+        await using var h = await ServerHarness.StartAsync(fixture.Load, new ServingOptions { MaxConcurrentSequences = 1, MaxQueuedRequests = 0 });
+        await h.Server.Engine;
+        var body = ServerHarness.ChatBody(0, 3000, stream: true);
+        body["ignore_eos"] = true;
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = ServerHarness.Json(body) })
+        using (var running = await h.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            Assert.Equal(HttpStatusCode.OK, running.StatusCode);
+            await AssertError(await h.Http.PostAsync("v1/chat/completions", ServerHarness.Json(ServerHarness.ChatBody(1, 2))),
+                HttpStatusCode.TooManyRequests, code: "queue_full");
+            Assert.Equal(1, await h.MetricAsync("minimax_requests_rejected_total"));
+        }
+        await h.WaitIdleAsync();
+        var after = await h.Http.PostAsync("v1/chat/completions", ServerHarness.Json(ServerHarness.ChatBody(1, 2)));
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
     public async Task HealthIsUnavailableWhileTheModelLoads()
     {
         var release = new ManualResetEventSlim();
