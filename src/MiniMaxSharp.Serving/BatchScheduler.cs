@@ -223,6 +223,7 @@ public sealed class BatchScheduler : IDisposable
         }
 
         int vocab = _model.Config.VocabSize;
+        var rows = new List<int>(batch.Count);   // batch rows that sample a token this step
         for (int i = 0; i < batch.Count; i++)
         {
             var slot = batch[i];
@@ -232,18 +233,32 @@ public sealed class BatchScheduler : IDisposable
                 // A request still mid-prefill ignores its row.
                 if (!slot.PrefillDone) continue;
             }
-            if (slot.Handle.IsCancelled) continue;   // freed by DropCancelled before the next step
-            int next = slot.Sampler.Sample(logits.AsSpan(i * vocab, vocab), slot.Seen);
+            if (!slot.Handle.IsCancelled) rows.Add(i);   // a cancelled one is freed by DropCancelled before the next step
+        }
+        // Each request has its own Sampler, so rows sample in parallel (top-k/top-p sort the whole vocabulary).
+        var chosen = new int[rows.Count];
+        void SampleRow(int r)
+        {
+            var slot = batch[rows[r]];
+            chosen[r] = slot.Sampler.Sample(logits.AsSpan(rows[r] * vocab, vocab), slot.Seen);
+        }
+        if (rows.Count > 1 && rows.Any(r => !batch[r].Handle.Sampling.IsGreedy)) Parallel.For(0, rows.Count, SampleRow);
+        else for (int r = 0; r < rows.Count; r++) SampleRow(r);
+
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var slot = batch[rows[r]];
+            int next = chosen[r];
             slot.Seen.Add(next);
             slot.Generated++;
             slot.Handle.Write(next);
             FinishReason? reason = slot.Handle.StopTokenIds.Contains(next) ? FinishReason.Stop
                 : slot.Generated >= slot.Handle.MaxNewTokens || slot.State.Length >= slot.State.MaxTokens ? FinishReason.Length
                 : null;
-            if (reason is FinishReason r)
+            if (reason is FinishReason finish)
             {
                 _active.Remove(slot);
-                Release(slot, s => s.Handle.Finish(r));
+                Release(slot, s => s.Handle.Finish(finish));
             }
             else slot.NextInput = new[] { next };
         }

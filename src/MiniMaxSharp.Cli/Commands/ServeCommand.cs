@@ -15,11 +15,14 @@ internal static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1/* and /tokenize" };
         var maxConcurrent = new Option<int>("--max-concurrent") { Description = "Sequences decoded together", DefaultValueFactory = _ => 32 };
         var queue = new Option<int>("--queue") { Description = "Requests that may wait for a sequence; more are refused with 429", DefaultValueFactory = _ => 64 };
+        var contextLength = new Option<int?>("--context-length") { Description = "Most tokens (prompt + max_tokens) per request (default: the model's max_position_embeddings)" };
+        var maxTokensLimit = new Option<int>("--max-tokens-limit") { Description = "Largest max_tokens a request may ask for", DefaultValueFactory = _ => 4096 };
+        var maxStateMb = new Option<long>("--max-state-mb") { Description = "Memory all sequence states may reserve together, in MiB", DefaultValueFactory = _ => 8192 };
         var modelName = new Option<string?>("--model-name") { Description = "Model id clients name (default: the model folder's name)" };
         var threads = CommonOptions.Threads();
         var backend = CommonOptions.Backend();
         var cmd = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (chat/completions, completions, models, tokenize, health, metrics)")
-            { model, host, port, apiKey, maxConcurrent, queue, modelName, threads, backend };
+            { model, host, port, apiKey, maxConcurrent, queue, contextLength, maxTokensLimit, maxStateMb, modelName, threads, backend };
         cmd.SetAction((r, ct) => CommonOptions.RunAsync(async () =>
         {
             string dir = r.GetValue(model)!;
@@ -30,7 +33,14 @@ internal static class ServeCommand
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey),
                 ModelId = r.GetValue(modelName) ?? ModelIdFor(dir),
-                Serving = new ServingOptions { MaxConcurrentSequences = r.GetValue(maxConcurrent), MaxQueuedRequests = r.GetValue(queue) },
+                Serving = new ServingOptions
+                {
+                    MaxConcurrentSequences = r.GetValue(maxConcurrent),
+                    MaxQueuedRequests = r.GetValue(queue),
+                    ContextLength = r.GetValue(contextLength),
+                    MaxNewTokens = r.GetValue(maxTokensLimit),
+                    MaxStateBytes = checked(r.GetValue(maxStateMb) * 1024 * 1024),
+                },
             };
             var backendInstance = BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads));
             await using var server = await OpenAiServer.StartAsync(options, () => TextModel.Load(dir, backendInstance), ct);
