@@ -82,16 +82,21 @@ public sealed class BatchScheduler : IDisposable
             throw new InvalidRequestException($"the request needs {bytes} bytes of sequence state; this server allows {_options.MaxStateBytes}", "max_tokens");
 
         var handle = new GenerationHandle([.. prompt], maxNewTokens, sampling, stopTokenIds, Wake);
+        // Registered before it is queued, so the registration is released by whichever end the request meets.
+        handle.CancelWhen(cancellationToken);
         lock (_lock)
         {
             // Checked under the lock: the loop's shutdown drains the queue under it, so nothing queued is left hanging.
-            ObjectDisposedException.ThrowIf(_stopping, this);
-            if (_inSystem >= _options.MaxConcurrentSequences + _options.MaxQueuedRequests)
+            bool full = _inSystem >= _options.MaxConcurrentSequences + _options.MaxQueuedRequests;
+            if (_stopping || full)
+            {
+                handle.Fail(_stopping ? new ObjectDisposedException(nameof(BatchScheduler)) : new OperationCanceledException("refused"));
+                ObjectDisposedException.ThrowIf(_stopping, this);
                 throw new ServerBusyException($"the server is busy: {_options.MaxConcurrentSequences} sequences running and {_options.MaxQueuedRequests} waiting; retry later");
+            }
             _inSystem++;
             _queue.Add(handle);
         }
-        handle.CancelWhen(cancellationToken);
         Wake();
         return handle;
     }

@@ -45,10 +45,18 @@ internal static class ServeCommand
             var backendInstance = BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads));
             await using var server = await OpenAiServer.StartAsync(options, () => TextModel.Load(dir, backendInstance), ct);
             Console.Error.WriteLine($"listening on {server.BaseAddress} (model '{options.ModelId}' loading; GET /health says when it is ready)");
-            _ = server.Engine.ContinueWith(t => Console.Error.WriteLine(t.IsFaulted
-                ? $"error: the model failed to load: {t.Exception!.GetBaseException().Message}"
-                : "model loaded"), TaskScheduler.Default);
-            await server.WaitForShutdownAsync(ct);
+            var shutdown = server.WaitForShutdownAsync(ct);
+            if (await Task.WhenAny(server.Engine, shutdown) == server.Engine)
+            {
+                if (server.Engine.IsFaulted)
+                {
+                    // A server that can never answer is no use: say why and exit (the listener closes on disposal).
+                    Console.Error.WriteLine($"error: the model failed to load: {server.Engine.Exception!.GetBaseException().Message}");
+                    return 1;
+                }
+                Console.Error.WriteLine("model loaded");
+                await shutdown;
+            }
             return 0;
         }));
         return cmd;
