@@ -55,9 +55,12 @@ public sealed class BatchScheduler : IDisposable
 
     /// <summary>Queues a request. Throws <see cref="InvalidRequestException"/> for one that can never run
     /// and <see cref="ServerBusyException"/> when the queue is full.</summary>
+    /// <param name="emittableTokens">When set, only ids below it may be generated (the tokenizer's vocabulary, when the
+    /// model's is padded beyond it: such ids decode to nothing).</param>
     public GenerationHandle Submit(IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions sampling,
-        IReadOnlyCollection<int> stopTokenIds, CancellationToken cancellationToken = default)
+        IReadOnlyCollection<int> stopTokenIds, CancellationToken cancellationToken = default, int? emittableTokens = null)
     {
+        if (emittableTokens is < 1) throw new ArgumentOutOfRangeException(nameof(emittableTokens), "at least one token must be emittable");
         if (prompt.Count == 0) throw new InvalidRequestException("the prompt is empty", "prompt");
         if (maxNewTokens < 1) throw new InvalidRequestException($"max_tokens must be at least 1, got {maxNewTokens}", "max_tokens");
         if (maxNewTokens > _options.MaxNewTokens)
@@ -81,7 +84,7 @@ public sealed class BatchScheduler : IDisposable
         if (bytes > _options.MaxStateBytes)
             throw new InvalidRequestException($"the request needs {bytes} bytes of sequence state; this server allows {_options.MaxStateBytes}", "max_tokens");
 
-        var handle = new GenerationHandle([.. prompt], maxNewTokens, sampling, stopTokenIds, Wake);
+        var handle = new GenerationHandle([.. prompt], maxNewTokens, sampling, stopTokenIds, Wake) { EmittableTokens = emittableTokens };
         // Registered before it is queued, so the registration is released by whichever end the request meets.
         handle.CancelWhen(cancellationToken);
         lock (_lock)
@@ -245,7 +248,9 @@ public sealed class BatchScheduler : IDisposable
         void SampleRow(int r)
         {
             var slot = batch[rows[r]];
-            chosen[r] = slot.Sampler.Sample(logits.AsSpan(rows[r] * vocab, vocab), slot.Seen);
+            var row = logits.AsSpan(rows[r] * vocab, vocab);
+            if (slot.Handle.EmittableTokens is int limit && limit < vocab) row[limit..].Fill(float.NegativeInfinity);
+            chosen[r] = slot.Sampler.Sample(row, slot.Seen);
         }
         if (rows.Count > 1 && rows.Any(r => !batch[r].Handle.Sampling.IsGreedy)) Parallel.For(0, rows.Count, SampleRow);
         else for (int r = 0; r < rows.Count; r++) SampleRow(r);

@@ -28,6 +28,7 @@ public sealed class GenerationHandle : IDisposable
     internal int[] Prompt { get; }
     internal SamplingOptions Sampling { get; }
     internal IReadOnlyCollection<int> StopTokenIds { get; }
+    internal int? EmittableTokens { get; init; }
 
     public int PromptTokens => Prompt.Length;
     public int MaxNewTokens { get; }

@@ -60,7 +60,8 @@ public sealed class ServingEngine : IDisposable
         GenerationHandle handle;
         try
         {
-            handle = Scheduler.Submit(prompt, request.MaxTokens, request.Sampling, request.IgnoreEos ? [] : TextModel.StopTokenIds, cancellationToken);
+            handle = Scheduler.Submit(prompt, request.MaxTokens, request.Sampling, request.IgnoreEos ? [] : TextModel.StopTokenIds,
+                cancellationToken, emittableTokens: TextModel.Tokenizer.VocabSize);
         }
         catch (ServerBusyException)
         {

@@ -100,6 +100,19 @@ public class SchedulerTests(ServingTestModel fixture)
     }
 
     [Fact]
+    public async Task OnlyEmittableTokensAreGenerated()
+    {
+        using var text = fixture.Load();
+        using var scheduler = new BatchScheduler(text.Model, new ServingOptions());
+        var sampling = new SamplingOptions { Temperature = 1.5f, Seed = 3 };
+        var free = await ReadAll(scheduler.Submit(fixture.ChatPrompt(0), 64, sampling, []));
+        Assert.Contains(free, id => id >= 40);   // unrestricted, this seed reaches beyond the limit below
+        var limited = await ReadAll(scheduler.Submit(fixture.ChatPrompt(0), 64, sampling, [], emittableTokens: 40));
+        Assert.Equal(64, limited.Length);
+        Assert.All(limited, id => Assert.InRange(id, 0, 39));
+    }
+
+    [Fact]
     public async Task StateMemoryLimitMakesRequestsWaitTheirTurn()
     {
         using var text = fixture.Load();
