@@ -11,6 +11,8 @@ internal static class CommandRegistry
         yield return ForwardCommand.Create();
         yield return GenerateCommand.Create();
         yield return ChatCommand.Create();
+        yield return ServeCommand.Create();
+        yield return BenchServeCommand.Create();
         yield return InspectCommand.Create();
         yield return BenchCommand.Create();
         yield return BenchKernelsCommand.Create();

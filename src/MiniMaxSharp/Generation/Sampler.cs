@@ -9,6 +9,8 @@ public sealed class Sampler
     private readonly Random _rng;
     private float[] _work = [];
     private int[] _order = [];
+    // Times each token was returned by this sampler (OpenAI's penalties count generated tokens only, not the prompt).
+    private readonly Dictionary<int, int> _generated = [];
 
     public Sampler(SamplingOptions options)
     {
@@ -17,14 +19,26 @@ public sealed class Sampler
         _rng = options.Seed is int s ? new Random(s) : new Random();
     }
 
-    /// <summary>Chooses the next token. <paramref name="logits"/> is modified (penalties, filtering).</summary>
+    /// <summary>Chooses the next token. <paramref name="logits"/> is modified (penalties, filtering).
+    /// The choice is counted for the frequency and presence penalties of later calls.</summary>
     public int Sample(Span<float> logits, IReadOnlyCollection<int> seen)
+    {
+        int id = Choose(logits, seen);
+        _generated[id] = _generated.GetValueOrDefault(id) + 1;
+        return id;
+    }
+
+    private int Choose(Span<float> logits, IReadOnlyCollection<int> seen)
     {
         var o = _options;
         if (o.RepetitionPenalty != 1f)
             foreach (int id in seen)
                 if ((uint)id < (uint)logits.Length)
                     logits[id] = logits[id] < 0 ? logits[id] * o.RepetitionPenalty : logits[id] / o.RepetitionPenalty;
+        if (o.FrequencyPenalty != 0f || o.PresencePenalty != 0f)
+            foreach (var (id, count) in _generated)
+                if ((uint)id < (uint)logits.Length)
+                    logits[id] -= count * o.FrequencyPenalty + o.PresencePenalty;
         if (o.IsGreedy) return TensorPrimitives.IndexOfMax(logits);
 
         TensorPrimitives.Divide(logits, o.Temperature, logits);

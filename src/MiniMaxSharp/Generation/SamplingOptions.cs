@@ -2,7 +2,8 @@ namespace MiniMaxSharp.Generation;
 
 /// <summary>
 /// How the next token is chosen from the logits, applied in Hugging Face's order: repetition penalty,
-/// temperature, top-k, top-p, min-p, then a draw. Temperature 0 means greedy (argmax).
+/// (OpenAI's frequency and presence penalties), temperature, top-k, top-p, min-p, then a draw.
+/// Temperature 0 means greedy (argmax, after the penalties).
 /// </summary>
 public sealed record SamplingOptions
 {
@@ -15,6 +16,10 @@ public sealed record SamplingOptions
     public float MinP { get; init; }
     /// <summary>Divides positive (multiplies negative) logits of tokens already seen; 1 disables.</summary>
     public float RepetitionPenalty { get; init; } = 1f;
+    /// <summary>OpenAI's frequency penalty: subtracts penalty × (times the token was generated so far) from its logit; 0 disables.</summary>
+    public float FrequencyPenalty { get; init; }
+    /// <summary>OpenAI's presence penalty: subtracts penalty from the logit of every token generated at least once; 0 disables.</summary>
+    public float PresencePenalty { get; init; }
     public int? Seed { get; init; }
 
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0f };
@@ -28,6 +33,9 @@ public sealed record SamplingOptions
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), $"top-p must be in (0, 1], got {TopP}");
         if (!(MinP >= 0 && MinP <= 1)) throw new ArgumentOutOfRangeException(nameof(MinP), $"min-p must be in [0, 1], got {MinP}");
         if (!(RepetitionPenalty > 0)) throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), $"repetition penalty must be > 0, got {RepetitionPenalty}");
+        // OpenAI's range for both penalties.
+        if (!(FrequencyPenalty >= -2 && FrequencyPenalty <= 2)) throw new ArgumentOutOfRangeException(nameof(FrequencyPenalty), $"frequency penalty must be in [-2, 2], got {FrequencyPenalty}");
+        if (!(PresencePenalty >= -2 && PresencePenalty <= 2)) throw new ArgumentOutOfRangeException(nameof(PresencePenalty), $"presence penalty must be in [-2, 2], got {PresencePenalty}");
     }
 }
 
