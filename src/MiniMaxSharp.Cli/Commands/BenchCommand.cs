@@ -105,6 +105,7 @@ internal static class BenchCommand
                 Console.WriteLine();
                 Console.WriteLine($"decode at context {ctx}: {perToken * 1e3:F2} ms/token ({1 / perToken:F1} tokens/s); active weights {bytes / 1e6:F1} MB/token -> {bytes / perToken / 1e9:F1} GB/s" +
                     (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of measured bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
+                Console.WriteLine("  per token: " + string.Join(", ", Enum.GetValues<StepPhase>().Select(p => $"{p} {profiler.Seconds(p) / steps * 1e3:F2} ms")));
             }
             return 0;
         }));
