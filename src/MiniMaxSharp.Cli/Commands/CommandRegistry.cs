@@ -19,5 +19,6 @@ internal static class CommandRegistry
         yield return TokenizerCommands.CreateTokenizerGroup();
         yield return GradientsCommand.Create();
         yield return TrainCommand.Create();
+        yield return PerplexityCommand.Create();
     }
 }
