@@ -87,6 +87,20 @@ public sealed class TrainingRunTests
     }
 
     [Fact]
+    public void Bf16CheckpointSaysSoInItsConfig()
+    {
+        using var temp = new TempDirectory();
+        var c = Config(vocab: 23);
+        using var m = TrainCommand.FromScratch(c, new CpuBackend(2), seed: 3, std: 0.1f);
+        using (var run = new TrainingRun(m, TrainingData.Pack(Documents(10), 12), [], Options with { Steps = 1, WarmupSteps = 0, SaveAs = Tensors.DType.BF16 }, temp.Path))
+            run.Run();
+        Assert.Contains("\"dtype\": \"bfloat16\"", File.ReadAllText(temp.File("config.json")));
+        using var weights = MiniMaxSharp.Checkpoints.SafeTensorsFile.Open(temp.File("model.safetensors"));
+        Assert.All(weights.Tensors.Values, t => Assert.Equal(Tensors.DType.BF16, t.ToEngineDType()));
+        using var loaded = ModelLoader.Load(temp.Path, new CpuBackend(2));
+    }
+
+    [Fact]
     public void TextDocumentsEndWithTheEndOfTextTokenAndTheSplitIsDeterministic()
     {
         using var temp = new TempDirectory();
