@@ -11,7 +11,7 @@ internal static class ChatCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
+        var model = CommonOptions.ModelOrDefault();
         var template = new Option<FileInfo?>("--chat-template") { Description = "A Jinja chat template file, for models without one" };
         var system = new Option<string?>("--system") { Description = "A system message that starts the conversation" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens per reply", DefaultValueFactory = _ => 256 };

@@ -23,5 +23,6 @@ internal static class CommandRegistry
         yield return TrainCommand.Create();
         yield return VerifyCommand.Create();
         yield return BenchOpsCommand.Create();
+        yield return PerplexityCommand.Create();
     }
 }

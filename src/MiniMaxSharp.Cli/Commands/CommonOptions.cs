@@ -18,6 +18,13 @@ internal static class CommonOptions
         Required = required,
     };
 
+    /// <summary>--model for commands that fall back to the built-in default model (models/default).</summary>
+    public static Option<string> ModelOrDefault() => new("--model")
+    {
+        Description = "Model folder (default: the built-in model, models/default)",
+        DefaultValueFactory = _ => DefaultModel.Locate(),
+    };
+
     public static Option<int> Threads() => new("--threads")
     {
         Description = "CPU threads (default: all cores)",
@@ -77,4 +84,23 @@ internal static class BackendFactory
         "cuda" => new CudaBackend(),
         _ => throw new ArgumentException($"unknown backend '{name}' (available: cpu, cuda)"),
     };
+}
+
+/// <summary>The built-in default model shipped in the repository (models/default; recipe in its RECIPE.md).</summary>
+internal static class DefaultModel
+{
+    public const string RelativePath = "models/default";
+
+    /// <summary>Finds models/default above the program's folder or the current folder; "" when absent
+    /// (the loader then reports the missing folder).</summary>
+    public static string Locate()
+    {
+        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, RelativePath);
+                if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+            }
+        return RelativePath;
+    }
 }

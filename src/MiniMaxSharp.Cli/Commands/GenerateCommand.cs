@@ -11,7 +11,7 @@ internal static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
+        var model = CommonOptions.ModelOrDefault();
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt as comma-separated token ids" };
         var promptText = new Option<string?>("--prompt") { Description = "Prompt text (needs the model's tokenizer.json)" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 64 };

@@ -1,18 +1,32 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
+using MiniMaxSharp.Backends;
+using MiniMaxSharp.Config;
+using MiniMaxSharp.Model;
 using MiniMaxSharp.Tensors;
+using MiniMaxSharp.Tokenizers;
 using MiniMaxSharp.Training;
 
 namespace MiniMaxSharp.Cli.Commands;
 
-/// <summary><c>minimax train</c>: fine-tunes a model on packed token documents with AdamW and saves it.</summary>
+/// <summary>
+/// <c>minimax train</c>: trains a model from scratch (<c>--config</c>) or fine-tunes one (<c>--init-from</c>) on text
+/// tokenised with a tokenizer.json, or on token-id JSON Lines; checkpoints that resume exactly, held-out evaluation,
+/// a loss curve PNG.
+/// </summary>
 internal static class TrainCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
-        var data = new Option<FileInfo>("--data") { Description = "JSON Lines file: one document per line, a list of token ids or {\"input_ids\": [...]}", Required = true };
-        var output = new Option<string>("--output") { Description = "Folder to save the trained model in (config.json, model.safetensors)", Required = true };
+        var config = new Option<FileInfo>("--config") { Description = "Model config (Hugging Face dialect JSON): train from scratch with random weights" };
+        var initFrom = new Option<string>("--init-from", "--model") { Description = "Model folder to fine-tune (its config is used)" };
+        var data = new Option<string[]>("--data") { Description = "Text files (with --tokenizer), or JSON Lines of token ids (without)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "tokenizer.json (or its folder) to tokenise text data with; copied into the output" };
+        var paragraphs = new Option<bool>("--paragraphs") { Description = "Text: every blank-line-separated paragraph is a document (default: every file)" };
+        var endOfText = new Option<string>("--end-of-text") { Description = "Token appended to every text document", DefaultValueFactory = _ => "<|endoftext|>" };
+        var holdOut = new Option<int?>("--hold-out-every") { Description = "Every n-th document is held out for evaluation (0: none; default 20 for text, 0 for token-id JSON Lines)" };
+        var output = new Option<string>("--out", "--output") { Description = "Output folder: model, tokenizer, training state, loss curve", Required = true };
         var steps = new Option<int>("--steps") { Description = "Optimiser steps", DefaultValueFactory = _ => 100 };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per packed row", DefaultValueFactory = _ => 512 };
         var rows = new Option<int>("--batch-rows") { Description = "Rows per micro-batch", DefaultValueFactory = _ => 1 };
@@ -23,55 +37,95 @@ internal static class TrainCommand
         var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW decoupled weight decay (not on norms)", DefaultValueFactory = _ => 0.1 };
         var clip = new Option<double>("--clip") { Description = "Clip gradients to this global norm (0: off)", DefaultValueFactory = _ => 1.0 };
         var aux = new Option<bool>("--aux-loss") { Description = "Add the MoE load-balancing loss (times router_aux_loss_coef)" };
-        var seed = new Option<int>("--seed") { Description = "Seed of the row order", DefaultValueFactory = _ => 0 };
-        var bf16 = new Option<bool>("--save-bf16") { Description = "Save the weights as bfloat16 (default float32)" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the row order and of the initial weights", DefaultValueFactory = _ => 0 };
+        var initStd = new Option<float>("--init-std") { Description = "Standard deviation of random initial matrices (--config)", DefaultValueFactory = _ => 0.02f };
+        var saveEvery = new Option<int>("--save-every") { Description = "Checkpoint every N steps (0: only at the end)" };
+        var evalEvery = new Option<int>("--eval-every") { Description = "Evaluate on the held-out rows every N steps (0: only at the end)" };
+        var evalRows = new Option<int>("--eval-rows") { Description = "Held-out rows per evaluation (0: all)" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the training state in the output folder" };
+        var stopAfter = new Option<int?>("--stop-after") { Description = "Stop (and checkpoint) after this many steps in total; --resume continues" };
+        var bf16 = new Option<bool>("--save-bf16") { Description = "Save model.safetensors as bfloat16 (the training state stays float32)" };
         var threads = CommonOptions.Threads();
         var backend = CommonOptions.Backend();
-        var cmd = new Command("train", "Fine-tune a model on token documents (AdamW, warm-up + cosine, clipping, accumulation)")
-            { model, data, output, steps, seqLen, rows, accumulation, lr, minLr, warmup, weightDecay, clip, aux, seed, bf16, threads, backend };
-        cmd.SetAction(r => CommonOptions.Run(() =>
+        var cmd = new Command("train", "Train (--config) or fine-tune (--init-from) a model: AdamW, warm-up + cosine, clipping, accumulation, resumable checkpoints")
         {
-            int stepCount = Positive(r.GetValue(steps), "--steps"), rowsPerBatch = Positive(r.GetValue(rows), "--batch-rows");
-            int micro = Positive(r.GetValue(accumulation), "--accumulation");
-            if (r.GetValue(warmup) < 0 || r.GetValue(warmup) > stepCount) throw new ArgumentException($"--warmup {r.GetValue(warmup)} must be in 0..{stepCount}");
-            var packed = TrainingData.Pack(TrainingData.ReadDocuments(r.GetValue(data)!.FullName), r.GetValue(seqLen));
-            using var m = TrainingModel.Load(r.GetValue(model)!, BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads)));
-            using var adam = new AdamW(m, new AdamWOptions { WeightDecay = r.GetValue(weightDecay) });
-            var schedule = new WarmupCosineSchedule(r.GetValue(lr), r.GetValue(warmup), stepCount, r.GetValue(minLr));
-            var order = new RowOrder(packed.Count, r.GetValue(seed));
-            var inv = CultureInfo.InvariantCulture;
-            Console.Error.WriteLine($"{packed.Count} rows of up to {r.GetValue(seqLen)} tokens; {stepCount} steps of {micro} x {rowsPerBatch} rows");
-            for (int s = 0; s < stepCount; s++)
+            config, initFrom, data, tokenizer, paragraphs, endOfText, holdOut, output, steps, seqLen, rows, accumulation, lr, minLr, warmup,
+            weightDecay, clip, aux, seed, initStd, saveEvery, evalEvery, evalRows, resume, stopAfter, bf16, threads, backend,
+        };
+        cmd.SetAction((r, ct) => CommonOptions.RunAsync(() => Task.Run(() =>
+        {
+            var options = new TrainingOptions
             {
-                var batches = Enumerable.Range(0, micro).Select(_ => (IReadOnlyList<TrainingExample>)Enumerable.Range(0, rowsPerBatch).Select(_ => packed[order.Next()]).ToArray()).ToArray();
-                var report = TrainingStep.Run(m, adam, batches, schedule.At(s), r.GetValue(clip), r.GetValue(aux));
-                Console.WriteLine(string.Create(inv, $"step {s + 1} loss {report.CrossEntropy:F6} aux {report.AuxLoss:F6} grad_norm {report.GradientNorm:F4} lr {report.LearningRate:E3}"));
+                Steps = r.GetValue(steps), BatchRows = r.GetValue(rows), Accumulation = r.GetValue(accumulation),
+                LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(minLr), WarmupSteps = r.GetValue(warmup),
+                WeightDecay = r.GetValue(weightDecay), ClipNorm = r.GetValue(clip), AuxLoss = r.GetValue(aux), Seed = r.GetValue(seed),
+                SaveEvery = r.GetValue(saveEvery), EvalEvery = r.GetValue(evalEvery), EvalRows = r.GetValue(evalRows),
+                SaveAs = r.GetValue(bf16) ? DType.BF16 : DType.F32,
+            };
+            options.Validate();
+            if ((r.GetValue(config) is null) == (r.GetValue(initFrom) is null))
+                throw new ArgumentException("give exactly one of --config (train from scratch) and --init-from (fine-tune)");
+            int seq = r.GetValue(seqLen);
+            string? tokenizerFile = r.GetValue(tokenizer) is string t ? (Directory.Exists(t) ? Path.Combine(t, "tokenizer.json") : t) : null;
+
+            List<int[]> documents;
+            if (tokenizerFile is not null)
+            {
+                var tok = Tokenizer.FromFile(tokenizerFile);
+                int? eot = tok.TokenToId(r.GetValue(endOfText)!);
+                if (eot is null) Console.Error.WriteLine($"note: the tokenizer has no '{r.GetValue(endOfText)}'; documents get no end token");
+                documents = TextCorpus.ReadDocuments(tok, r.GetValue(data)!, r.GetValue(paragraphs), eot);
             }
-            TrainingCheckpoint.Save(r.GetValue(output)!, m, r.GetValue(bf16) ? DType.BF16 : DType.F32);
-            Console.Error.WriteLine($"saved the model to {r.GetValue(output)}");
+            else documents = r.GetValue(data)!.SelectMany(TrainingData.ReadDocuments).ToList();
+            var (trainDocs, heldOutDocs) = (r.GetValue(holdOut) ?? (tokenizerFile is null ? 0 : 20)) is > 0 and int n ? TextCorpus.Split(documents, n) : (documents, []);
+            var trainRows = TrainingData.Pack(trainDocs, seq);
+            var heldOutRows = heldOutDocs.Count > 0 ? TrainingData.Pack(heldOutDocs, seq) : [];
+
+            var compute = BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads));
+            using var model = r.GetValue(config) is FileInfo configFile
+                ? FromScratch(ModelConfig.Load(configFile.FullName), compute, r.GetValue(seed), r.GetValue(initStd))
+                : TrainingModel.Load(r.GetValue(initFrom)!, compute);
+            int maxId = documents.Max(d => d.Max());
+            if (maxId >= model.Config.VocabSize) throw new ArgumentException($"token id {maxId} of the data is outside the model's vocabulary of {model.Config.VocabSize}");
+
+            using var run = new TrainingRun(model, trainRows, heldOutRows, options, r.GetValue(output)!, tokenizerFile);
+            if (r.GetValue(resume)) run.Resume();
+            long parameters = TrainableWeights.Named(model.Weights).Sum(p => p.Tensor.ElementCount);
+            Console.Error.WriteLine($"{parameters:N0} parameters; {documents.Count} documents ({heldOutDocs.Count} held out): {trainRows.Count} training rows, "
+                + $"{heldOutRows.Count} held-out rows of up to {seq} tokens; steps {run.Step + 1}..{options.Steps} of {options.Accumulation} x {options.BatchRows} rows");
+            var inv = CultureInfo.InvariantCulture;
+            // A kill (SIGTERM) or Ctrl+C ends the run after the current step with a checkpoint that --resume continues.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            void Stop(PosixSignalContext c)
+            {
+                c.Cancel = true;
+                stop.Cancel();
+            }
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+            run.Run(p => Console.WriteLine(string.Create(inv,
+                $"step {p.Step} loss {p.Report.CrossEntropy:F6} aux {p.Report.AuxLoss:F6} grad_norm {p.Report.GradientNorm:F4} lr {p.Report.LearningRate:E3} tok/s {p.TokensPerSecond:F0} eta {(int)p.Remaining.TotalMinutes}m{p.Remaining.Seconds:D2}s")
+                + (p.EvalLoss is double e ? string.Create(inv, $" eval_loss {e:F6} eval_ppl {Math.Exp(e):F3}") : "")), r.GetValue(stopAfter), stop.Token);
+            Console.Error.WriteLine(run.Step < options.Steps
+                ? $"stopped at step {run.Step}; checkpoint in {r.GetValue(output)} (--resume continues)"
+                : $"saved the model to {r.GetValue(output)}");
             return 0;
-        }));
+        }, CancellationToken.None)));
         return cmd;
     }
 
-    private static int Positive(int value, string option) => value > 0 ? value : throw new ArgumentException($"{option} must be positive, got {value}");
-
-    /// <summary>Rows in a seeded random order, reshuffled after every pass over the data.</summary>
-    private sealed class RowOrder(int count, int seed)
+    /// <summary>A training model with seeded random weights for a config.</summary>
+    internal static TrainingModel FromScratch(ModelConfig config, IComputeBackend backend, int seed, float std)
     {
-        private readonly Random _random = new(seed);
-        private int[] _order = [];
-        private int _at;
-
-        public int Next()
+        var host = RandomWeights.Create(config, seed, DType.F32, std);
+        var loaded = WeightLoader.Load(new DictionaryTensorSource(host), config, backend);
+        try
         {
-            if (_at == _order.Length)
-            {
-                _order = Enumerable.Range(0, count).ToArray();
-                _random.Shuffle(_order);
-                _at = 0;
-            }
-            return _order[_at++];
+            return new TrainingModel(config, TrainableWeights.CopyToFloat32(loaded, backend), backend);
+        }
+        finally
+        {
+            foreach (var tensor in loaded.AllTensors().Distinct()) tensor.Dispose();
         }
     }
 }

@@ -217,8 +217,8 @@ public sealed record ModelConfig
                 throw new ModelConfigException($"eos_token_id {e} is outside the vocabulary (0..{VocabSize - 1})");
     }
 
-    /// <summary>Writes the Hugging Face dialect (what transformers loads).</summary>
-    public string ToHuggingFaceJson()
+    /// <summary>Writes the Hugging Face dialect (what transformers loads); <paramref name="dtype"/> names the weights' storage type.</summary>
+    public string ToHuggingFaceJson(string dtype = "float32")
     {
         var o = new JsonObject
         {
@@ -254,7 +254,7 @@ public sealed record ModelConfig
             ["router_aux_loss_coef"] = RouterAuxLossCoef,
             ["bos_token_id"] = BosTokenId,
             ["eos_token_id"] = EosTokenIds.Length == 1 ? EosTokenIds[0] : new JsonArray(EosTokenIds.Select(i => (JsonNode?)i).ToArray()),
-            ["dtype"] = "float32",
+            ["dtype"] = dtype,
         };
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }

@@ -37,6 +37,13 @@ public sealed class AdamW : IDisposable
     /// <summary>Updates taken so far.</summary>
     public int StepCount { get; private set; }
 
+    /// <summary>The first and second moment of every parameter, under the parameter's name (to save and restore them).</summary>
+    public IEnumerable<(string Name, DeviceTensor M, DeviceTensor V)> Moments => _slots.Select(s => (s.Name, s.M, s.V));
+
+    /// <summary>Sets the update count when resuming from saved moments (the bias correction depends on it).</summary>
+    public void RestoreStepCount(int steps) =>
+        StepCount = steps >= 0 ? steps : throw new ArgumentOutOfRangeException(nameof(steps), steps, "the step count cannot be negative");
+
     /// <summary>Whether a parameter gets weight decay (every parameter but the norm weights).</summary>
     public bool Decays(string name) => _slots.Single(s => s.Name == name).Decay;
 

@@ -21,7 +21,13 @@ public static class TrainingCheckpoint
         }).ToList();
         SafeTensorsWriter.Write(Path.Combine(directory, CheckpointFiles.SingleFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
         using var config = new AtomicFileWriter(Path.Combine(directory, "config.json"));
-        config.Stream.Write(Encoding.UTF8.GetBytes(model.Config.ToHuggingFaceJson()));
+        string dtype = storeAs switch
+        {
+            DType.BF16 => "bfloat16",
+            DType.F16 => "float16",
+            _ => "float32",
+        };
+        config.Stream.Write(Encoding.UTF8.GetBytes(model.Config.ToHuggingFaceJson(dtype)));
         config.Commit();
     }
 }

@@ -8,6 +8,7 @@ using Xunit.Abstractions;
 namespace MiniMaxSharp.Tests.Training;
 
 /// <summary>`minimax gradients` on the tiny-hybrid fixture against the gradients Hugging Face computed.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class GradientFixtureTests(ITestOutputHelper output)
 {
     private static string Dir => TestPaths.Fixture("tiny-hybrid");
@@ -57,6 +58,7 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
 }
 
 /// <summary>The gradients command's input errors name the problem and leave no output behind.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class GradientsCommandInputTests
 {
     [Theory]

@@ -38,6 +38,7 @@ public sealed class TrainingDataTests
 }
 
 /// <summary><c>minimax train</c> lowers the loss of a small model on its data and saves a model that loads.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class TrainCommandTests
 {
     [Fact]

@@ -20,14 +20,20 @@ internal static class TrainingTestModels
     public static Dictionary<string, double[]> ToDouble(IReadOnlyDictionary<string, HostTensor> weights) =>
         weights.ToDictionary(kv => kv.Key, kv => kv.Value.ToFloat32().Select(v => (double)v).ToArray());
 
+    /// <summary>Every master weight of the model under its checkpoint name.</summary>
+    public static Dictionary<string, float[]> Weights(TrainingModel model) => Download(model, model.Weights);
+
     /// <summary>Every gradient of the model under its checkpoint name.</summary>
-    public static Dictionary<string, float[]> Gradients(TrainingModel model) =>
-        TrainableWeights.Named(model.Gradients).ToDictionary(p => p.Name, p =>
+    public static Dictionary<string, float[]> Gradients(TrainingModel model) => Download(model, model.Gradients);
+
+    private static Dictionary<string, float[]> Download(TrainingModel model, ModelWeights tensors) =>
+        TrainableWeights.Named(tensors).ToDictionary(p => p.Name, p =>
         {
             var v = new float[p.Tensor.ElementCount];
             model.Backend.Download(p.Tensor, v);
             return v;
         });
+
 
     /// <summary>
     /// The training loss in float64, written from the spec independently of the engine: per document, logits of the

@@ -1,0 +1,8 @@
+namespace MiniMaxSharp.Tests;
+
+/// <summary>Tests that redirect Console.Out/Error (process-wide) run one at a time in this collection.</summary>
+[CollectionDefinition(Name)]
+public sealed class ConsoleCollection
+{
+    public const string Name = "Console";
+}
