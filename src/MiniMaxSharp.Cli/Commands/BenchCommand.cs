@@ -115,7 +115,7 @@ internal static class BenchCommand
             int ctx = r.GetValue(decodeContext), steps = r.GetValue(decodeTokens);
             if (steps > 0)
             {
-                using var seq = m.CreateSequence(ctx + steps + 1);
+                using var seq = m.CreateSequence(ctx + steps + steps / 4 + 2);
                 var prompt = Enumerable.Range(0, ctx).Select(_ => rng.Next(c.VocabSize)).ToArray();
                 float[] logits = m.Forward([seq], [prompt], LogitsSelection.LastPerSequence);
                 int next = Array.IndexOf(logits, logits.Max());
@@ -130,7 +130,12 @@ internal static class BenchCommand
                 double bytes = ModelCost.DecodeWeightBytes(c, weightBytes);
                 Console.WriteLine();
                 Console.WriteLine($"decode at context {ctx}: {perToken * 1e3:F2} ms/token ({1 / perToken:F1} tokens/s); active weights {bytes / 1e6:F1} MB/token -> {bytes / perToken / 1e9:F1} GB/s" +
-                    (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of measured bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
+                    (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of {(b.Name == "cpu" ? "measured" : "reference")} bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
+                PrintDecodePhases(profiler, m, () =>
+                {
+                    logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
+                    next = Array.IndexOf(logits, logits.Max());
+                }, Math.Max(1, steps / 4));
             }
 
             int B = r.GetValue(batch), bctx = r.GetValue(batchContext);
@@ -138,7 +143,7 @@ internal static class BenchCommand
             {
                 // B sequences prefilled together, then one forward step per token over all of them; the next
                 // token of each is the argmax of its logits row (on the host, part of the step time).
-                var seqs = Enumerable.Range(0, B).Select(_ => m.CreateSequence(bctx + steps + 2)).ToArray();
+                var seqs = Enumerable.Range(0, B).Select(_ => m.CreateSequence(bctx + steps + steps / 4 + 2)).ToArray();
                 try
                 {
                     var prompts = seqs.Select(_ => (ReadOnlyMemory<int>)Enumerable.Range(0, bctx).Select(_ => rng.Next(c.VocabSize)).ToArray()).ToArray();
@@ -163,6 +168,11 @@ internal static class BenchCommand
                     }
                     double perStep = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
                     Console.WriteLine($"decode, batch {B} at context {bctx}: {perStep * 1e3:F2} ms/step, {B / perStep:F0} tokens/s");
+                    PrintDecodePhases(profiler, m, () =>
+                    {
+                        logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);
+                        Pick();
+                    }, Math.Max(1, steps / 4));
                 }
                 finally
                 {
@@ -176,6 +186,18 @@ internal static class BenchCommand
 
     private const double H100Bf16Tflops = 753;
     private const double H100BandwidthGBs = 3000;
+
+    /// <summary>A few more decode steps with the profiler attached: where a step's time goes (the profiler's
+    /// synchronisations make these steps slower than the timed ones).</summary>
+    private static void PrintDecodePhases(StepProfiler profiler, MiniMaxModel m, Action step, int steps)
+    {
+        m.Profiler = profiler;
+        profiler.Reset();
+        for (int i = 0; i < steps; i++) step();
+        m.Profiler = null;
+        Console.WriteLine("  profiled steps, ms/step: " + string.Join(", ",
+            Enum.GetValues<StepPhase>().Select(p => $"{p} {profiler.Seconds(p) * 1e3 / steps:F3}")));
+    }
 
     private static DType ParseDType(string s) => s.ToLowerInvariant() switch
     {
