@@ -33,6 +33,11 @@ public interface IComputeBackend : IDisposable
     /// Lightning states, router probabilities and logits are always F32.</summary>
     DType ActivationType { get; }
 
+    /// <summary>Element type of the model's residual stream (the hidden state between layers and the
+    /// branch outputs added to it). A backend with narrow activations may keep it wider, because every
+    /// layer adds to it and its roundings accumulate over the layer stack.</summary>
+    DType ResidualType => ActivationType;
+
     // ---- memory ----
     /// <summary>A new zero-filled tensor.</summary>
     DeviceTensor Allocate(DType type, params int[] shape);

@@ -221,9 +221,9 @@ public sealed class MiniMaxModel : IDisposable
         {
             Capacity = capacity;
             var a = b.ActivationType;
-            Hidden = b.Allocate(a, capacity, c.HiddenSize);
+            Hidden = b.Allocate(b.ResidualType, capacity, c.HiddenSize);
             Normed = b.Allocate(a, capacity, c.HiddenSize);
-            Branch = b.Allocate(a, capacity, c.HiddenSize);
+            Branch = b.Allocate(b.ResidualType, capacity, c.HiddenSize);
             Attn = b.Allocate(a, capacity, c.AttentionWidth);
             Gate = b.Allocate(a, capacity, c.AttentionWidth);
             Qkv = b.Allocate(a, c.NumLightningLayers > 0 ? capacity : 1, 3 * c.AttentionWidth);
