@@ -161,9 +161,13 @@ public class ServerTests(ServingTestModel fixture) : IAsyncLifetime
         double cancelledBefore = await _harness.MetricAsync("minimax_requests_finished_total{outcome=\"cancelled\"}");
         var body = ServerHarness.ChatBody(8, 3000, stream: true);
         body["ignore_eos"] = true;   // long enough that it is surely still running when the client leaves
+        // A client that really leaves: HttpClient would otherwise drain up to 1 MB of the unread response to
+        // reuse the connection, and on a fast machine that drain reads the whole (completed) stream.
+        using var leaving = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = _harness.Http.BaseAddress };
+        leaving.DefaultRequestHeaders.Authorization = _harness.Http.DefaultRequestHeaders.Authorization;
         using (var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = ServerHarness.Json(body) })
         {
-            var response = await _harness.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var response = await leaving.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
             for (int events = 0; events < 3;)
                 if ((await reader.ReadLineAsync())!.StartsWith("data: ", StringComparison.Ordinal)) events++;
