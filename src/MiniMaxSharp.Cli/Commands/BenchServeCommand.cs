@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using MiniMaxSharp.Backends;
 using MiniMaxSharp.Config;
 using MiniMaxSharp.Model;
@@ -121,16 +122,17 @@ internal static class BenchServeCommand
     /// <summary>One streaming chat completion: seconds to the first content event, and the completion tokens reported in usage.</summary>
     private static async Task<(double FirstToken, int Tokens)> StreamOne(HttpClient http, string modelId, int maxTokens, CancellationToken ct)
     {
-        string body = JsonSerializer.Serialize(new Dictionary<string, object>
+        // JsonObject rather than reflection-based serialisation: the published CLI is trimmed.
+        string body = new JsonObject
         {
             ["model"] = modelId,
-            ["messages"] = new[] { new Dictionary<string, string> { ["role"] = "user", ["content"] = "Write a short story about a lighthouse keeper and a storm." } },
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Write a short story about a lighthouse keeper and a storm." }),
             ["max_tokens"] = maxTokens,
             ["temperature"] = 0,
             ["stream"] = true,
             ["ignore_eos"] = true,
-            ["stream_options"] = new Dictionary<string, bool> { ["include_usage"] = true },
-        });
+            ["stream_options"] = new JsonObject { ["include_usage"] = true },
+        }.ToJsonString();
         var clock = Stopwatch.StartNew();
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, new MediaTypeHeaderValue("application/json")) };
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
