@@ -113,14 +113,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         if (sa.ElementCount != sb.ElementCount || sa.ElementCount != so.ElementCount)
             throw new ArgumentException($"scale-add of {sa} and {sb} into {so}");
         float* pa = sa.F32, pb = sb.F32, po = so.F32;
-        long n = sa.ElementCount;
-        const int chunk = 4096;
-        For((int)((n + chunk - 1) / chunk), chunk * 4, c =>
-        {
-            long start = (long)c * chunk;
-            int len = (int)Math.Min(chunk, n - start);
-            ScaleAddKernel(pa + start, alpha, pb + start, beta, po + start, len);
-        });
+        ForChunks(sa.ElementCount, 4096, 4, (start, len) => ScaleAddKernel(pa + start, alpha, pb + start, beta, po + start, len));
     }
 
     private static void ScaleAddKernel(float* a, float alpha, float* b, float beta, float* o, int n)
@@ -158,12 +151,9 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         if (g.ElementCount != xs.ElementCount || o.ElementCount != xs.ElementCount)
             throw new ArgumentException($"sigmoid gate of {g} and {xs} into {o}");
         float* pg = g.F32, px = xs.F32, po = o.F32;
-        long n = xs.ElementCount;
         const int chunk = 2048;
-        For((int)((n + chunk - 1) / chunk), chunk * 8, c =>
+        ForChunks(xs.ElementCount, chunk, 8, (start, len) =>
         {
-            long start = (long)c * chunk;
-            int len = (int)Math.Min(chunk, n - start);
             Span<float> s = stackalloc float[chunk];
             s = s[..len];
             TensorPrimitives.Sigmoid(new ReadOnlySpan<float>(pg + start, len), s);
@@ -181,6 +171,14 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
 
     internal static CpuTensor AsCpu(DeviceTensor t) =>
         t as CpuTensor ?? throw new ArgumentException($"tensor {t} does not belong to the CPU backend");
+
+    /// <summary>Runs body(start, length) over [0, n) in chunks of <paramref name="chunk"/> elements, in parallel when worth it.</summary>
+    private void ForChunks(long n, int chunk, int costPerElement, Action<long, int> body) =>
+        For((int)((n + chunk - 1) / chunk), (long)chunk * costPerElement, c =>
+        {
+            long start = (long)c * chunk;
+            body(start, (int)Math.Min(chunk, n - start));
+        });
 
     /// <summary>Runs body(0..count-1), in parallel when the work (count × costPerItem) is worth it.</summary>
     private void For(int count, long costPerItem, Action<int> body)
