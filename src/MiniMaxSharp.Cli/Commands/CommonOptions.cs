@@ -72,7 +72,7 @@ internal static class CommonOptions
     private static bool IsUserError(Exception e) => e is ModelConfigException or CheckpointException or WeightLoadException
         or ContextLimitException or ArgumentException or IOException or UnauthorizedAccessException
         or System.Text.Json.JsonException or FormatException or InvalidDataException or OutOfMemoryException
-        or NotSupportedException or CudaUnavailableException;
+        or NotSupportedException or CudaUnavailableException or Tokenizers.TokenizerException or Templates.TemplateException;
 }
 
 /// <summary>Creates backends by name; every backend plugs in here.</summary>

@@ -61,7 +61,16 @@ internal static class ForwardCommand
 
     internal static int[][] ReadInputIds(string path)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} is not valid JSON: {e.Message}");
+        }
+        using var _ = doc;
         if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("input_ids", out var rows) || rows.ValueKind != JsonValueKind.Array)
             throw new InvalidDataException($"{path}: expected an object with \"input_ids\": a list of token-id lists");
         var result = new List<int[]>();

@@ -35,6 +35,7 @@ public sealed class TextModel : IDisposable
     /// <summary>Loads a model folder holding a tokenizer.json (and a chat template, when it has one).</summary>
     public static TextModel Load(string modelDir, IComputeBackend backend, string? chatTemplateFile = null)
     {
+        if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"model folder not found: {modelDir}");
         var tokenizer = Tokenizer.FromFile(modelDir);
         ChatTemplate? template = chatTemplateFile is not null || HasTemplate(modelDir)
             ? ChatTemplateLoader.Load(modelDir, chatTemplateFile)
