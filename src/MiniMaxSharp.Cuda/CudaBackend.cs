@@ -341,6 +341,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         _device.Synchronize();
         foreach (var (p, _) in _scratch.Values) _device.Free(p);
         _scratch.Clear();
+        foreach (var (_, table) in _expertTables.Values) _device.Free(table);
+        _expertTables.Clear();
         _device.Dispose();
     }
 
