@@ -97,29 +97,6 @@ extern "C" __global__ void moe_combine(const void* expertOut, int dtIn, const in
 // ---- Few-token path (decode): the chosen experts' weights are read through pointer tables on the device,
 // so the host never learns the group sizes and no synchronisation is needed. ----
 
-// Dot product of 8 bf16 pairs packed in two uint4.
-__device__ __forceinline__ float dot8_bf16(uint4 a, uint4 b)
-{
-    float s = 0.0f;
-    u32 av[4] = { a.x, a.y, a.z, a.w }, bv[4] = { b.x, b.y, b.z, b.w };
-    #pragma unroll
-    for (int i = 0; i < 4; i++)
-    {
-        s += __uint_as_float(av[i] << 16) * __uint_as_float(bv[i] << 16);
-        s += __uint_as_float(av[i] & 0xffff0000u) * __uint_as_float(bv[i] & 0xffff0000u);
-    }
-    return s;
-}
-
-// Dot product of 8 bf16 weights with 8 float32 values.
-__device__ __forceinline__ float dot8_bf16_f32(uint4 a, float4 lo, float4 hi)
-{
-    return __uint_as_float(a.x << 16) * lo.x + __uint_as_float(a.x & 0xffff0000u) * lo.y
-         + __uint_as_float(a.y << 16) * lo.z + __uint_as_float(a.y & 0xffff0000u) * lo.w
-         + __uint_as_float(a.z << 16) * hi.x + __uint_as_float(a.z & 0xffff0000u) * hi.y
-         + __uint_as_float(a.w << 16) * hi.z + __uint_as_float(a.w & 0xffff0000u) * hi.w;
-}
-
 // One warp per intermediate row r (blockIdx.x spans rows, blockIdx.y the (token, choice) pair p):
 // h[p, r] = silu(x_t · w1[e][r]) · (x_t · w3[e][r]) in float32, e = chosen[p], t = p / k.
 // vec: x and the weights are bf16, 16-byte aligned, hidden a multiple of 8 (uint4 loads).
