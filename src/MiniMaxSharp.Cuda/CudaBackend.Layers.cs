@@ -42,8 +42,9 @@ public sealed unsafe partial class CudaBackend
         int slopeAt = meta.Add(slopes);
         ulong m = UploadMeta(meta);
         int heads = slopes.Length;
-        int shared = (d * 32 + 2 * d) * sizeof(float);
-        _device.Kernel("lightning.cu", "lightning_recurrent").Launch((uint)((d + 31) / 32), (uint)heads, (uint)layout.Count, 32, shared,
+        const int warps = 8;
+        int shared = (d * 32 + 2 * d + warps * 32) * sizeof(float);
+        _device.Kernel("lightning.cu", "lightning_recurrent").Launch((uint)((d + 31) / 32), (uint)heads, (uint)layout.Count, 32 * warps, shared,
             qkv, qkv.KernelType, output, output.KernelType, m + (ulong)offsets, m + (ulong)counts, m + (ulong)ptrs, m + (ulong)slopeAt, heads, d);
     }
 
