@@ -42,8 +42,9 @@ public sealed unsafe partial class CudaBackend
         int slopeAt = meta.Add(slopes);
         ulong m = UploadMeta(meta);
         int heads = slopes.Length;
-        int shared = (d * 32 + 2 * d) * sizeof(float);
-        _device.Kernel("lightning.cu", "lightning_recurrent").Launch((uint)((d + 31) / 32), (uint)heads, (uint)layout.Count, 32, shared,
+        const int warps = 8;
+        int shared = (d * 32 + 2 * d + warps * 32) * sizeof(float);
+        _device.Kernel("lightning.cu", "lightning_recurrent").Launch((uint)((d + 31) / 32), (uint)heads, (uint)layout.Count, 32 * warps, shared,
             qkv, qkv.KernelType, output, output.KernelType, m + (ulong)offsets, m + (ulong)counts, m + (ulong)ptrs, m + (ulong)slopeAt, heads, d);
     }
 
@@ -225,6 +226,14 @@ public sealed unsafe partial class CudaBackend
         ulong logits = Scratch("moe router logits", (long)T * E * 4);
         ulong chosen = Scratch("moe choices", pairs * 4L);
         ulong weights = Scratch("moe weights", pairs * 4L);
+
+        Gemm(xs.Pointer, xs.DType, T, hidden, rs.Pointer, rs.DType, E, logits, DType.F32);
+        _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
+        if (pairs <= FewTokenMoePairs)
+        {
+            MixtureOfExpertsFewTokens(xs, experts, topK, inter, chosen, weights, os);
+            return;
+        }
         ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
         ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
         ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
@@ -232,9 +241,6 @@ public sealed unsafe partial class CudaBackend
         ulong h1 = Scratch("moe gate activations", (long)pairs * inter * es);
         ulong h3 = Scratch("moe up activations", (long)pairs * inter * es);
         ulong yg = Scratch("moe expert outputs", (long)pairs * hidden * 4);
-
-        Gemm(xs.Pointer, xs.DType, T, hidden, rs.Pointer, rs.DType, E, logits, DType.F32);
-        _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
         _device.Kernel("moe.cu", "moe_group").Launch(1, 1, 1, 1024, (E + 1) * 4, chosen, pairs, topK, E, offsets, slotToken, pairSlot);
         var groupStart = new int[E + 1];
         fixed (int* g = groupStart) CopyToHost(offsets, g, (E + 1) * 4L);
@@ -270,5 +276,60 @@ public sealed unsafe partial class CudaBackend
         }
         _device.Kernel("moe.cu", "moe_combine").Launch(Blocks((long)T * hidden), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
+    }
+
+    /// <summary>At most this many (token, choice) pairs take the few-token MoE path (decode batches of a few sequences).</summary>
+    private const int FewTokenMoePairs = 16;
+
+    // Few tokens: one kernel computes SiLU(x·w1ᵀ)⊙(x·w3ᵀ) for every (token, choice) pair and one the weighted
+    // sum of the down products, both reading the chosen experts' weights through device pointer tables. No
+    // grouping and no host round trip, so a decode step never waits for the GPU here.
+    private void MixtureOfExpertsFewTokens(CudaTensor xs, IReadOnlyList<ExpertWeights> experts, int topK, int inter,
+        ulong chosen, ulong weights, CudaTensor os)
+    {
+        int T = (int)xs.Rows, hidden = xs.Cols, pairs = T * topK;
+        var wType = experts[0].W1.DType;
+        var (w1s, w3s, w2s, aligned) = ExpertPointerTables(experts);
+        ulong h = Scratch("moe few-token activations", (long)pairs * inter * 4);
+        bool bf16 = wType == DType.BF16 && aligned;
+        int vecUp = bf16 && xs.DType == DType.BF16 && hidden % 8 == 0 && xs.Pointer % 16 == 0 ? 1 : 0;
+        int vecDown = bf16 && inter % 8 == 0 ? 1 : 0;
+        const int warps = 8;
+        int wCode = KernelType(wType);
+        _device.Kernel("moe.cu", "moe_decode_up").Launch((uint)((inter + warps - 1) / warps), (uint)pairs, 1, 32 * warps, 0,
+            xs, xs.KernelType, chosen, topK, w1s, w3s, wCode, hidden, inter, vecUp, h);
+        _device.Kernel("moe.cu", "moe_decode_down").Launch((uint)((hidden + warps - 1) / warps), (uint)T, 1, 32 * warps, 0,
+            h, chosen, weights, topK, w2s, wCode, inter, hidden, vecDown, os, os.KernelType);
+    }
+
+    private readonly Dictionary<ulong, (ulong[] Host, ulong Device)> _expertTables = [];
+
+    /// <summary>Device tables of the experts' w1, w3 and w2 pointers, uploaded once per expert set and kept
+    /// (keyed by the first expert's w1, checked against the full list); aligned: every pointer is 16-byte aligned.</summary>
+    private (ulong W1s, ulong W3s, ulong W2s, bool Aligned) ExpertPointerTables(IReadOnlyList<ExpertWeights> experts)
+    {
+        int E = experts.Count;
+        var host = new ulong[3 * E];
+        for (int e = 0; e < E; e++)
+        {
+            host[e] = AsCuda(experts[e].W1).Pointer;
+            host[E + e] = AsCuda(experts[e].W3).Pointer;
+            host[2 * E + e] = AsCuda(experts[e].W2).Pointer;
+        }
+        if (!_expertTables.TryGetValue(host[0], out var table) || !table.Host.AsSpan().SequenceEqual(host))
+        {
+            if (table.Device != 0)
+            {
+                _device.Synchronize();   // queued kernels may still read the old table
+                _device.Free(table.Device);
+            }
+            ulong p = _device.Allocate(host.Length * 8L, "the MoE expert pointer table");
+            fixed (ulong* h = host) CopyToDevice(h, p, host.Length * 8L);
+            table = (host, p);
+            _expertTables[host[0]] = table;
+        }
+        bool aligned = host.All(ptr => ptr % 16 == 0);
+        ulong d = table.Device;
+        return (d, d + (ulong)(E * 8), d + (ulong)(2 * E * 8), aligned);
     }
 }

@@ -226,9 +226,12 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         Gemm(xs.Pointer, xs.DType, (int)xs.Rows, xs.Cols, ws.Pointer, ws.DType, (int)ws.Rows, os.Pointer, os.DType);
     }
 
+    /// <summary>Products of at most this many rows with bf16 weights run <c>matvec_bf16</c> (as <c>MATVEC_MAX_ROWS</c> in elementwise.cu).</summary>
+    private const int MatVecMaxRows = 4;
+
     /// <summary>
     /// y[rows, outFeatures] = x[rows, inFeatures] · w[outFeatures, inFeatures]ᵀ, row-major, via cuBLAS
-    /// (column-major: yᵀ = w · xᵀ), float32 accumulation. bf16 weights take bf16 activations (others are
+    /// (column-major: yᵀ = w · xᵀ), float32 accumulation; a few bf16 rows (decode) take <c>matvec_bf16</c> instead. bf16 weights take bf16 activations (others are
     /// narrowed first) and write bf16 or float32; float32 weights run a full float32 product (activations
     /// widened first, the result narrowed if y is bf16), so float32 checkpoints keep their precision.
     /// </summary>
@@ -236,6 +239,14 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
     {
         if (rows == 0 || outFeatures == 0) return;
         if (wType is not (DType.BF16 or DType.F32)) throw new NotSupportedException($"the CUDA matmul takes bf16 or float32 weights, not {wType}");
+        if (rows <= MatVecMaxRows && wType == DType.BF16 && xType == DType.BF16 && (yType is DType.BF16 or DType.F32)
+            && inFeatures % 8 == 0 && x % 16 == 0 && w % 16 == 0)
+        {
+            const int warps = 8;
+            _device.Kernel("elementwise.cu", "matvec_bf16").Launch((uint)((outFeatures + warps - 1) / warps), 1, 1, 32 * warps, 0,
+                x, rows, inFeatures, w, outFeatures, y, KernelType(yType));
+            return;
+        }
         if (xType != wType)
         {
             ulong converted = Scratch("matmul input", (long)rows * inFeatures * DTypeInfo.SizeOf(wType));
@@ -341,6 +352,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         _device.Synchronize();
         foreach (var (p, _) in _scratch.Values) _device.Free(p);
         _scratch.Clear();
+        foreach (var (_, table) in _expertTables.Values) _device.Free(table);
+        _expertTables.Clear();
         _device.Dispose();
     }
 

@@ -148,6 +148,10 @@ internal static class VerifyCommand
             MatMul(67, 512, 300, DType.F32, DType.BF16);
             MatMul(5, 512, 1000, DType.F32, DType.F32);
             MatMul(9, 64, 48, DType.F16, DType.BF16);
+            MatMul(1, 2048, 6144, DType.BF16, DType.BF16);   // decode rows: matvec_bf16
+            MatMul(4, 512, 1000, DType.BF16, DType.F32);
+            MatMul(3, 200, 77, DType.BF16, DType.BF16);
+            MatMul(2, 100, 50, DType.BF16, DType.BF16);       // in not a multiple of 8: cuBLAS
             CopyAndGather(40, 96);
             Rope(4, 128, 64, 1e7, [5, 130, 1], [0, 17, 1000]);
             Rope(2, 16, 16, 1e4, [100], [0]);

@@ -55,3 +55,26 @@ __device__ float block_sum(float v)
     float t = lane < warps ? partial[lane] : 0.0f;
     return warp_sum(t);
 }
+
+// Dot product of 8 bf16 pairs packed in two uint4.
+__device__ __forceinline__ float dot8_bf16(uint4 a, uint4 b)
+{
+    float s = 0.0f;
+    u32 av[4] = { a.x, a.y, a.z, a.w }, bv[4] = { b.x, b.y, b.z, b.w };
+    #pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        s += __uint_as_float(av[i] << 16) * __uint_as_float(bv[i] << 16);
+        s += __uint_as_float(av[i] & 0xffff0000u) * __uint_as_float(bv[i] & 0xffff0000u);
+    }
+    return s;
+}
+
+// Dot product of 8 bf16 weights with 8 float32 values.
+__device__ __forceinline__ float dot8_bf16_f32(uint4 a, float4 lo, float4 hi)
+{
+    return __uint_as_float(a.x << 16) * lo.x + __uint_as_float(a.x & 0xffff0000u) * lo.y
+         + __uint_as_float(a.y << 16) * lo.z + __uint_as_float(a.y & 0xffff0000u) * lo.w
+         + __uint_as_float(a.z << 16) * hi.x + __uint_as_float(a.z & 0xffff0000u) * hi.y
+         + __uint_as_float(a.w << 16) * hi.z + __uint_as_float(a.w & 0xffff0000u) * hi.w;
+}

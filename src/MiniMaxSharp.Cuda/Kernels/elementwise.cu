@@ -95,3 +95,32 @@ extern "C" __global__ void convert(const void* src, int dtSrc, void* dst, int dt
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
         st(dst, i, dtDst, ld(src, i, dtSrc));
 }
+
+// Matrix-vector products for a few rows (decode): y[t, o] = x[t] · w[o] for t < rows ≤ MATVEC_MAX_ROWS, bf16 x
+// and w (16-byte aligned rows, in a multiple of 8), float32 accumulation. One warp per output o reads the
+// weight row once for all rows of x: the step is bound by reading the weights, which cuBLAS does slowly at
+// one row.
+#define MATVEC_MAX_ROWS 4
+extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY)
+{
+    int lane = threadIdx.x & 31;
+    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (o >= out) return;
+    const uint4* wv = (const uint4*)(w + (i64)o * in);
+    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    #pragma unroll 4
+    for (int i = lane; i < in / 8; i += 32)
+    {
+        uint4 a = wv[i];
+        #pragma unroll
+        for (int t = 0; t < MATVEC_MAX_ROWS; t++)
+            if (t < rows) acc[t] += dot8_bf16(a, ((const uint4*)(x + (i64)t * in))[i]);
+    }
+    #pragma unroll
+    for (int t = 0; t < MATVEC_MAX_ROWS; t++)
+    {
+        if (t >= rows) break;
+        float s = warp_sum(acc[t]);
+        if (lane == 0) st(y, (i64)t * out + o, dtY, s);
+    }
+}

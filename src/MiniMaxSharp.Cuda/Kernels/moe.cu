@@ -93,3 +93,80 @@ extern "C" __global__ void moe_combine(const void* expertOut, int dtIn, const in
         st(out, i, dtOut, acc);
     }
 }
+
+// ---- Few-token path (decode): the chosen experts' weights are read through pointer tables on the device,
+// so the host never learns the group sizes and no synchronisation is needed. ----
+
+// One warp per intermediate row r (blockIdx.x spans rows, blockIdx.y the (token, choice) pair p):
+// h[p, r] = silu(x_t · w1[e][r]) · (x_t · w3[e][r]) in float32, e = chosen[p], t = p / k.
+// vec: x and the weights are bf16, 16-byte aligned, hidden a multiple of 8 (uint4 loads).
+extern "C" __global__ void moe_decode_up(const void* x, int dtX, const int* chosen, int k,
+    const unsigned long long* w1s, const unsigned long long* w3s, int dtW, int hidden, int inter, int vec, float* h)
+{
+    int lane = threadIdx.x & 31;
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= inter) return;
+    int p = blockIdx.y, t = p / k, e = chosen[p];
+    const void* w1 = (const void*)w1s[e];
+    const void* w3 = (const void*)w3s[e];
+    i64 row = (i64)r * hidden, xRow = (i64)t * hidden;
+    float g = 0.0f, u = 0.0f;
+    if (vec)
+    {
+        const uint4* xv = (const uint4*)((const bf16*)x + xRow);
+        const uint4* av = (const uint4*)((const bf16*)w1 + row);
+        const uint4* bv = (const uint4*)((const bf16*)w3 + row);
+        #pragma unroll 4
+        for (int i = lane; i < hidden / 8; i += 32)
+        {
+            uint4 xx = xv[i];
+            g += dot8_bf16(av[i], xx);
+            u += dot8_bf16(bv[i], xx);
+        }
+    }
+    else
+    {
+        for (int c = lane; c < hidden; c += 32)
+        {
+            float xc = ld(x, xRow + c, dtX);
+            g += ld(w1, row + c, dtW) * xc;
+            u += ld(w3, row + c, dtW) * xc;
+        }
+    }
+    g = warp_sum(g);
+    u = warp_sum(u);
+    if (lane == 0) h[(i64)p * inter + r] = silu(g) * u;
+}
+
+// One warp per output column c of token t = blockIdx.y: out[t, c] = Σ_j weights[t, j] · (w2[e_j][c] · h[t·k + j]),
+// float32, in choice order (as moe_combine). vec: bf16 weights, 16-byte aligned, inter a multiple of 8.
+extern "C" __global__ void moe_decode_down(const float* h, const int* chosen, const float* weights, int k,
+    const unsigned long long* w2s, int dtW, int inter, int hidden, int vec, void* out, int dtOut)
+{
+    int lane = threadIdx.x & 31;
+    int c = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (c >= hidden) return;
+    int t = blockIdx.y;
+    float acc = 0.0f;
+    for (int j = 0; j < k; j++)
+    {
+        int p = t * k + j;
+        const void* w = (const void*)w2s[chosen[p]];
+        const float* hp = h + (i64)p * inter;
+        i64 row = (i64)c * inter;
+        float s = 0.0f;
+        if (vec)
+        {
+            const uint4* wv = (const uint4*)((const bf16*)w + row);
+            const float4* hv = (const float4*)hp;
+            #pragma unroll 4
+            for (int i = lane; i < inter / 8; i += 32) s += dot8_bf16_f32(wv[i], hv[2 * i], hv[2 * i + 1]);
+        }
+        else
+        {
+            for (int i = lane; i < inter; i += 32) s += ld(w, row + i, dtW) * hp[i];
+        }
+        acc += weights[p] * warp_sum(s);
+    }
+    if (lane == 0) st(out, (i64)t * hidden + c, dtOut, acc);
+}
