@@ -29,6 +29,7 @@ public sealed class MiniMaxModel : IDisposable
 {
     private readonly float[][] _slopes;
     private Workspace? _workspace;
+    private DeviceTensor? _logits;
 
     public MiniMaxModel(ModelConfig config, ModelWeights weights, IComputeBackend backend)
     {
@@ -136,7 +137,7 @@ public sealed class MiniMaxModel : IDisposable
         try
         {
             Begin();
-            using var logits = b.Allocate(DType.F32, (int)rows.Rows, c.VocabSize);
+            using var logits = LogitsBuffer((int)rows.Rows).RowSlice(0, (int)rows.Rows);
             b.MatMul(rows, Weights.LmHead, logits);
             var result = new float[logits.ElementCount];
             b.Download(logits, result);
@@ -208,8 +209,20 @@ public sealed class MiniMaxModel : IDisposable
         return _workspace;
     }
 
+    /// <summary>Float32 logits for at least <paramref name="rows"/> rows, kept across steps: allocating and
+    /// freeing them every decode step cost a device allocation and a synchronizing free per token.</summary>
+    private DeviceTensor LogitsBuffer(int rows)
+    {
+        if (_logits is { } l && l.Rows >= rows) return l;
+        _logits?.Dispose();
+        _logits = null;
+        _logits = Backend.Allocate(DType.F32, rows, Config.VocabSize);
+        return _logits;
+    }
+
     public void Dispose()
     {
+        _logits?.Dispose();
         _workspace?.Dispose();
         Weights.Dispose();
     }
