@@ -6,6 +6,8 @@ using static MiniMaxSharp.Tests.Variants.TinyHybridVariants;
 namespace MiniMaxSharp.Tests.Variants;
 
 /// <summary>The <c>minimax forward</c> command, run in-process through the CLI's own entry point, on a sharded variant.</summary>
+// The CLI writes to the process-wide console, which other tests in this collection redirect.
+[Collection(ConsoleCollection.Name)]
 public sealed class ForwardCommandTests
 {
     private static string InputJson => Path.Combine(FixtureDir, "seq100.json");
