@@ -111,11 +111,7 @@ internal static class BenchOpsCommand
         }
         finally
         {
-            foreach (var c in caches)
-            {
-                c.Keys.Dispose();
-                c.Values.Dispose();
-            }
+            foreach (var c in caches) c.Dispose();
         }
     }
 
@@ -143,11 +139,7 @@ internal static class BenchOpsCommand
         }
         finally
         {
-            foreach (var c in caches)
-            {
-                c.Keys.Dispose();
-                c.Values.Dispose();
-            }
+            foreach (var c in caches) c.Dispose();
         }
     }
 }

@@ -6,9 +6,15 @@ namespace MiniMaxSharp.Backends;
 public sealed record ExpertWeights(DeviceTensor W1, DeviceTensor W2, DeviceTensor W3);
 
 /// <summary>A softmax layer's cache of one sequence: rotated keys and values, [capacity, kvHeads·headDim] each.</summary>
-public sealed record KvCache(DeviceTensor Keys, DeviceTensor Values)
+public sealed record KvCache(DeviceTensor Keys, DeviceTensor Values) : IDisposable
 {
     public int Capacity => (int)Keys.Rows;
+
+    public void Dispose()
+    {
+        Keys.Dispose();
+        Values.Dispose();
+    }
 }
 
 /// <summary>Shape of a softmax attention layer.</summary>

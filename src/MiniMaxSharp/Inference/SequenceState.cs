@@ -82,8 +82,7 @@ public sealed class SequenceState : IDisposable
             {
                 _backend.CopyRows(old.Keys, grown.Keys, Length);
                 _backend.CopyRows(old.Values, grown.Values, Length);
-                old.Keys.Dispose();
-                old.Values.Dispose();
+                old.Dispose();
             }
             _caches[l] = grown;
         }
@@ -95,11 +94,7 @@ public sealed class SequenceState : IDisposable
     public void Dispose()
     {
         foreach (var s in _lightning) s?.Dispose();
-        foreach (var c in _caches)
-        {
-            c?.Keys.Dispose();
-            c?.Values.Dispose();
-        }
+        foreach (var c in _caches) c?.Dispose();
         Array.Clear(_lightning);
         Array.Clear(_caches);
     }

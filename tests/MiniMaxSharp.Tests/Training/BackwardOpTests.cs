@@ -175,7 +175,7 @@ public sealed class BackwardOpTests(ITestOutputHelper output) : IDisposable
             _b.Rope(kr, layout, 6, 4, 100.0);
             var caches = layout.Sequences.Select(s => new KvCache(_b.Allocate(DType.F32, s.TokenCount, shape.KvWidth), _b.Allocate(DType.F32, s.TokenCount, shape.KvWidth))).ToArray();
             _b.SoftmaxAttention(qr, kr, v, layout, caches, shape, o);
-            foreach (var c in caches) { c.Keys.Dispose(); c.Values.Dispose(); }
+            foreach (var c in caches) c.Dispose();
             return Dot(Values(o), r);
         }
         Loss();
