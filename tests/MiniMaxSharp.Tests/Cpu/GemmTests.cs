@@ -123,10 +123,20 @@ public unsafe class GemmTests
                     }
             }
             Products(pa, pw, pc); // first calls create the per-thread pack buffers and JIT the kernels
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 5; i++)
-                Products(pa, pw, pc);
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            // One-time work can still land in a later round: which thread runs which index is dynamic (the caller may
+            // first run a packed product in round 2 and create its buffers then), and tiering may re-JIT. A per-call
+            // allocation shows in every round, so some round of five calls must allocate nothing at all.
+            var perRound = new List<long>();
+            for (int round = 0; round < 6; round++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 5; i++)
+                    Products(pa, pw, pc);
+                perRound.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+                if (perRound[^1] == 0)
+                    break;
+            }
+            Assert.True(perRound[^1] == 0, $"bytes allocated per round of 5 calls: {string.Join(", ", perRound)}");
         }
     }
 
