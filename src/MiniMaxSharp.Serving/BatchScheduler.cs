@@ -35,6 +35,9 @@ public sealed class BatchScheduler : IDisposable
         _model = model;
         _options = options;
         ContextLength = Math.Min(options.ContextLength ?? model.Config.MaxPositionEmbeddings, model.Config.MaxPositionEmbeddings);
+        // On a GPU: the state budget plus the largest step's workspace must fit beside the weights, checked before serving starts.
+        MemoryPlan.CheckFits(model, options.MaxConcurrentSequences, ContextLength,
+            Math.Max(options.StepTokenBudget, options.MaxConcurrentSequences), stateBytes: options.MaxStateBytes);
         _thread = new Thread(Loop) { IsBackground = true, Name = "minimax-batch-scheduler" };
         _thread.Start();
     }

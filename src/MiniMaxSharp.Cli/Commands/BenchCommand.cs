@@ -62,6 +62,14 @@ internal static class BenchCommand
                 Console.WriteLine($"  reference (H100 SXM datasheet, not measured): {H100Bf16Tflops} TFLOP/s bf16 dense, {H100BandwidthGBs / 1e3:F1} TB/s");
             }
             int chunk = r.GetValue(prefillChunk);
+            {
+                // The largest run of this bench, planned before it starts (GPU only).
+                int longest = r.GetValue(lengths)!.DefaultIfEmpty(1).Max();
+                int planSteps = r.GetValue(decodeTokens), planBatch = Math.Max(1, r.GetValue(batch));
+                long planTokens = Math.Max(longest, Math.Max(r.GetValue(decodeContext), r.GetValue(batchContext)) + 2L * planSteps + 18);
+                int planStep = Math.Max(chunk > 0 ? Math.Min(chunk, longest) : longest, Math.Max(r.GetValue(decodeContext), planBatch * r.GetValue(batchContext)));
+                MemoryPlanning.Check(m, planBatch, planTokens, planStep, Console.Out);
+            }
             // Prefill of a whole prompt, in chunks when asked (only the last chunk computes logits).
             void Prefill(SequenceState seq, int[] ids)
             {

@@ -22,6 +22,7 @@ public static class TokenGenerator
         int capacity = (int)Math.Min(limit, (long)prompt.Count + options.MaxNewTokens);
         var sampler = new Sampler(options.Sampling);
         var seen = new HashSet<int>(prompt);
+        MemoryPlan.CheckFits(model, 1, capacity, Math.Min(options.PrefillChunk, Math.Max(prompt.Count, 1)));
         using var seq = model.CreateSequence(capacity);
 
         var ids = prompt.ToArray();
