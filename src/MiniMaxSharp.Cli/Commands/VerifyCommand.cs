@@ -340,10 +340,12 @@ internal static class VerifyCommand
             LightningBackward(4, 16, [1, 37, 130], layer: 3, DType.F32);
             LightningBackward(2, 128, [130, 1, 37], layer: 0, DType.F32);
             LightningBackward(3, 32, [300], layer: 6, DType.F32);            // slopes near zero: long memory
+            LightningBackward(2, 40, [17, 33], layer: 2, DType.F32);          // channels not a multiple of 32
             LightningBackward(2, 128, [37, 70], layer: 3, DType.BF16);       // bf16 inputs, float32 gradient
             SoftmaxBackward(4, 2, 32, [1, 45, 70], DType.F32);
             SoftmaxBackward(4, 2, 128, [45, 1, 70], DType.F32);
             SoftmaxBackward(6, 1, 16, [33], DType.F32);
+            SoftmaxBackward(3, 1, 18, [40, 2], DType.F32);                   // rows not 16-byte aligned
             SoftmaxBackward(4, 4, 64, [70, 45], DType.BF16);
             RopeBackward(4, 64, 32, 1e7, [5, 130, 1], [0, 17, 1000]);
             RopeBackward(2, 16, 16, 1e4, [45], [0]);

@@ -124,17 +124,39 @@ extern "C" __global__ void lightning_backward(const void* qkv, int dtIn, const v
 #define SB_WARPS 4
 #define SB_CH (SB_MAX_D / 32)
 
-// Dot product of a shared-memory row (float32) with a row of a global tensor.
+// Dot product of a shared-memory row (float32) with row x[at..at+d) of a global tensor. Each lane reads its
+// own row, so the row is read four elements per load where aligned (float4, or four bf16 in a uint2).
 __device__ __forceinline__ float sb_dot(const float* a, const void* x, i64 at, int dt, int d)
 {
     float s0 = 0.0f, s1 = 0.0f;
     int c = 0;
-    for (; c + 1 < d; c += 2)
+    if (dt == DT_F32)
     {
-        s0 = fmaf(a[c], ld(x, at + c, dt), s0);
-        s1 = fmaf(a[c + 1], ld(x, at + c + 1, dt), s1);
+        const float* p = (const float*)x + at;
+        if (((unsigned long long)p & 15ull) == 0)
+            for (; c + 3 < d; c += 4)
+            {
+                float4 v = *(const float4*)(p + c);
+                s0 = fmaf(a[c], v.x, s0);
+                s1 = fmaf(a[c + 1], v.y, s1);
+                s0 = fmaf(a[c + 2], v.z, s0);
+                s1 = fmaf(a[c + 3], v.w, s1);
+            }
     }
-    if (c < d) s0 = fmaf(a[c], ld(x, at + c, dt), s0);
+    else
+    {
+        const bf16* p = (const bf16*)x + at;
+        if (((unsigned long long)p & 7ull) == 0)
+            for (; c + 3 < d; c += 4)
+            {
+                uint2 v = *(const uint2*)(p + c);
+                s0 = fmaf(a[c], __uint_as_float(v.x << 16), s0);
+                s1 = fmaf(a[c + 1], __uint_as_float(v.x & 0xffff0000u), s1);
+                s0 = fmaf(a[c + 2], __uint_as_float(v.y << 16), s0);
+                s1 = fmaf(a[c + 3], __uint_as_float(v.y & 0xffff0000u), s1);
+            }
+    }
+    for (; c < d; c++) s0 = fmaf(a[c], ld(x, at + c, dt), s0);
     return s0 + s1;
 }
 
