@@ -78,9 +78,10 @@ public sealed unsafe partial class CudaBackend
         ulong stats = Scratch("softmax backward row statistics", (long)T * H * 2 * sizeof(float));
         float scale = 1f / MathF.Sqrt(d);
         const uint threads = 32 * SoftmaxBackwardWarps;
-        _device.Kernel("backward_attention.cu", "softmax_backward_query").Launch((uint)T, (uint)((H + SoftmaxBackwardWarps - 1) / SoftmaxBackwardWarps), 1, threads, 0,
-            qs, qs.KernelType, ks, ks.KernelType, vs, vs.KernelType, gs, gs.KernelType, m + (ulong)startAt, H, KV, d, scale, dqs, dqs.KernelType, stats);
-        _device.Kernel("backward_attention.cu", "softmax_backward_key").Launch((uint)((T + SoftmaxBackwardWarps - 1) / SoftmaxBackwardWarps), (uint)KV, 1, threads, 0,
+        uint rowBlocks = (uint)((T + SoftmaxBackwardWarps - 1) / SoftmaxBackwardWarps);
+        _device.Kernel("backward_attention.cu", "softmax_backward_query").Launch(rowBlocks, (uint)H, 1, threads, 0,
+            qs, qs.KernelType, ks, ks.KernelType, vs, vs.KernelType, gs, gs.KernelType, m + (ulong)startAt, T, H, KV, d, scale, dqs, dqs.KernelType, stats);
+        _device.Kernel("backward_attention.cu", "softmax_backward_key").Launch(rowBlocks, (uint)KV, 1, threads, 0,
             qs, qs.KernelType, ks, ks.KernelType, vs, vs.KernelType, gs, gs.KernelType, m + (ulong)endAt, T, H, KV, d, scale, stats,
             dks, dks.KernelType, dvs, dvs.KernelType);
     }

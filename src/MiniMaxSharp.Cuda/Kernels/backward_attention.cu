@@ -113,7 +113,8 @@ extern "C" __global__ void lightning_backward(const void* qkv, int dtIn, const v
 // Causal GQA softmax attention backward, every sequence from position 0, scale = 1/sqrt(d):
 //   P = softmax(scale q k^T),  e_ts = dO_t . v_s,  D_t = sum_s P_ts e_ts,  dZ = scale P (e - D)
 //   dQ = dZ K,  dK = dZ^T Q,  dV = P^T dO
-// Two kernels, one warp per row (no block barriers; warps of a CTA share rows through L1):
+// Two kernels, one warp per row (no block barriers; the warps of a CTA take neighbouring rows of one head, so
+// they read mostly the same keys, or queries, and share them through L1):
 //   softmax_backward_query, warp per (query t, head h): pass 1 walks the keys s <= t, 32 at a time with lane =
 //     key, for the row's log-sum-exp and D (online, rescaled as the max grows) -> stats; pass 2 walks them
 //     again for dQ (lane = channel, each key's weight broadcast by shuffle).
@@ -160,15 +161,15 @@ __device__ __forceinline__ float sb_dot(const float* a, const void* x, i64 at, i
     return s0 + s1;
 }
 
-// grid (T, ceil(H / SB_WARPS)), blockDim 32·SB_WARPS. seqStart[t]: the row of position 0 of t's sequence.
+// grid (ceil(T / SB_WARPS), H), blockDim 32·SB_WARPS. seqStart[t]: the row of position 0 of t's sequence.
 // stats[(t·H + h)·2 + 0/1] = log-sum-exp of the row's scaled scores / D_t.
 extern "C" __global__ void softmax_backward_query(const void* q, int dtQ, const void* k, int dtK, const void* v, int dtV,
-    const void* dO, int dtG, const int* seqStart, int H, int KV, int d, float scale, void* dQ, int dtDQ, float* stats)
+    const void* dO, int dtG, const int* seqStart, int T, int H, int KV, int d, float scale, void* dQ, int dtDQ, float* stats)
 {
     __shared__ float qs[SB_WARPS][SB_MAX_D], gs[SB_WARPS][SB_MAX_D];
     const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int t = blockIdx.x, h = blockIdx.y * SB_WARPS + w;
-    if (h >= H) return;   // a whole warp; the kernel has no block barriers
+    const int t = blockIdx.x * SB_WARPS + w, h = blockIdx.y;
+    if (t >= T) return;   // a whole warp; the kernel has no block barriers
     const int g = h / (H / KV);
     const i64 W = (i64)H * d, kvw = (i64)KV * d;
     const i64 qAt = (i64)t * W + (i64)h * d;
