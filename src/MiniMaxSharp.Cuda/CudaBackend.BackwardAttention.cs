@@ -35,7 +35,7 @@ public sealed unsafe partial class CudaBackend
         int slopeAt = meta.Add(slopes);
         ulong m = UploadMeta(meta);
         int warps = (d + 31) / 32, rows = 32 * warps;
-        int shared = (2 * LightningBackwardChunk * rows + LightningBackwardChunk * 32 + warps * LightningBackwardChunk * 32) * sizeof(float);
+        int shared = (2 * LightningBackwardChunk * rows + 2 * LightningBackwardChunk * 32 + warps * LightningBackwardChunk * 32) * sizeof(float);
         _device.Kernel("backward_attention.cu", "lightning_backward").Launch((uint)warps, (uint)(3 * heads), (uint)layout.Count, (uint)(32 * warps), shared,
             qkvT, qkvT.KernelType, gT, gT.KernelType, dT, dT.KernelType, m + (ulong)offsets, m + (ulong)counts, m + (ulong)slopeAt, heads, d);
     }

@@ -17,29 +17,34 @@ __device__ __forceinline__ float silu_grad(float x)
 // A CTA runs one pass of one (sequence, head) for 32 output channels (blockIdx.x): lane j owns channel j
 // of the slice; warp w owns state rows 32w..32w+31 in registers, so the contraction over rows is complete
 // per warp and the warps' partial outputs are summed through shared memory. Every pass writes its own third
-// of dQkv: no atomics. Tokens go in chunks of LB_CHUNK staged in shared memory (SiLU applied once),
-// three barriers per chunk.
+// of dQkv: no atomics. Tokens go in chunks of LB_CHUNK staged in shared memory (SiLU applied once), three
+// barriers per chunk; the next chunk's raw values are loaded into registers while the current one computes.
 #define LB_CHUNK 16
 #define LB_G 3   // "kind" of the derivative of the output (the other kinds are q, k, v = 0, 1, 2 of qkv)
 
-__device__ __forceinline__ float lb_load(const void* qkv, int dtIn, const void* g, int dtG, int kind, i64 tok, int heads, int d, int h, int ch)
+// Raw value of channel ch of token tok: qkv's part `kind` before the SiLU, or the output's derivative.
+__device__ __forceinline__ float lb_raw(const void* qkv, int dtIn, const void* g, int dtG, int kind, i64 tok, int heads, int d, int h, int ch)
 {
     if (kind == LB_G) return ld(g, tok * heads * d + (i64)h * d + ch, dtG);
-    return silu(ld(qkv, tok * 3 * heads * d + (i64)h * 3 * d + (i64)kind * d + ch, dtIn));
+    return ld(qkv, tok * 3 * heads * d + (i64)h * 3 * d + (i64)kind * d + ch, dtIn);
 }
 
-// grid (ceil(d/32), 3·heads, sequences); blockDim 32·ceil(d/32); dynamic shared memory
-// (2·LB_CHUNK·rows + LB_CHUNK·32 + warps·LB_CHUNK·32) floats with rows = 32·warps.
+// q, k and v enter through the SiLU; silu(0) = 0 keeps the zero padding zero.
+__device__ __forceinline__ float lb_act(int kind, float raw) { return kind == LB_G ? raw : silu(raw); }
+
+// grid (ceil(d/32), 3·heads, sequences); blockDim = rows = 32·ceil(d/32) (thread x stages state row x);
+// dynamic shared memory (2·LB_CHUNK·rows + 2·LB_CHUNK·32 + warps·LB_CHUNK·32) floats.
 extern "C" __global__ void lightning_backward(const void* qkv, int dtIn, const void* dOut, int dtG, void* dQkv, int dtOut,
     const int* tokenOffset, const int* tokenCount, const float* slopes, int heads, int d)
 {
     extern __shared__ float lb_smem[];
-    const int warps = blockDim.x >> 5, rows = warps * 32;
+    const int warps = blockDim.x >> 5, rows = blockDim.x;
     float* As = lb_smem;                  // [LB_CHUNK][rows]  a of each staged token (zero past d)
     float* Bs = As + LB_CHUNK * rows;     // [LB_CHUNK][rows]  b
     float* Cs = Bs + LB_CHUNK * rows;     // [LB_CHUNK][32]    c for this CTA's channels
-    float* Ps = Cs + LB_CHUNK * 32;       // [warps][LB_CHUNK][32] partial outputs
-    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    float* Rs = Cs + LB_CHUNK * 32;       // [LB_CHUNK][32]    raw qkv of the outputs (for silu')
+    float* Ps = Rs + LB_CHUNK * 32;       // [warps][LB_CHUNK][32] partial outputs
+    const int x = threadIdx.x, lane = x & 31, w = x >> 5;
     const int col0 = blockIdx.x * 32, h = blockIdx.y / 3, pass = blockIdx.y % 3, seq = blockIdx.z;
     const int aKind = pass == 0 ? LB_G : pass == 1 ? 2 : 1;
     const int bKind = pass == 0 ? 2 : pass == 1 ? LB_G : 0;
@@ -48,32 +53,54 @@ extern "C" __global__ void lightning_backward(const void* qkv, int dtIn, const v
     const float lambda = (float)exp(-(double)slopes[h]);
     const int offset = tokenOffset[seq], count = tokenCount[seq];
     const int nChunks = (count + LB_CHUNK - 1) / LB_CHUNK;
-    const i64 qkvWidth = 3LL * heads * d;
+    const i64 qkvWidth = 3LL * heads * d, outPart = (i64)h * 3 * d + (i64)pass * d;
+
+    // Raw values of one chunk held by this thread: a and b of row x for token i, and c and the output's raw
+    // value at slot x + i·blockDim of the [LB_CHUNK][32] tiles. Zero outside the sequence and past d.
+    float pa[LB_CHUNK], pb[LB_CHUNK], pc[LB_CHUNK], pr[LB_CHUNK];
+    // (A macro rather than a function so that the arrays stay in registers.)
+    #define LB_FETCH(chunk_) \
+    { \
+        const int ft0 = (chunk_) * LB_CHUNK, fm = min(LB_CHUNK, count - ft0); \
+        _Pragma("unroll") \
+        for (int i = 0; i < LB_CHUNK; i++) \
+        { \
+            const bool ok = i < fm && x < d; \
+            const i64 tok = (i64)offset + ft0 + i; \
+            pa[i] = ok ? lb_raw(qkv, dtIn, dOut, dtG, aKind, tok, heads, d, h, x) : 0.0f; \
+            pb[i] = ok ? lb_raw(qkv, dtIn, dOut, dtG, bKind, tok, heads, d, h, x) : 0.0f; \
+            const int e = x + i * rows, tt = e >> 5, c = e & 31; \
+            const bool okc = e < LB_CHUNK * 32 && tt < fm && col0 + c < d; \
+            const i64 ctok = (i64)offset + ft0 + tt; \
+            pc[i] = okc ? lb_raw(qkv, dtIn, dOut, dtG, cKind, ctok, heads, d, h, col0 + c) : 0.0f; \
+            pr[i] = okc ? ld(qkv, ctok * qkvWidth + outPart + col0 + c, dtIn) : 0.0f; \
+        } \
+    }
 
     float M[32];
     #pragma unroll
     for (int r = 0; r < 32; r++) M[r] = 0.0f;
 
+    if (nChunks > 0) LB_FETCH(forward ? 0 : nChunks - 1);
     for (int ci = 0; ci < nChunks; ci++)
     {
         const int chunk = forward ? ci : nChunks - 1 - ci;
         const int t0 = chunk * LB_CHUNK, m = min(LB_CHUNK, count - t0);
-        __syncthreads();   // the previous chunk's reduction has finished reading Ps
-        for (int e = threadIdx.x; e < LB_CHUNK * rows; e += blockDim.x)
+        __syncthreads();   // the previous chunk's steps and reduction are done with the tiles
+        #pragma unroll
+        for (int i = 0; i < LB_CHUNK; i++)
         {
-            int tt = e / rows, r = e % rows;
-            bool ok = tt < m && r < d;
-            i64 tok = (i64)offset + t0 + tt;
-            As[e] = ok ? lb_load(qkv, dtIn, dOut, dtG, aKind, tok, heads, d, h, r) : 0.0f;
-            Bs[e] = ok ? lb_load(qkv, dtIn, dOut, dtG, bKind, tok, heads, d, h, r) : 0.0f;
-        }
-        for (int e = threadIdx.x; e < LB_CHUNK * 32; e += blockDim.x)
-        {
-            int tt = e >> 5, c = e & 31;
-            bool ok = tt < m && col0 + c < d;
-            Cs[e] = ok ? lb_load(qkv, dtIn, dOut, dtG, cKind, (i64)offset + t0 + tt, heads, d, h, col0 + c) : 0.0f;
+            As[i * rows + x] = lb_act(aKind, pa[i]);
+            Bs[i * rows + x] = lb_act(bKind, pb[i]);
+            const int e = x + i * rows;
+            if (e < LB_CHUNK * 32)
+            {
+                Cs[e] = lb_act(cKind, pc[i]);
+                Rs[e] = pr[i];
+            }
         }
         __syncthreads();
+        if (ci + 1 < nChunks) LB_FETCH(forward ? chunk + 1 : chunk - 1);
         for (int step = 0; step < m; step++)
         {
             const int tt = forward ? step : m - 1 - step;
@@ -97,16 +124,16 @@ extern "C" __global__ void lightning_backward(const void* qkv, int dtIn, const v
             Ps[(w * LB_CHUNK + tt) * 32 + lane] = acc0 + acc1;
         }
         __syncthreads();
-        for (int e = threadIdx.x; e < m * 32; e += blockDim.x)
+        for (int e = x; e < m * 32; e += rows)
         {
             int tt = e >> 5, c = e & 31, col = col0 + c;
             if (col >= d) continue;
             float sum = 0.0f;
             for (int u = 0; u < warps; u++) sum += Ps[(u * LB_CHUNK + tt) * 32 + c];
-            i64 at = ((i64)offset + t0 + tt) * qkvWidth + (i64)h * 3 * d + (i64)pass * d + col;
-            st(dQkv, at, dtOut, sum * silu_grad(ld(qkv, at, dtIn)));
+            st(dQkv, ((i64)offset + t0 + tt) * qkvWidth + outPart + col, dtOut, sum * silu_grad(Rs[e]));
         }
     }
+    #undef LB_FETCH
 }
 
 // ---------------------------------------------------------------------------------------------------
