@@ -285,7 +285,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         _ => throw new NotSupportedException($"the CUDA kernels take float32 or bf16, not {t}"),
     };
 
-    public void Rope(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta)
+    public void Rope(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta) =>
+        RotateHalves(x, layout, headDim, rotaryDim, theta, inverse: false);
+
+    /// <summary>Rope (or, inverse, its backward: the rotation by the opposite angles) in place.</summary>
+    private void RotateHalves(DeviceTensor x, BatchLayout layout, int headDim, int rotaryDim, double theta, bool inverse)
     {
         var xs = AsCuda(x);
         if (xs.Rows != layout.TotalTokens || headDim <= 0 || xs.Cols % headDim != 0 || rotaryDim > headDim || rotaryDim % 2 != 0)
@@ -304,7 +308,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend
         ulong m = UploadMeta(meta);
         int heads = xs.Cols / headDim;
         _device.Kernel("elementwise.cu", "rope").Launch(Blocks((long)layout.TotalTokens * heads * half), 1, 1, ElementwiseBlock, 0,
-            xs, xs.KernelType, m + (ulong)pos, m + (ulong)inv, layout.TotalTokens, heads, headDim, half);
+            xs, xs.KernelType, m + (ulong)pos, m + (ulong)inv, layout.TotalTokens, heads, headDim, half, inverse ? -1f : 1f);
     }
 
     /// <summary>Fills a tensor with deterministic pseudo-random values in [-scale, scale) on the device (benchmark inputs).</summary>

@@ -10,6 +10,7 @@ namespace MiniMaxSharp.Cli.Commands;
 /// <c>minimax bench-ops --backend cuda</c>: GPU time of the attention ops at model sizes (median of
 /// several runs, device events). Lightning prefill is reported against its memory floor (q, k, v read
 /// and o written once, bf16, at the given bandwidth); softmax prefill as TFLOP/s (causal: 2·2·T²/2·d per head).
+/// The backward rows (float32, as in training) report tokens per second.
 /// </summary>
 internal static class BenchOpsCommand
 {
@@ -18,7 +19,7 @@ internal static class BenchOpsCommand
         var backend = new Option<string>("--backend") { Description = "Backend (cuda)", DefaultValueFactory = _ => "cuda" };
         var repeat = new Option<int>("--repeat") { Description = "Timed runs per case (median reported)", DefaultValueFactory = _ => 5 };
         var bandwidth = new Option<double>("--bandwidth") { Description = "Memory bandwidth of the floor, TB/s", DefaultValueFactory = _ => 3.0 };
-        var only = new Option<string>("--only") { Description = "lightning, softmax or all", DefaultValueFactory = _ => "all" };
+        var only = new Option<string>("--only") { Description = "lightning, softmax, backward or all", DefaultValueFactory = _ => "all" };
         var scale = new Option<int>("--scale-down") { Description = "Divide every token count by this (quick runs)", DefaultValueFactory = _ => 1 };
         var cmd = new Command("bench-ops", "Time the attention ops of a GPU backend at model sizes") { backend, repeat, bandwidth, only, scale };
         cmd.SetAction(r => CommonOptions.Run(() =>
@@ -39,6 +40,12 @@ internal static class BenchOpsCommand
                 foreach (var (B, context) in new[] { (1, 65536), (8, 32768) })
                     rows.Add(Decode(cuda, B, 64, 8, Math.Max(2, context / div), n, r.GetValue(bandwidth)));
             }
+            if (which is "all" or "backward")
+                foreach (var (B, H, KV, T) in new[] { (8, 16, 4, 512), (1, 16, 4, 4096) })
+                {
+                    rows.Add(LightningBackward(cuda, B, H, Math.Max(1, T / div), n));
+                    rows.Add(SoftmaxBackward(cuda, B, H, KV, Math.Max(1, T / div), n));
+                }
             Console.WriteLine("| op | shape | ms (median) | figure |");
             Console.WriteLine("| --- | --- | --- | --- |");
             foreach (var row in rows) Console.WriteLine(row);
@@ -113,6 +120,48 @@ internal static class BenchOpsCommand
         {
             foreach (var c in caches) c.Dispose();
         }
+    }
+
+    private static string LightningBackward(CudaBackend b, int batch, int heads, int tokens, int runs)
+    {
+        const int d = 128;
+        var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
+        int T = layout.TotalTokens;
+        using var qkv = b.Allocate(DType.F32, T, 3 * heads * d);
+        using var dOut = b.Allocate(DType.F32, T, heads * d);
+        using var dQkv = b.Allocate(DType.F32, T, 3 * heads * d);
+        b.FillRandom(qkv, 21, 2f);
+        b.FillRandom(dOut, 22, 1f);
+        float[] slopes = LightningDecay.Slopes(heads, 0, 80);
+        float ms = Median(b, runs, () => b.LightningAttentionBackward(qkv, layout, slopes, d, 256, dOut, dQkv));
+        string line = $"| lightning backward (float32) | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {T / (ms * 1e-3) / 1e6:F2} M tokens/s |";
+        Console.Error.WriteLine(line);
+        return line;
+    }
+
+    private static string SoftmaxBackward(CudaBackend b, int batch, int heads, int kvHeads, int tokens, int runs)
+    {
+        const int d = 128;
+        var shape = new AttentionShape(heads, kvHeads, d);
+        var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
+        int T = layout.TotalTokens;
+        DeviceTensor Make(int width, uint seed)
+        {
+            var t = b.Allocate(DType.F32, T, width);
+            b.FillRandom(t, seed, 1f);
+            return t;
+        }
+        using var q = Make(shape.Width, 31);
+        using var k = Make(shape.KvWidth, 32);
+        using var v = Make(shape.KvWidth, 33);
+        using var dOut = Make(shape.Width, 34);
+        using var dq = Make(shape.Width, 35);
+        using var dk = Make(shape.KvWidth, 36);
+        using var dv = Make(shape.KvWidth, 37);
+        float ms = Median(b, runs, () => b.SoftmaxAttentionBackward(q, k, v, layout, shape, dOut, dq, dk, dv));
+        string line = $"| softmax backward (float32, causal) | B={batch} H={heads}/KV={kvHeads} T={tokens} d={d} | {ms:F2} | {T / (ms * 1e-3) / 1e6:F2} M tokens/s |";
+        Console.Error.WriteLine(line);
+        return line;
     }
 
     private static string Softmax(CudaBackend b, int batch, int heads, int kvHeads, int tokens, int runs)

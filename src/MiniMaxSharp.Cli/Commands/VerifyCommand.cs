@@ -34,6 +34,7 @@ internal static class VerifyCommand
             if (device is CudaBackend cuda) Console.WriteLine($"device: {cuda.DeviceDescription}\nlibraries: {cuda.LibrarySources}");
             var clock = Stopwatch.StartNew();
             v.RunOps();
+            v.RunAttentionGradientOps();
             if (r.GetValue(fixtures) is { } dir) v.RunFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
             v.PrintTable(Console.Out);
             Console.WriteLine($"{v.Failures} of {v.Rows.Count} checks failed ({clock.Elapsed.TotalSeconds:F1} s)");
@@ -318,6 +319,91 @@ internal static class VerifyCommand
             cpu.MixtureOfExperts(x.Cpu, router.Cpu, weights.Select(e => new ExpertWeights(e.W1.Cpu, e.W2.Cpu, e.W3.Cpu)).ToArray(), topK, o.Cpu);
             Compare("MixtureOfExperts", $"T {tokens}, hidden {hidden}, E {experts}, I {inter}, top-{topK}, {weightType}", o.Device, o.Cpu);
             Dispose([x, router, o, .. weights.SelectMany(e => new[] { e.W1, e.W2, e.W3 })]);
+        }
+
+        // ---- attention backward ops (float32 gradients, as in training) ----
+
+        /// <summary>Float32 paths: the bound on ‖Δ‖/‖ref‖ of the attention backward ops.</summary>
+        private const double GradientTolerance = 1e-4;
+
+        /// <summary>
+        /// The attention backward ops against the CPU backend. Called on CudaBackend directly (the backend's
+        /// IGradientBackend declaration lands separately); other device backends skip these rows.
+        /// </summary>
+        public void RunAttentionGradientOps()
+        {
+            if (device is not CudaBackend)
+            {
+                Console.Error.WriteLine($"  attention gradient checks skipped: backend '{device.Name}' is not CUDA");
+                return;
+            }
+            LightningBackward(4, 16, [1, 37, 130], layer: 3, DType.F32);
+            LightningBackward(2, 128, [130, 1, 37], layer: 0, DType.F32);
+            LightningBackward(3, 32, [300], layer: 6, DType.F32);            // slopes near zero: long memory
+            LightningBackward(2, 40, [17, 33], layer: 2, DType.F32);          // channels not a multiple of 32
+            LightningBackward(2, 128, [37, 70], layer: 3, DType.BF16);       // bf16 inputs, float32 gradient
+            SoftmaxBackward(4, 2, 32, [1, 45, 70], DType.F32);
+            SoftmaxBackward(4, 2, 128, [45, 1, 70], DType.F32);
+            SoftmaxBackward(6, 1, 16, [33], DType.F32);
+            SoftmaxBackward(3, 1, 18, [40, 2], DType.F32);                   // rows not 16-byte aligned
+            SoftmaxBackward(4, 4, 64, [70, 45], DType.BF16);
+            RopeBackward(4, 64, 32, 1e7, [5, 130, 1], [0, 17, 1000]);
+            RopeBackward(2, 16, 16, 1e4, [45], [0]);
+        }
+
+        private CudaBackend DeviceGradients => (CudaBackend)device;
+        private IGradientBackend CpuGradients => (IGradientBackend)cpu;
+
+        private void LightningBackward(int heads, int d, int[] counts, int layer, DType inputType)
+        {
+            var layout = BatchLayout.Create(counts, new int[counts.Length]);
+            int T = layout.TotalTokens;
+            var qkv = Pair(Random((long)T * 3 * heads * d, 1.5f), inputType, T, 3 * heads * d);
+            var dOut = Pair(Random((long)T * heads * d), inputType, T, heads * d);
+            var dQkv = Pair(new float[T * 3 * heads * d], DType.F32, T, 3 * heads * d);
+            float[] slopes = LightningDecay.Slopes(heads, layer, 8);
+            DeviceGradients.LightningAttentionBackward(qkv.Device, layout, slopes, d, 64, dOut.Device, dQkv.Device);
+            CpuGradients.LightningAttentionBackward(qkv.Cpu, layout, slopes, d, 64, dOut.Cpu, dQkv.Cpu);
+            Record("LightningAttentionBackward", $"H {heads}, d {d}, layer {layer}/8, {inputType} in, seqs {string.Join(" ", counts)}",
+                Read(device, dQkv.Device), Read(cpu, dQkv.Cpu), GradientTolerance);
+            Dispose(qkv, dOut, dQkv);
+        }
+
+        private void SoftmaxBackward(int heads, int kvHeads, int d, int[] counts, DType inputType)
+        {
+            var layout = BatchLayout.Create(counts, new int[counts.Length]);
+            var shape = new AttentionShape(heads, kvHeads, d);
+            int T = layout.TotalTokens;
+            var q = Pair(Random((long)T * shape.Width, 2f), inputType, T, shape.Width);
+            var k = Pair(Random((long)T * shape.KvWidth, 2f), inputType, T, shape.KvWidth);
+            var v = Pair(Random((long)T * shape.KvWidth), inputType, T, shape.KvWidth);
+            var dOut = Pair(Random((long)T * shape.Width), inputType, T, shape.Width);
+            var dq = Pair(new float[T * shape.Width], DType.F32, T, shape.Width);
+            var dk = Pair(new float[T * shape.KvWidth], DType.F32, T, shape.KvWidth);
+            var dv = Pair(new float[T * shape.KvWidth], DType.F32, T, shape.KvWidth);
+            DeviceGradients.SoftmaxAttentionBackward(q.Device, k.Device, v.Device, layout, shape, dOut.Device, dq.Device, dk.Device, dv.Device);
+            CpuGradients.SoftmaxAttentionBackward(q.Cpu, k.Cpu, v.Cpu, layout, shape, dOut.Cpu, dq.Cpu, dk.Cpu, dv.Cpu);
+            string desc = $"H {heads}/KV {kvHeads}, d {d}, {inputType} in, seqs {string.Join(" ", counts)}";
+            Record("SoftmaxAttentionBackward dQ", desc, Read(device, dq.Device), Read(cpu, dq.Cpu), GradientTolerance);
+            Record("SoftmaxAttentionBackward dK", desc, Read(device, dk.Device), Read(cpu, dk.Cpu), GradientTolerance);
+            Record("SoftmaxAttentionBackward dV", desc, Read(device, dv.Device), Read(cpu, dv.Cpu), GradientTolerance);
+            Dispose(q, k, v, dOut, dq, dk, dv);
+        }
+
+        private void RopeBackward(int heads, int headDim, int rotary, double theta, int[] counts, int[] starts)
+        {
+            var layout = BatchLayout.Create(counts, starts);
+            int T = layout.TotalTokens, w = heads * headDim;
+            float[] values = Random((long)T * w);
+            var x = Pair(values, DType.F32, T, w);
+            DeviceGradients.RopeBackward(x.Device, layout, headDim, rotary, theta);
+            CpuGradients.RopeBackward(x.Cpu, layout, headDim, rotary, theta);
+            string desc = $"{heads}x{headDim} rot {rotary}, seqs {Seqs(counts, starts)}";
+            Record("RopeBackward", desc, Read(device, x.Device), Read(cpu, x.Cpu), GradientTolerance);
+            // Backward after forward rotates back to the input (up to float32 rounding).
+            device.Rope(x.Device, layout, headDim, rotary, theta);
+            Record("Rope after RopeBackward (identity)", desc, Read(device, x.Device), values, GradientTolerance);
+            Dispose(x);
         }
 
         // ---- the fixture model end to end ----

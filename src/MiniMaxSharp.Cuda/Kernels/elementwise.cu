@@ -61,7 +61,8 @@ extern "C" __global__ void gather_rows(const unsigned short* src, unsigned short
 
 // NeoX rotary embedding on the first 2*half channels of each head, in place. positions[t] is token t's
 // position; the angle is position * inv_freq in float32 (as the references), its cosine and sine in double.
-extern "C" __global__ void rope(void* x, int dt, const int* positions, const float* invFreq, int tokens, int heads, int headDim, int half)
+// sinSign -1 rotates by the opposite angles: the backward (the rotation is orthogonal).
+extern "C" __global__ void rope(void* x, int dt, const int* positions, const float* invFreq, int tokens, int heads, int headDim, int half, float sinSign)
 {
     i64 n = (i64)tokens * heads * half;
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
@@ -71,7 +72,7 @@ extern "C" __global__ void rope(void* x, int dt, const int* positions, const flo
         int h = (int)(th % heads);
         i64 t = th / heads;
         float angle = (float)positions[t] * invFreq[j];
-        float c = (float)cos((double)angle), s = (float)sin((double)angle);
+        float c = (float)cos((double)angle), s = sinSign * (float)sin((double)angle);
         i64 at = t * (i64)heads * headDim + (i64)h * headDim + j;
         float a = ld(x, at, dt), b = ld(x, at + half, dt);
         st(x, at, dt, a * c - b * s);

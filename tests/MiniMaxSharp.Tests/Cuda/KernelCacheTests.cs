@@ -67,7 +67,7 @@ public sealed class KernelCacheTests
     [Fact]
     public void EveryKernelFileIsEmbeddedWithTheSharedHeader()
     {
-        foreach (string file in new[] { "elementwise.cu", "lightning.cu", "attention.cu", "moe.cu" })
+        foreach (string file in new[] { "elementwise.cu", "lightning.cu", "attention.cu", "moe.cu", "backward_attention.cu" })
         {
             string source = CudaDevice.Source(file);
             Assert.Contains("__device__ __forceinline__ float bf2f", source);

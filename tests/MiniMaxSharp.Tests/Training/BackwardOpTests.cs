@@ -155,6 +155,31 @@ public sealed class BackwardOpTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void LightningAttentionBackwardBlockSizeOnlyChangesRounding()
+    {
+        // head_dim above the block length (the block's transpose buffer must hold m×d, not only m×m), and
+        // every entry compared, not a sample: block 3 against one block per sequence.
+        int H = 2, d = 8;
+        var layout = BatchLayout.Create([11, 4, 1], [0, 0, 0]);
+        float[] slopes = [0.3f, 0.05f];
+        var qkv = Random(1.5f, 16, 3 * H * d);
+        var dOut = Random(1f, 16, H * d);
+        var blocked = Zeros(16, 3 * H * d);
+        var whole = Zeros(16, 3 * H * d);
+        _b.LightningAttentionBackward(qkv, layout, slopes, d, 3, dOut, blocked);
+        _b.LightningAttentionBackward(qkv, layout, slopes, d, 1000, dOut, whole);
+        float[] a = Values(blocked), b = Values(whole);
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            num += ((double)a[i] - b[i]) * (a[i] - b[i]);
+            den += (double)b[i] * b[i];
+        }
+        Assert.True(den > 0);
+        Assert.True(Math.Sqrt(num / den) < 1e-5, $"block 3 vs one block: relative difference {Math.Sqrt(num / den):E2}");
+    }
+
+    [Fact]
     public void RopeAndSoftmaxAttentionWithGqa()
     {
         // 4 query heads on 2 KV heads, RoPE on 4 of 6 channels, two sequences.

@@ -41,16 +41,16 @@ public sealed unsafe partial class CpuBackend
     {
         int B = Math.Min(blockSize, tokens);
         int blocks = (tokens + B - 1) / B;
-        int md = B * d, mm = B * B, dd = d * d;
-        int need = checked(9 * md + 3 * mm + dd * (blocks + 1) + 3 * B);
+        int md = B * d, mm = B * B, dd = d * d, tr = B * Math.Max(B, d);   // tr: room for an m×m or an m×d transpose
+        int need = checked(9 * md + 2 * mm + tr + dd * (blocks + 1) + 3 * B);
         float[] rented = ArrayPool<float>.Shared.Rent(need);
         try
         {
             fixed (float* buf = rented)
             {
                 float* Q = buf, K = Q + md, V = K + md, Qd = V + md, Kd = Qd + md, dO = Kd + md, dQ = dO + md, dK = dQ + md, dV = dK + md;
-                float* P = dV + md, A = P + mm, Tr = A + mm;                 // Tr: transposes (m×m or d×m)
-                float* states = Tr + mm, dS = states + (long)dd * blocks;
+                float* P = dV + md, A = P + mm, Tr = A + mm;                 // Tr: transposes (m×m or d×m, tr floats)
+                float* states = Tr + tr, dS = states + (long)dd * blocks;
                 float* decay = dS + dd, qDecay = decay + B, kDecay = qDecay + B;
                 for (int i = 0; i < B; i++) decay[i] = (float)Math.Exp(-slope * i);
 
