@@ -12,7 +12,7 @@ namespace MiniMaxSharp.Backends.Cuda;
 /// (bf16 inputs with float32 accumulation, or full float32 for float32 weights); everything else runs our own
 /// kernels (Kernels/*.cu), all on one stream in issue order.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IComputeBackend
+public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBackend
 {
     private const uint ElementwiseBlock = 256;
     private readonly CudaDevice _device;
