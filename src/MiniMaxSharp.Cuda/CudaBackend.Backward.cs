@@ -10,8 +10,11 @@ namespace MiniMaxSharp.Backends.Cuda;
 // products run through cuBLAS in full float32, the rest in Kernels/backward.cu.
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Logits the fused LM head + cross-entropy holds at once (float32 elements: 128 MiB).</summary>
+    /// <summary>Logits the fused LM head + cross-entropy holds at once by default (float32 elements: 128 MiB).</summary>
     internal const int CrossEntropyChunkElements = 1 << 25;
+
+    /// <summary>Logits the fused LM head + cross-entropy holds at once (verify lowers it to check many chunks on small shapes).</summary>
+    internal int CrossEntropyChunkBudget { get; set; } = CrossEntropyChunkElements;
 
     /// <summary>Threads of the backward kernels' row blocks (BW_THREADS in backward.cu).</summary>
     private const uint BackwardBlock = 256;
@@ -260,7 +263,7 @@ public sealed unsafe partial class CudaBackend
                 throw new ArgumentOutOfRangeException(nameof(targets), $"target {targets[t]} at row {t} is outside the vocabulary (0..{V - 1}) and is not {IGradientBackend.IgnoredTarget}");
         if (T == 0) return 0;
         _device.MakeCurrent();
-        int chunk = CrossEntropyChunkRows(T, V);
+        int chunk = CrossEntropyChunkRows(T, V, CrossEntropyChunkBudget);
         ulong logits = Scratch("cross-entropy logits", (long)chunk * V * 4);
         ulong rowLoss = Scratch("cross-entropy row losses", T * 8L);
         var meta = new MetaBuilder();
@@ -283,8 +286,9 @@ public sealed unsafe partial class CudaBackend
         return total;
     }
 
-    /// <summary>Rows of logits per chunk of the fused LM head: at most <see cref="CrossEntropyChunkElements"/> floats, at least one row.</summary>
-    internal static int CrossEntropyChunkRows(int rows, int vocab) => Math.Clamp(CrossEntropyChunkElements / Math.Max(1, vocab), 1, Math.Max(1, rows));
+    /// <summary>Rows of logits per chunk of the fused LM head: at most <paramref name="budget"/> floats, at least one row.</summary>
+    internal static int CrossEntropyChunkRows(int rows, int vocab, int budget = CrossEntropyChunkElements) =>
+        Math.Clamp(budget / Math.Max(1, vocab), 1, Math.Max(1, rows));
 
     public double SumOfSquares(DeviceTensor tensor)
     {

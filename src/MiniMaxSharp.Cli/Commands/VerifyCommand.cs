@@ -67,12 +67,12 @@ internal static partial class VerifyCommand
                 w.WriteLine($"| {r.Op.PadRight(opW)} | {r.Shape.PadRight(shapeW)} | {r.Error,10:E2} | {(r.Pass ? "yes" : "NO"),-4} |");
         }
 
-        private void Record(string op, string shape, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double bound = Tolerance) =>
-            Record(op, shape, RelativeError(actual, expected), bound);
+        private void Record(string op, string shape, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double? bound = null) =>
+            Record(op, shape, RelativeError(actual, expected), bound ?? _checks.Bound);
 
         private void Record(string op, string shape, double error, double bound)
         {
-            var row = new Row(op, shape, error, bound);
+            var row = new Row(_checks.OpPrefix + op, shape, error, bound);
             Rows.Add(row);
             Console.Error.WriteLine($"  {op} {shape}: {row.Error:E2}{(row.Pass ? "" : "  FAIL")}");
         }
@@ -113,9 +113,9 @@ internal static partial class VerifyCommand
             return (d, c);
         }
 
-        private (DeviceTensor Device, DeviceTensor Cpu) Activation(float[] values, params int[] shape) => Pair(values, device.ActivationType, shape);
+        private (DeviceTensor Device, DeviceTensor Cpu) Activation(float[] values, params int[] shape) => Pair(values, _checks.ActivationType ?? device.ActivationType, shape);
 
-        private (DeviceTensor Device, DeviceTensor Cpu) Weight(float[] values, params long[] shape) => Weight(DType.BF16, values, shape);
+        private (DeviceTensor Device, DeviceTensor Cpu) Weight(float[] values, params long[] shape) => Weight(_checks.ActivationType ?? DType.BF16, values, shape);
 
         private (DeviceTensor Device, DeviceTensor Cpu) Weight(DType stored, float[] values, params long[] shape)
         {
@@ -130,7 +130,7 @@ internal static partial class VerifyCommand
             return r;
         }
 
-        private void Compare(string op, string shape, DeviceTensor onDevice, DeviceTensor onCpu, double bound = Tolerance) =>
+        private void Compare(string op, string shape, DeviceTensor onDevice, DeviceTensor onCpu, double? bound = null) =>
             Record(op, shape, Read(device, onDevice), Read(cpu, onCpu), bound);
 
         private static void Dispose(params (DeviceTensor A, DeviceTensor B)[] pairs)

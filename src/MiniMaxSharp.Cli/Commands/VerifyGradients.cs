@@ -1,5 +1,6 @@
 using System.Text.Json;
 using MiniMaxSharp.Backends;
+using MiniMaxSharp.Backends.Cuda;
 using MiniMaxSharp.Checkpoints;
 using MiniMaxSharp.Tensors;
 using MiniMaxSharp.Training;
@@ -15,6 +16,10 @@ internal static partial class VerifyCommand
 
     internal sealed partial class Verifier
     {
+        /// <summary>What the op checks run with: activations of the device's type and the bf16 bound, unless the
+        /// training-forward checks (float32 activations, as training runs the forward) say otherwise.</summary>
+        private (DType? ActivationType, double Bound, string OpPrefix) _checks = (null, Tolerance, "");
+
         private IGradientBackend DeviceGrad => device as IGradientBackend
             ?? throw new NotSupportedException($"backend '{device.Name}' has no gradient ops");
 
@@ -27,6 +32,7 @@ internal static partial class VerifyCommand
 
         public void RunGradientOps()
         {
+            RunTrainingForwardOps();
             ClearCheck(37, 129);
             EmbeddingBackward(300, 64, 200);
             RmsNormBackward(67, 1024, accumulate: false);
@@ -40,10 +46,35 @@ internal static partial class VerifyCommand
             MoeBackward(301, 128, 8, 64, 2, aux: false, accumulate: false);
             MoeBackward(3, 64, 4, 32, 1, aux: true, accumulate: false);
             LmHeadCrossEntropy(70, 64, 1000);
-            LmHeadCrossEntropy(700, 32, 50_000);   // more rows than one chunk of logits holds
+            LmHeadCrossEntropy(700, 32, 1000, chunkRows: 64);   // many chunks of logits, the last one short
             SumOfSquares(1_000_003);
             AdamW(10_007, step: 1, weightDecay: 0.1);
             AdamW(999, step: 17, weightDecay: 0);
+        }
+
+        /// <summary>The forward ops with float32 activations (training's forward: float32 activations, master weights and
+        /// caches take the general kernels, not the bf16 tensor-core ones), against the CPU within the float32 bound.</summary>
+        private void RunTrainingForwardOps()
+        {
+            _checks = (DType.F32, GradientOpTolerance, "F32 ");
+            try
+            {
+                Embedding(1000, 64, 37);
+                RmsNorm(67, 1024);
+                MatMul(67, 512, 300, DType.F32, DType.F32);
+                MatMul(3, 64, 48, DType.F32, DType.F32);
+                Rope(4, 128, 64, 1e7, [5, 130], [0, 0]);
+                Lightning(4, 128, [300, 77], [0, 0]);
+                Lightning(2, 64, [40], [0]);
+                Softmax(16, 2, 128, [300, 200], [0, 0]);
+                Softmax(4, 2, 64, [100], [0]);
+                Moe(50, 256, 8, 384, 2, DType.F32);
+                Moe(3, 64, 4, 96, 2, DType.F32);
+            }
+            finally
+            {
+                _checks = (null, Tolerance, "");
+            }
         }
 
         private void ClearCheck(int rows, int cols)
@@ -157,8 +188,10 @@ internal static partial class VerifyCommand
             Dispose([x, router, g, dx, dRouter, .. w, .. dw]);
         }
 
-        private void LmHeadCrossEntropy(int rows, int hidden, int vocab)
+        private void LmHeadCrossEntropy(int rows, int hidden, int vocab, int? chunkRows = null)
         {
+            var cuda = device as CudaBackend;
+            if (chunkRows is int n && cuda is not null) cuda.CrossEntropyChunkBudget = n * vocab;
             var h = F32(Random((long)rows * hidden), rows, hidden);
             var head = F32(Random((long)vocab * hidden, 0.1f), vocab, hidden);
             var dh = F32(new float[(long)rows * hidden], rows, hidden);
@@ -166,9 +199,17 @@ internal static partial class VerifyCommand
             int[] targets = [.. Enumerable.Range(0, rows).Select(t => t % 7 == 3 ? IGradientBackend.IgnoredTarget : _rng.Next(vocab))];
             targets[^1] = vocab - 1;
             const float scale = 1f / 50;
-            double lossDevice = DeviceGrad.LmHeadCrossEntropy(h.Device, head.Device, targets, scale, dh.Device, dHead.Device);
+            double lossDevice;
+            try
+            {
+                lossDevice = DeviceGrad.LmHeadCrossEntropy(h.Device, head.Device, targets, scale, dh.Device, dHead.Device);
+            }
+            finally
+            {
+                if (cuda is not null) cuda.CrossEntropyChunkBudget = CudaBackend.CrossEntropyChunkElements;
+            }
             double lossCpu = CpuGrad.LmHeadCrossEntropy(h.Cpu, head.Cpu, targets, scale, dh.Cpu, dHead.Cpu);
-            string shape = $"[{rows},{hidden}] x [{vocab},{hidden}]ᵀ, every 7th row ignored";
+            string shape = $"[{rows},{hidden}] x [{vocab},{hidden}]ᵀ, every 7th row ignored{(chunkRows is int c ? $", chunks of {c} rows" : "")}";
             Record("LmHeadCrossEntropy loss", shape, Math.Abs(lossDevice - lossCpu) / Math.Abs(lossCpu), GradientOpTolerance);
             CompareF32("LmHeadCrossEntropy dHidden", shape, dh.Device, dh.Cpu);
             CompareF32("LmHeadCrossEntropy dLmHead", shape, dHead.Device, dHead.Cpu);

@@ -21,4 +21,11 @@ public sealed class CrossEntropyChunkTests
         Assert.Equal(1, CudaBackend.CrossEntropyChunkRows(10, CudaBackend.CrossEntropyChunkElements * 2));
         Assert.Equal(1, CudaBackend.CrossEntropyChunkRows(0, 1000));
     }
+
+    [Fact]
+    public void ALoweredBudgetGivesThatManyRows()
+    {
+        Assert.Equal(64, CudaBackend.CrossEntropyChunkRows(700, 1000, budget: 64 * 1000));
+        Assert.Equal(64, CudaBackend.CrossEntropyChunkRows(700, 1000, budget: 64 * 1000 + 999));
+    }
 }

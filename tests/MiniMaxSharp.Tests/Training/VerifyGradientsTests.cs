@@ -34,6 +34,29 @@ public sealed class VerifyGradientsTests
     }
 
     [Fact]
+    public void EveryGradientOpRowRunsAndMatchesExactlyForTheReferenceBackend()
+    {
+        using var device = new CpuBackend(2);
+        using var cpu = new CpuBackend(2);
+        var v = new VerifyCommand.Verifier(device, cpu, 5);
+        var saved = Console.Error;
+        Console.SetError(TextWriter.Null);
+        try
+        {
+            v.RunGradientOps();
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        Assert.True(v.Rows.Count > 40, $"{v.Rows.Count} rows");
+        Assert.All(v.Rows, r => Assert.Equal(0, r.Error));
+        // The training-forward rows ran with float32 activations under the float32 bound.
+        Assert.Contains(v.Rows, r => r.Op == "F32 Lightning out" && r.Bound == 1e-4);
+        Assert.Contains(v.Rows, r => r.Op == "MoE backward dExperts" && r.Bound == 1e-4);
+    }
+
+    [Fact]
     public void FixtureBatchPairsTheInputIdsWithTheTrainingLabels()
     {
         var batch = VerifyCommand.Verifier.FixtureTrainingBatch(TestPaths.Fixture("tiny-hybrid"), out double loss);
