@@ -50,3 +50,52 @@ public sealed class BenchTrainTests
         Assert.Contains("bench-1b", e.Message);
     }
 }
+
+/// <summary><c>minimax bench-train</c> end to end on the CPU with the built-in tiny config, and its input errors.</summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class BenchTrainCommandTests
+{
+    private static (int ExitCode, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var (savedOut, savedErr) = (Console.Out, Console.Error);
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try
+        {
+            return (BenchTrainCommand.Create().Parse(args).Invoke(), stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            Console.SetOut(savedOut);
+            Console.SetError(savedErr);
+        }
+    }
+
+    [Fact]
+    public void TinyConfigOnTheCpuReportsThroughputAndMfu()
+    {
+        var (rc, output, err) = Run("--config", "tiny", "--seq-len", "16", "--batch", "2", "--steps", "1", "--warmup", "0", "--peak-tflops", "0.5", "--threads", "1");
+        Assert.True(rc == 0, err);
+        var expected = new TrainingThroughput(BuiltInConfigs.Get("tiny"), 16, 2, 1, 1, 0.5);
+        Assert.Contains("backend cpu", output);
+        Assert.Contains("tokens/s", output);
+        Assert.Contains($"= {expected.StepFlops / 1e12:G4} TFLOP/step", output);
+        Assert.Contains("of 0.5 TFLOP/s (stated with --peak-tflops)", output);
+    }
+
+    [Theory]
+    [InlineData("--seq-len", "1", "--seq-len must be at least 2")]
+    [InlineData("--steps", "0", "--batch and --steps must be positive")]
+    [InlineData("--peak-tflops", "-3", "--peak-tflops must be positive")]
+    [InlineData("--config", "nope", "--config 'nope' is neither")]
+    public void BadOptionsAreReportedByName(string option, string value, string message)
+    {
+        var options = new Dictionary<string, string> { ["--config"] = "tiny", ["--seq-len"] = "8", ["--steps"] = "1", ["--threads"] = "1" };
+        options[option] = value;
+        var (rc, _, err) = Run([.. options.SelectMany(kv => new[] { kv.Key, kv.Value })]);
+        Assert.Equal(1, rc);
+        Assert.Contains(message, err);
+    }
+}
