@@ -111,7 +111,7 @@ public sealed unsafe partial class CudaBackend
             throw new ArgumentException($"router statistics: x {xs}, router {rs}, top-{topK}, {slotCounts.Length}/{probabilitySums.Length} expert slots");
         if (T == 0) return;
         _device.MakeCurrent();
-        var (_, chosen, _, probs) = RouteForBackward(xs, rs, E, topK);
+        var (chosen, _, probs) = RouteForBackward(xs, rs, E, topK);
         ulong stats = Scratch("router statistics", 2L * E * 8);
         _device.Kernel("backward.cu", "router_statistics").Launch((uint)E, 1, 1, BackwardBlock, 0, probs, chosen, T, E, topK, stats);
         var host = new double[2 * E];
@@ -123,18 +123,14 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    /// <summary>Router logits (float32 product), top-k choices and renormalised weights (the forward's kernel) and the probabilities.</summary>
-    private (ulong Logits, ulong Chosen, ulong Weights, ulong Probabilities) RouteForBackward(CudaTensor xs, CudaTensor rs, int E, int topK)
+    /// <summary>The forward's routing (<see cref="Route"/>) plus the router probabilities [T, E] the backward needs.</summary>
+    private (ulong Chosen, ulong Weights, ulong Probabilities) RouteForBackward(CudaTensor xs, CudaTensor rs, int E, int topK)
     {
         int T = (int)xs.Rows;
-        ulong logits = Scratch("moe router logits", (long)T * E * 4);
-        ulong chosen = Scratch("moe choices", (long)T * topK * 4);
-        ulong weights = Scratch("moe weights", (long)T * topK * 4);
+        var (logits, chosen, weights) = Route(xs, rs, E, topK);
         ulong probs = Scratch("moe router probabilities", (long)T * E * 4);
-        Gemm(xs.Pointer, xs.DType, T, xs.Cols, rs.Pointer, rs.DType, E, logits, DType.F32);
-        _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
         _device.Kernel("backward.cu", "router_probabilities").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, probs);
-        return (logits, chosen, weights, probs);
+        return (chosen, weights, probs);
     }
 
     // The forward again (routing, grouping by expert, the experts' SwiGLU), keeping what the backward needs, then
@@ -178,7 +174,7 @@ public sealed unsafe partial class CudaBackend
         if (T == 0) return;
         _device.MakeCurrent();
         int pairs = T * topK;
-        var (_, chosen, weights, probs) = RouteForBackward(xs, rs, E, topK);
+        var (chosen, weights, probs) = RouteForBackward(xs, rs, E, topK);
         ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
         ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
         ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
