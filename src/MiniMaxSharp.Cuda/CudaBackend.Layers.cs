@@ -223,12 +223,7 @@ public sealed unsafe partial class CudaBackend
         // expert outputs in float32 for the weighted combine.
         var act = experts[0].W1.DType;
         int es = DTypeInfo.SizeOf(act);
-        ulong logits = Scratch("moe router logits", (long)T * E * 4);
-        ulong chosen = Scratch("moe choices", pairs * 4L);
-        ulong weights = Scratch("moe weights", pairs * 4L);
-
-        Gemm(xs.Pointer, xs.DType, T, hidden, rs.Pointer, rs.DType, E, logits, DType.F32);
-        _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
+        var (_, chosen, weights) = Route(xs, rs, E, topK);
         if (pairs <= FewTokenMoePairs)
         {
             MixtureOfExpertsFewTokens(xs, experts, topK, inter, chosen, weights, os);
@@ -276,6 +271,18 @@ public sealed unsafe partial class CudaBackend
         }
         _device.Kernel("moe.cu", "moe_combine").Launch(Blocks((long)T * hidden), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
+    }
+
+    /// <summary>Router logits [T, E] (float32 product), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.</summary>
+    private (ulong Logits, ulong Chosen, ulong Weights) Route(CudaTensor xs, CudaTensor rs, int E, int topK)
+    {
+        int T = (int)xs.Rows;
+        ulong logits = Scratch("moe router logits", (long)T * E * 4);
+        ulong chosen = Scratch("moe choices", (long)T * topK * 4);
+        ulong weights = Scratch("moe weights", (long)T * topK * 4);
+        Gemm(xs.Pointer, xs.DType, T, xs.Cols, rs.Pointer, rs.DType, E, logits, DType.F32);
+        _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
+        return (logits, chosen, weights);
     }
 
     /// <summary>At most this many (token, choice) pairs take the few-token MoE path (decode batches of a few sequences).</summary>

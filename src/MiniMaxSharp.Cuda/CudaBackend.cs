@@ -10,9 +10,10 @@ namespace MiniMaxSharp.Backends.Cuda;
 /// lightning states, router probabilities and logits are float32. Weights keep their checkpoint dtype on
 /// the device (bf16 or float32; float16 is widened to float32). Matrix products go through cuBLAS
 /// (bf16 inputs with float32 accumulation, or full float32 for float32 weights); everything else runs our own
-/// kernels (Kernels/*.cu), all on one stream in issue order.
+/// kernels (Kernels/*.cu), all on one stream in issue order. Training (<see cref="IGradientBackend"/>) runs the same
+/// forward ops with float32 activations and master weights, and the backward ops in float32 (CudaBackend.Backward.cs).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IComputeBackend
+public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBackend
 {
     private const uint ElementwiseBlock = 256;
     private readonly CudaDevice _device;

@@ -24,5 +24,6 @@ internal static class CommandRegistry
         yield return VerifyCommand.Create();
         yield return BenchOpsCommand.Create();
         yield return PerplexityCommand.Create();
+        yield return BenchTrainCommand.Create();
     }
 }

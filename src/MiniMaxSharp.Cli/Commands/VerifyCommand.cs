@@ -15,7 +15,7 @@ namespace MiniMaxSharp.Cli.Commands;
 /// random inputs and awkward shapes, then the tiny-hybrid fixture end to end. Prints one table row per
 /// check (op, shape, relative error ‖Δ‖/‖ref‖, pass) and exits non-zero when any check fails.
 /// </summary>
-internal static class VerifyCommand
+internal static partial class VerifyCommand
 {
     /// <summary>bf16 activations: the brief's bound on ‖Δ‖/‖ref‖.</summary>
     private const double Tolerance = 1e-2;
@@ -35,7 +35,12 @@ internal static class VerifyCommand
             var clock = Stopwatch.StartNew();
             v.RunOps();
             v.RunAttentionGradientOps();
-            if (r.GetValue(fixtures) is { } dir) v.RunFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
+            v.RunGradientOps();
+            if (r.GetValue(fixtures) is { } dir)
+            {
+                v.RunFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
+                v.RunGradientFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
+            }
             v.PrintTable(Console.Out);
             Console.WriteLine($"{v.Failures} of {v.Rows.Count} checks failed ({clock.Elapsed.TotalSeconds:F1} s)");
             return v.Failures == 0 ? 0 : 2;
@@ -48,7 +53,7 @@ internal static class VerifyCommand
         public bool Pass => Error <= Bound;   // NaN fails
     }
 
-    internal sealed class Verifier(IComputeBackend device, IComputeBackend cpu, int seed)
+    internal sealed partial class Verifier(IComputeBackend device, IComputeBackend cpu, int seed)
     {
         private readonly Random _rng = new(seed);
         public List<Row> Rows { get; } = [];
@@ -63,9 +68,12 @@ internal static class VerifyCommand
                 w.WriteLine($"| {r.Op.PadRight(opW)} | {r.Shape.PadRight(shapeW)} | {r.Error,10:E2} | {(r.Pass ? "yes" : "NO"),-4} |");
         }
 
-        private void Record(string op, string shape, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double bound = Tolerance)
+        private void Record(string op, string shape, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double? bound = null) =>
+            Record(op, shape, RelativeError(actual, expected), bound ?? _checks.Bound);
+
+        private void Record(string op, string shape, double error, double bound)
         {
-            var row = new Row(op, shape, RelativeError(actual, expected), bound);
+            var row = new Row(_checks.OpPrefix + op, shape, error, bound);
             Rows.Add(row);
             Console.Error.WriteLine($"  {op} {shape}: {row.Error:E2}{(row.Pass ? "" : "  FAIL")}");
         }
@@ -106,9 +114,9 @@ internal static class VerifyCommand
             return (d, c);
         }
 
-        private (DeviceTensor Device, DeviceTensor Cpu) Activation(float[] values, params int[] shape) => Pair(values, device.ActivationType, shape);
+        private (DeviceTensor Device, DeviceTensor Cpu) Activation(float[] values, params int[] shape) => Pair(values, _checks.ActivationType ?? device.ActivationType, shape);
 
-        private (DeviceTensor Device, DeviceTensor Cpu) Weight(float[] values, params long[] shape) => Weight(DType.BF16, values, shape);
+        private (DeviceTensor Device, DeviceTensor Cpu) Weight(float[] values, params long[] shape) => Weight(_checks.ActivationType ?? DType.BF16, values, shape);
 
         private (DeviceTensor Device, DeviceTensor Cpu) Weight(DType stored, float[] values, params long[] shape)
         {
@@ -123,8 +131,8 @@ internal static class VerifyCommand
             return r;
         }
 
-        private void Compare(string op, string shape, DeviceTensor onDevice, DeviceTensor onCpu) =>
-            Record(op, shape, Read(device, onDevice), Read(cpu, onCpu));
+        private void Compare(string op, string shape, DeviceTensor onDevice, DeviceTensor onCpu, double? bound = null) =>
+            Record(op, shape, Read(device, onDevice), Read(cpu, onCpu), bound);
 
         private static void Dispose(params (DeviceTensor A, DeviceTensor B)[] pairs)
         {

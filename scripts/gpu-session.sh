@@ -1,0 +1,24 @@
+#!/bin/bash
+# One device call: every GPU check and benchmark of the CUDA and training issues, a short table last.
+# The published CLI travels as .device/minimax.tgz and the tiny-hybrid fixture as .device/fixtures (see docs/cuda.md).
+# usage (on the GPU machine, from the repository root): bash scripts/gpu-session.sh [quick]
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" /tmp/mm
+tar xzf .device/minimax.tgz -C /tmp/mm
+M=/tmp/mm/minimax; F=.device/fixtures/tiny-hybrid
+export MINIMAXSHARP_KERNEL_CACHE=/tmp/kcache
+declare -A R
+step() { local name=$1; shift; local t0=$(date +%s.%N); echo "=== $name: $*" | tee -a "$OUT/log.txt"
+  timeout "${LIMIT:-240}" "$@" > "$OUT/$name.txt" 2>&1; local rc=$?
+  R[$name]="rc=$rc $(printf %.1f "$(echo "$(date +%s.%N) - $t0" | bc)")s"; tail -n "${TAILN:-25}" "$OUT/$name.txt"; }
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,noheader
+step verify $M verify --backend cuda --fixtures .device/fixtures
+step gradients $M gradients --backend cuda --model $F --input .device/fixtures/batch.json --output /tmp/g.safetensors
+step compare python3 tools/compare_gradients.py /tmp/g.safetensors $F/seq100_grads.safetensors --bound 1e-2
+if [ "${1:-}" != quick ]; then
+  step decode $M bench --backend cuda --preset bench-1b --prompt-lengths 2048 --decode-context 4096 --decode-tokens 128 --batch 64 --batch-context 512 --skip-machine-limits
+  MINIMAXSHARP_CUDA_GRAPHS=0 step decode_eager $M bench --backend cuda --preset bench-1b --prompt-lengths 2048 --decode-context 4096 --decode-tokens 128 --skip-machine-limits
+  step train_default $M bench-train --backend cuda --config models/default/config.json --seq-len 256 --batch 16 --steps 8
+  step train_1b $M bench-train --backend cuda --config bench-1b --seq-len 2048 --batch 4 --steps 6
+fi
+echo; echo "| step | result |"; echo "| --- | --- |"; for k in "${!R[@]}"; do echo "| $k | ${R[$k]} |"; done

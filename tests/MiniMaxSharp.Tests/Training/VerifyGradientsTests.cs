@@ -1,0 +1,67 @@
+using MiniMaxSharp.Backends.Cpu;
+using MiniMaxSharp.Cli.Commands;
+
+namespace MiniMaxSharp.Tests.Training;
+
+/// <summary>
+/// The gradient rows of <c>minimax verify</c>, run with the CPU backend in the device's place (no GPU here): the
+/// fixture check must load, run and compare every gradient, and the CPU must pass it against Hugging Face's.
+/// </summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class VerifyGradientsTests
+{
+    [Fact]
+    public void FixtureForwardBackwardRowsPassForTheReferenceBackend()
+    {
+        using var device = new CpuBackend(2);
+        using var cpu = new CpuBackend(2);
+        var v = new VerifyCommand.Verifier(device, cpu, 5);
+        var saved = Console.Error;
+        Console.SetError(TextWriter.Null);
+        try
+        {
+            v.RunGradientFixture(TestPaths.Fixture("tiny-hybrid"));
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        Assert.Equal(7, v.Rows.Count);
+        Assert.Equal(0, v.Failures);
+        Assert.Equal(0, v.Rows.Single(r => r.Op.StartsWith("model gradients vs CPU", StringComparison.Ordinal)).Error);
+        var vsFixture = v.Rows.Single(r => r.Op.StartsWith("model gradients vs fixture", StringComparison.Ordinal));
+        Assert.InRange(vsFixture.Error, 1e-9, 1e-4);   // float32 CPU against Hugging Face: close, not bit-equal
+    }
+
+    [Fact]
+    public void EveryGradientOpRowRunsAndMatchesExactlyForTheReferenceBackend()
+    {
+        using var device = new CpuBackend(2);
+        using var cpu = new CpuBackend(2);
+        var v = new VerifyCommand.Verifier(device, cpu, 5);
+        var saved = Console.Error;
+        Console.SetError(TextWriter.Null);
+        try
+        {
+            v.RunGradientOps();
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        Assert.True(v.Rows.Count > 40, $"{v.Rows.Count} rows");
+        Assert.All(v.Rows, r => Assert.Equal(0, r.Error));
+        // The training-forward rows ran with float32 activations under the float32 bound.
+        Assert.Contains(v.Rows, r => r.Op == "F32 Lightning out" && r.Bound == 1e-4);
+        Assert.Contains(v.Rows, r => r.Op == "MoE backward dExperts" && r.Bound == 1e-4);
+    }
+
+    [Fact]
+    public void FixtureBatchPairsTheInputIdsWithTheTrainingLabels()
+    {
+        var batch = VerifyCommand.Verifier.FixtureTrainingBatch(TestPaths.Fixture("tiny-hybrid"), out double loss);
+        Assert.Equal(2, batch.Length);
+        Assert.All(batch, ex => Assert.Equal(ex.InputIds.Length, ex.Labels.Length));
+        Assert.Equal(6.466658592224121, loss);
+    }
+}
