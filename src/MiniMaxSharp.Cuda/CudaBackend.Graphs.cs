@@ -20,7 +20,7 @@ public sealed unsafe partial class CudaBackend
     private StepGraph? _graphStep;
     private ulong _graphArguments;
     private int _graphArgumentBytes;
-    private long _replayed, _captured, _eager;
+    private long _replayed, _captured, _eager, _fallbacks;
     private string? _lastFallback;
 
     private sealed class StepGraph
@@ -35,7 +35,7 @@ public sealed unsafe partial class CudaBackend
     /// <summary>On unless MINIMAXSHARP_CUDA_GRAPHS=0.</summary>
     public bool StepGraphsEnabled { get; set; } = Environment.GetEnvironmentVariable("MINIMAXSHARP_CUDA_GRAPHS") != "0";
 
-    public StepGraphCounters StepGraphCounters => new(_replayed, _captured, _eager, _lastFallback);
+    public StepGraphCounters StepGraphCounters => new(_replayed, _captured, _eager, _fallbacks, _lastFallback);
 
     /// <summary>The device buffer the graphs read their op arguments from.</summary>
     private ulong GraphArguments => _graphArguments;
@@ -160,6 +160,7 @@ public sealed unsafe partial class CudaBackend
     private void Fail(StepGraph g, string reason)
     {
         _eager++;
+        _fallbacks++;
         _lastFallback = reason;
         if (++g.Failures >= GraphFailureLimit) g.GivenUp = true;
     }

@@ -124,6 +124,7 @@ internal static class BenchCommand
                 int next = Array.IndexOf(logits, logits.Max());
                 for (int i = 0; i < warmup; i++)
                     m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
+                var graphsBefore = GraphCounters(b);
                 long start = Stopwatch.GetTimestamp();
                 for (int i = 0; i < steps; i++)
                 {
@@ -135,6 +136,7 @@ internal static class BenchCommand
                 Console.WriteLine();
                 Console.WriteLine($"decode at context {ctx}: {perToken * 1e3:F2} ms/token ({1 / perToken:F1} tokens/s); active weights {bytes / 1e6:F1} MB/token -> {bytes / perToken / 1e9:F1} GB/s" +
                     (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of {(b.Name == "cpu" ? "measured" : "reference")} bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
+                PrintGraphSteps(b, graphsBefore, steps);
                 PrintDecodePhases(profiler, m, () =>
                 {
                     logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
@@ -164,6 +166,7 @@ internal static class BenchCommand
                     Pick();
                     logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);   // warm-up step
                     Pick();
+                    var graphsBefore = GraphCounters(b);
                     long start = Stopwatch.GetTimestamp();
                     for (int i = 0; i < steps; i++)
                     {
@@ -172,6 +175,7 @@ internal static class BenchCommand
                     }
                     double perStep = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
                     Console.WriteLine($"decode, batch {B} at context {bctx}: {perStep * 1e3:F2} ms/step, {B / perStep:F0} tokens/s");
+                    PrintGraphSteps(b, graphsBefore, steps);
                     PrintDecodePhases(profiler, m, () =>
                     {
                         logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);
@@ -186,6 +190,18 @@ internal static class BenchCommand
             return 0;
         }));
         return cmd;
+    }
+
+    private static StepGraphCounters? GraphCounters(IComputeBackend b) => b is IStepGraphs g ? g.StepGraphCounters : null;
+
+    /// <summary>How the timed decode steps ran on a backend with step graphs (MINIMAXSHARP_CUDA_GRAPHS=0 turns them off).</summary>
+    private static void PrintGraphSteps(IComputeBackend b, StepGraphCounters? before, int steps)
+    {
+        if (b is not IStepGraphs g || before is not { } start) return;
+        var d = g.StepGraphCounters.Since(start);
+        Console.WriteLine(g.StepGraphsEnabled
+            ? $"  graph steps ({steps} timed): {d}"
+            : "  graph steps: off (MINIMAXSHARP_CUDA_GRAPHS=0), every step eager");
     }
 
     private const double H100Bf16Tflops = 753;

@@ -6,15 +6,17 @@ namespace MiniMaxSharp.Backends;
 /// </summary>
 public readonly record struct StepGraphKey(object Owner, int Shape);
 
-/// <summary>How many steps ran as a replayed graph, as a freshly captured graph, or eagerly (warm-up steps,
-/// steps whose capture or replay check failed); <see cref="LastFallback"/> says why the last one fell back.</summary>
-public readonly record struct StepGraphCounters(long Replayed, long Captured, long Eager, string? LastFallback)
+/// <summary>How many steps ran as a replayed graph, as a freshly captured graph, or eagerly (warm-up steps
+/// and fallbacks); <see cref="Fallbacks"/> of the eager ones are steps whose capture or replay failed,
+/// the last of them for the reason <see cref="LastFallback"/>.</summary>
+public readonly record struct StepGraphCounters(long Replayed, long Captured, long Eager, long Fallbacks, string? LastFallback)
 {
     public StepGraphCounters Since(StepGraphCounters earlier) =>
-        new(Replayed - earlier.Replayed, Captured - earlier.Captured, Eager - earlier.Eager, LastFallback);
+        new(Replayed - earlier.Replayed, Captured - earlier.Captured, Eager - earlier.Eager, Fallbacks - earlier.Fallbacks,
+            Fallbacks > earlier.Fallbacks ? LastFallback : null);
 
     public override string ToString() =>
-        $"replayed {Replayed}, captured {Captured}, eager {Eager}" + (LastFallback is null ? "" : $" (last fallback: {LastFallback})");
+        $"replayed {Replayed}, captured {Captured}, eager {Eager}" + (Fallbacks == 0 ? "" : $" ({Fallbacks} fallbacks, the last: {LastFallback})");
 }
 
 /// <summary>
