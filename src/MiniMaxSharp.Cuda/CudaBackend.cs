@@ -204,6 +204,23 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IStepGraphs
             sa, sa.KernelType, alpha, sb, sb.KernelType, beta, so, so.KernelType, sa.ElementCount);
     }
 
+    public void ScaleAddRmsNorm(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor residual,
+        DeviceTensor weight, float eps, DeviceTensor output)
+    {
+        var sa = AsCuda(a);
+        var sb = AsCuda(b);
+        var r = AsCuda(residual);
+        var w = AsCuda(weight);
+        var os = AsCuda(output);
+        if (sa.ElementCount != r.ElementCount || sb.ElementCount != r.ElementCount || w.ElementCount != r.Cols
+            || os.Rows != r.Rows || os.Cols != r.Cols)
+            throw new ArgumentException($"scale-add of {sa} and {sb} into {r}, then rms norm with weight {w} into {os}");
+        if (r.Rows == 0) return;
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "scale_add_rms_norm").Launch((uint)r.Rows, 1, 1, 256, 0,
+            sa, sa.KernelType, alpha, sb, sb.KernelType, beta, r, r.KernelType, w, w.KernelType, os, os.KernelType, r.Cols, eps);
+    }
+
     public void SigmoidGate(DeviceTensor gate, DeviceTensor x, DeviceTensor output)
     {
         var g = AsCuda(gate);

@@ -363,6 +363,8 @@ internal static class VerifyCommand
         /// </summary>
         public void RunGraphChecks(string? fixtureDir)
         {
+            ScaleAddRmsNorm(67, 1000);
+            ScaleAddRmsNorm(1, 2048);
             if (device is not IStepGraphs graphs) return;
             bool wasEnabled = graphs.StepGraphsEnabled;
             try
@@ -381,6 +383,21 @@ internal static class VerifyCommand
             {
                 graphs.StepGraphsEnabled = wasEnabled;
             }
+        }
+
+        /// <summary>The fused residual add and norm the model runs twice per layer (float32 residual, bf16 norm
+        /// output aliasing the first input, as in the model).</summary>
+        private void ScaleAddRmsNorm(int rows, int cols)
+        {
+            var a = Activation(Random((long)rows * cols), rows, cols);
+            var b = Pair(Random((long)rows * cols, 2f), device.ResidualType, rows, cols);
+            var residual = Pair(new float[rows * cols], device.ResidualType, rows, cols);
+            var w = Weight(Random(cols), cols);
+            device.ScaleAddRmsNorm(a.Device, 3.5f, b.Device, 1f, residual.Device, w.Device, 1e-5f, a.Device);
+            cpu.ScaleAddRmsNorm(a.Cpu, 3.5f, b.Cpu, 1f, residual.Cpu, w.Cpu, 1e-5f, a.Cpu);
+            Compare("ScaleAddRmsNorm residual", $"[{rows},{cols}]", residual.Device, residual.Cpu);
+            Compare("ScaleAddRmsNorm out", $"[{rows},{cols}]", a.Device, a.Cpu);
+            Dispose(a, b, residual, w);
         }
 
         private MiniMaxModel RandomModel(ModelConfig c) =>

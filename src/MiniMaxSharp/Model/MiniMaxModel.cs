@@ -162,30 +162,28 @@ public sealed class MiniMaxModel : IDisposable
         End(StepPhase.Embedding);
         observer?.Invoke(0, x, layout);
 
+        Begin();
+        b.RmsNorm(x, Weights.Layers[0].InputNorm, c.RmsNormEps, y);
+        End(StepPhase.Norms);
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = Weights.Layers[l];
-            Begin();
-            b.RmsNorm(x, w.InputNorm, c.RmsNormEps, y);
-            End(StepPhase.Norms);
             if (w.Kind == LayerKind.Lightning) LightningBlock(l, w, y, branch, layout, sequences, ws);
             else SoftmaxBlock(l, w, y, branch, layout, sequences, ws);
             var ra = c.AttentionResidual(l);
             Begin();
-            b.ScaleAdd(y, ra.Alpha, branch, ra.Beta, x);   // residual over the normed input
-            b.RmsNorm(x, w.PostAttentionNorm, c.RmsNormEps, y);
+            b.ScaleAddRmsNorm(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y);   // residual over the normed input
             End(StepPhase.Norms);
             Begin();
             b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
             End(StepPhase.MixtureOfExperts);
+            // The residual add and the next layer's input norm (the final norm after the last layer) in one op.
+            var nextNorm = l + 1 < c.NumLayers ? Weights.Layers[l + 1].InputNorm : Weights.FinalNorm;
             Begin();
-            b.ScaleAdd(y, c.MlpResidual.Alpha, branch, c.MlpResidual.Beta, x);
+            b.ScaleAddRmsNorm(y, c.MlpResidual.Alpha, branch, c.MlpResidual.Beta, x, nextNorm, c.RmsNormEps, y);
             End(StepPhase.Norms);
             if (observer is not null && l < c.NumLayers - 1) observer(l + 1, x, layout);
         }
-        Begin();
-        b.RmsNorm(x, Weights.FinalNorm, c.RmsNormEps, y);
-        End(StepPhase.Norms);
         observer?.Invoke(c.NumLayers, y, layout);
 
         if (logits is null) return;
