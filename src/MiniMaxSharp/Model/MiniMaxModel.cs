@@ -128,20 +128,21 @@ public sealed class MiniMaxModel : IDisposable
     {
         if (graphs.BeginStep(key))
         {
-            bool issued;
+            bool recorded;
             try
             {
                 step();
-                issued = graphs.EndStep();
+                recorded = true;
             }
             catch (Exception e)
             {
                 // Anything a recorded step cannot do, or any failure in it: nothing was issued, so the eager
                 // run below is the whole step (and raises the error again if it was not about graphs).
                 graphs.CancelStep(e.Message);
-                issued = false;
+                recorded = false;
             }
-            if (issued) return;
+            // EndStep stays outside the catch: once it may have launched the graph, the step must not run again.
+            if (recorded && graphs.EndStep()) return;
         }
         step();
     }
