@@ -84,7 +84,7 @@ public sealed unsafe partial class CudaBackend
                 Fail(g, $"cuStreamEndCapture failed: {ErrorName(r)}");
                 return false;
             }
-            r = cuGraphInstantiateWithFlags(out nint exec, graph, 0);
+            r = cuGraphInstantiateWithFlags(out nint exec, graph, GraphInstantiateAutoFreeOnLaunch);
             cuGraphDestroy(graph);
             if (r != Success)
             {

@@ -24,6 +24,9 @@ internal static unsafe partial class CudaDriver
     /// <summary>CU_STREAM_CAPTURE_MODE_RELAXED: the capturing thread may still make calls the driver deems
     /// unsafe during a capture; the backend itself refuses allocations, copies and synchronisations then.</summary>
     public const int StreamCaptureModeRelaxed = 2;
+    /// <summary>CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH: memory a library allocates inside a capture
+    /// (e.g. a cuBLAS workspace) is freed before the graph runs again, so a graph can be relaunched.</summary>
+    public const ulong GraphInstantiateAutoFreeOnLaunch = 1;
 
     [LibraryImport(Lib)] public static partial int cuInit(uint flags);
     [LibraryImport(Lib)] public static partial int cuDriverGetVersion(out int version);
