@@ -56,7 +56,15 @@ public sealed unsafe partial class CudaBackend
             _graphStep = g;
             return true;
         }
-        EnsureGraphArguments();
+        try
+        {
+            EnsureGraphArguments();
+        }
+        catch (OutOfMemoryException e)
+        {
+            Fail(g, e.Message);
+            return false;
+        }
         int r = cuStreamBeginCapture(_device.Stream, StreamCaptureModeRelaxed);
         if (r != Success)
         {
@@ -136,6 +144,8 @@ public sealed unsafe partial class CudaBackend
 
     public void ForgetStepGraphs(object owner)
     {
+        if (_disposed) return;   // Dispose released every graph
+        _device.MakeCurrent();
         foreach (var key in _graphs.Keys.Where(k => ReferenceEquals(k.Owner, owner)).ToArray())
         {
             DestroyExec(_graphs[key]);
