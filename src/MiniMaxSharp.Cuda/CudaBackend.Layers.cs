@@ -125,26 +125,11 @@ public sealed unsafe partial class CudaBackend
             cacheType = kc.DType;
             keyPtrs[s] = kc.Pointer;
             valuePtrs[s] = vc.Pointer;
-            // Append this step's keys and values at their positions.
-            long es = DTypeInfo.SizeOf(kc.DType);
-            long bytes = (long)span.TokenCount * kvw * es;
-            Check(cuMemcpyDtoDAsync(kc.Pointer + (ulong)((long)span.StartPosition * kvw * es), ks.Pointer + (ulong)((long)span.TokenOffset * kvw * es), (nuint)bytes, _device.Stream), "cuMemcpyDtoDAsync (keys)");
-            Check(cuMemcpyDtoDAsync(vc.Pointer + (ulong)((long)span.StartPosition * kvw * es), vs.Pointer + (ulong)((long)span.TokenOffset * kvw * es), (nuint)bytes, _device.Stream), "cuMemcpyDtoDAsync (values)");
         }
         int T = layout.TotalTokens;
         if (T == 0) return;
-        bool flash = d == FlashHeadDim && qs.DType == DType.BF16 && os.DType == DType.BF16 && cacheType == DType.BF16 && T >= 16 * layout.Count;
-        if (flash) FlashAttention(qs, layout, keyPtrs, valuePtrs, shape, os);
-        else SoftmaxAttentionSplit(qs, layout, keyPtrs, valuePtrs, cacheType!.Value, shape, os);
-    }
-
-    private const int FlashHeadDim = 128;
-
-    // Flash decoding: (token, head, split of the keys) work items, then one combine per (token, head).
-    // Splits give long decode contexts enough parallelism; the count keeps the partial results small.
-    private void SoftmaxAttentionSplit(CudaTensor qs, BatchLayout layout, ulong[] keyPtrs, ulong[] valuePtrs, DType cacheType, AttentionShape shape, CudaTensor os)
-    {
-        int T = layout.TotalTokens, H = shape.Heads, d = shape.HeadDim;
+        // Each token's sequence and position and the cache pointer tables go to the device: the KV append
+        // and the attention kernels read them there, so a decode step's launches do not change from step to step.
         var tokenSeq = new int[T];
         var tokenPos = new int[T];
         for (int s = 0; s < layout.Count; s++)
@@ -156,31 +141,58 @@ public sealed unsafe partial class CudaBackend
                 tokenPos[span.TokenOffset + t] = span.StartPosition + t;
             }
         }
-        int maxContext = layout.Sequences.Max(s => s.EndPosition);
+        bool flash = d == FlashHeadDim && qs.DType == DType.BF16 && os.DType == DType.BF16 && cacheType == DType.BF16 && T >= 16 * layout.Count;
+        int[] flashItems = flash ? FlashItems(layout) : [];
+        var meta = new MetaBuilder();
+        int seqAt = meta.Add(tokenSeq), posAt = meta.Add(tokenPos), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
+        int itemsAt = flash ? meta.Add(flashItems) : 0;
+        ulong m = UploadMeta(meta);
+        var args = new AttentionArguments(m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt);
+        long rowUnits = (long)kvw * DTypeInfo.SizeOf(cacheType!.Value) / 2;
+        _device.Kernel("attention.cu", "kv_append").Launch(Blocks(T * rowUnits), 1, 1, ElementwiseBlock, 0,
+            ks, vs, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches, T, rowUnits);
+        if (flash) FlashAttention(qs, flashItems.Length / 4, m + (ulong)itemsAt, args, shape, os);
+        else SoftmaxAttentionSplit(qs, T, args, cacheType.Value, shape, os);
+    }
+
+    /// <summary>Device addresses of a softmax attention op's per-token sequence and position arrays and its cache pointer tables.</summary>
+    private readonly record struct AttentionArguments(ulong TokenSeq, ulong TokenPos, ulong KeyCaches, ulong ValueCaches);
+
+    private const int FlashHeadDim = 128;
+
+    /// <summary>Keys a decode split takes at least (as minSplitKeys in attention.cu).</summary>
+    private const int MinDecodeSplitKeys = 256;
+    private const int MaxDecodeSplits = 256;
+
+    /// <summary>Splits of the keys per (token, head) for flash decoding: enough work items for about four per
+    /// SM, from the step's shape only (not its context length), so a decode step launches the same grid at
+    /// every position; the kernels divide each token's keys among them (empty splits when the context is short).</summary>
+    internal static int DecodeSplits(long workItemsWithoutSplits, int multiprocessors) =>
+        (int)Math.Clamp((4L * multiprocessors + workItemsWithoutSplits - 1) / workItemsWithoutSplits, 1, MaxDecodeSplits);
+
+    // Flash decoding: (token, head, split of the keys) work items, then one combine per (token, head).
+    private void SoftmaxAttentionSplit(CudaTensor qs, int T, AttentionArguments args, DType cacheType, AttentionShape shape, CudaTensor os)
+    {
+        int H = shape.Heads, d = shape.HeadDim;
         // The GQA kernel reads each key and value once per group of query heads (head_dim 128, bf16 caches).
         int group = H / shape.KvHeads;
         bool grouped = d == 128 && cacheType == DType.BF16 && qs.DType == DType.BF16 && group <= 8;
-        long workWithoutSplits = (long)T * (grouped ? shape.KvHeads : H);
-        int splits = (int)Math.Clamp(Math.Min((maxContext + 255L) / 256, (4L * _device.Multiprocessors + workWithoutSplits - 1) / workWithoutSplits), 1, maxContext);
-        int splitKeys = (maxContext + splits - 1) / splits;
-        splits = (maxContext + splitKeys - 1) / splitKeys;
+        int splits = DecodeSplits((long)T * (grouped ? shape.KvHeads : H), _device.Multiprocessors);
         ulong partial = Scratch("attention partial results", (long)T * H * splits * (d + 2) * 4);
-        var meta = new MetaBuilder();
-        int seqAt = meta.Add(tokenSeq), posAt = meta.Add(tokenPos), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
-        ulong m = UploadMeta(meta);
         if (grouped)
             _device.Kernel("attention.cu", "decode_attention_gqa").Launch((uint)T, (uint)shape.KvHeads, (uint)splits, 128, 0,
-                qs, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt,
-                H, shape.KvHeads, 1f / MathF.Sqrt(d), splitKeys, splits, partial);
+                qs, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches,
+                H, shape.KvHeads, 1f / MathF.Sqrt(d), MinDecodeSplitKeys, splits, partial);
         else
             _device.Kernel("attention.cu", "decode_attention_split").Launch((uint)T, (uint)H, (uint)splits, 128, 0,
-                qs, qs.KernelType, m + (ulong)seqAt, m + (ulong)posAt, m + (ulong)keyAt, m + (ulong)valueAt, KernelType(cacheType),
-                H, shape.KvHeads, d, 1f / MathF.Sqrt(d), splitKeys, splits, partial);
+                qs, qs.KernelType, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches, KernelType(cacheType),
+                H, shape.KvHeads, d, 1f / MathF.Sqrt(d), MinDecodeSplitKeys, splits, partial);
         _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0, partial, splits, H, d, os, os.KernelType);
     }
 
-    // Work items of 64 queries; the ones with the most keys first, so the long causal tiles start early.
-    private void FlashAttention(CudaTensor qs, BatchLayout layout, ulong[] keyPtrs, ulong[] valuePtrs, AttentionShape shape, CudaTensor os)
+    /// <summary>Work items of 64 queries (sequence, first row, rows, first position), the ones with the most keys
+    /// first, so the long causal tiles start early.</summary>
+    private static int[] FlashItems(BatchLayout layout)
     {
         var items = new List<(int Seq, int Row, int Rows, int Pos)>();
         for (int s = 0; s < layout.Count; s++)
@@ -189,14 +201,15 @@ public sealed unsafe partial class CudaBackend
             for (int r = 0; r < span.TokenCount; r += 64)
                 items.Add((s, span.TokenOffset + r, Math.Min(64, span.TokenCount - r), span.StartPosition + r));
         }
-        var packed = items.OrderByDescending(i => i.Pos + i.Rows).SelectMany(i => new[] { i.Seq, i.Row, i.Rows, i.Pos }).ToArray();
-        var meta = new MetaBuilder();
-        int itemsAt = meta.Add(packed), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
-        ulong m = UploadMeta(meta);
+        return items.OrderByDescending(i => i.Pos + i.Rows).SelectMany(i => new[] { i.Seq, i.Row, i.Rows, i.Pos }).ToArray();
+    }
+
+    private void FlashAttention(CudaTensor qs, int itemCount, ulong items, AttentionArguments args, AttentionShape shape, CudaTensor os)
+    {
         const int shared = 5 * 64 * 136 * 2;   // q tile, two k tiles, two v tiles (bf16)
         float scaleLog2 = 1f / MathF.Sqrt(shape.HeadDim) * 1.4426950408889634f;
-        _device.Kernel("attention.cu", "flash_attention").Launch((uint)items.Count, (uint)shape.Heads, 1, 128, shared,
-            qs, os, m + (ulong)itemsAt, m + (ulong)keyAt, m + (ulong)valueAt, shape.Heads, shape.KvHeads, scaleLog2);
+        _device.Kernel("attention.cu", "flash_attention").Launch((uint)itemCount, (uint)shape.Heads, 1, 128, shared,
+            qs, os, items, args.KeyCaches, args.ValueCaches, shape.Heads, shape.KvHeads, scaleLog2);
     }
 
     // Route on the device, group the (token, choice) pairs by expert, then per expert: gather its tokens,

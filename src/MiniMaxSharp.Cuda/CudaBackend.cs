@@ -13,7 +13,7 @@ namespace MiniMaxSharp.Backends.Cuda;
 /// kernels (Kernels/*.cu), all on one stream in issue order. Training (<see cref="IGradientBackend"/>) runs the same
 /// forward ops with float32 activations and master weights, and the backward ops in float32 (CudaBackend.Backward.cs).
 /// </summary>
-public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBackend
+public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBackend, IStepGraphs
 {
     private const uint ElementwiseBlock = 256;
     private readonly CudaDevice _device;
@@ -133,6 +133,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             throw new ArgumentException($"cannot copy {rows} rows from {s} to {d}");
         _device.MakeCurrent();
         long bytes = (long)rows * s.Cols * DTypeInfo.SizeOf(s.DType);
+        _device.Graphs.RequireEager("a device-to-device copy");
         if (bytes > 0) Check(cuMemcpyDtoDAsync(d.Pointer, s.Pointer, (nuint)bytes, _device.Stream), "cuMemcpyDtoDAsync");
     }
 
@@ -204,6 +205,23 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             sa, sa.KernelType, alpha, sb, sb.KernelType, beta, so, so.KernelType, sa.ElementCount);
     }
 
+    public void ScaleAddRmsNorm(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor residual,
+        DeviceTensor weight, float eps, DeviceTensor output)
+    {
+        var sa = AsCuda(a);
+        var sb = AsCuda(b);
+        var r = AsCuda(residual);
+        var w = AsCuda(weight);
+        var os = AsCuda(output);
+        if (sa.ElementCount != r.ElementCount || sb.ElementCount != r.ElementCount || w.ElementCount != r.Cols
+            || os.Rows != r.Rows || os.Cols != r.Cols)
+            throw new ArgumentException($"scale-add of {sa} and {sb} into {r}, then rms norm with weight {w} into {os}");
+        if (r.Rows == 0) return;
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "scale_add_rms_norm").Launch((uint)r.Rows, 1, 1, 256, 0,
+            sa, sa.KernelType, alpha, sb, sb.KernelType, beta, r, r.KernelType, w, w.KernelType, os, os.KernelType, r.Cols, eps);
+    }
+
     public void SigmoidGate(DeviceTensor gate, DeviceTensor x, DeviceTensor output)
     {
         var g = AsCuda(gate);
@@ -261,7 +279,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             result = Scratch("matmul output", (long)rows * outFeatures * 4);
             resultType = DType.F32;
         }
-        float alpha = 1f, beta = 0f;
         int abType = wType == DType.F32 ? Cublas.DataF32 : Cublas.DataBF16;
         int cType = resultType switch
         {
@@ -269,11 +286,21 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             DType.F32 => Cublas.DataF32,
             _ => throw new NotSupportedException($"the CUDA matmul writes bf16 or float32, not {yType}"),
         };
-        Cublas.Check(Cublas.cublasGemmEx(_device.CublasHandle, Cublas.OpT, Cublas.OpN, outFeatures, rows, inFeatures,
-            &alpha, w, abType, inFeatures, x, abType, inFeatures, &beta, result, cType, outFeatures,
-            Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmEx({rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ, {wType})");
+        // In a graph step the library call is written down like a kernel launch (same dimensions, pointers and
+        // types launch the same kernels) and skipped in a replay.
+        if (_device.Graphs.Launch("cublasGemmEx", CublasGemmLaunchId, (uint)outFeatures, (uint)rows, (uint)inFeatures, 0, 0,
+            [w, x, result, (ulong)abType, (ulong)cType]))
+        {
+            float alpha = 1f, beta = 0f;
+            Cublas.Check(Cublas.cublasGemmEx(_device.CublasHandle, Cublas.OpT, Cublas.OpN, outFeatures, rows, inFeatures,
+                &alpha, w, abType, inFeatures, x, abType, inFeatures, &beta, result, cType, outFeatures,
+                Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmEx({rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ, {wType})");
+        }
         if (result != y) Convert(result, resultType, y, yType, (long)rows * outFeatures);
     }
+
+    /// <summary>Stands for a cuBLAS product in the graph launch log (no kernel handle has this value).</summary>
+    private const ulong CublasGemmLaunchId = 0xFFFF_FFFF_FFFF_FF02UL;
 
     private void Convert(ulong source, DType sourceType, ulong destination, DType destinationType, long n) =>
         _device.Kernel("elementwise.cu", "convert").Launch(Blocks(n), 1, 1, ElementwiseBlock, 0,
@@ -324,6 +351,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     /// <summary>Milliseconds of GPU time <paramref name="work"/> takes, measured with events on the op stream.</summary>
     internal float TimeMilliseconds(Action work)
     {
+        _device.Graphs.RequireEager("timing with events");
         _device.MakeCurrent();
         Check(cuEventCreate(out nint start, EventDefault), "cuEventCreate");
         Check(cuEventCreate(out nint end, EventDefault), "cuEventCreate");
@@ -354,7 +382,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         if (_disposed) return;
         _disposed = true;
         _device.MakeCurrent();
+        _device.Graphs.Reset();
         _device.Synchronize();
+        ReleaseGraphs();
         foreach (var (p, _) in _scratch.Values) _device.Free(p);
         _scratch.Clear();
         foreach (var (_, table) in _expertTables.Values) _device.Free(table);
@@ -373,11 +403,13 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     private void CopyToDevice(void* source, ulong destination, long bytes)
     {
         // Pageable source: the call returns once the data is staged, so the caller may reuse its buffer.
+        _device.Graphs.RequireEager("a host-to-device copy");
         if (bytes > 0) Check(cuMemcpyHtoDAsync(destination, source, (nuint)bytes, _device.Stream), "cuMemcpyHtoDAsync");
     }
 
     private void CopyToHost(ulong source, void* destination, long bytes)
     {
+        _device.Graphs.RequireEager("a device-to-host copy");
         if (bytes > 0) Check(cuMemcpyDtoHAsync(destination, source, (nuint)bytes, _device.Stream), "cuMemcpyDtoHAsync");
         _device.Synchronize();
     }
@@ -398,10 +430,14 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         return p;
     }
 
-    /// <summary>Copies the op's host-side arguments (ids, layouts, pointers) into the op-argument buffer; stream order keeps later ops from overwriting it early.</summary>
+    /// <summary>Copies the op's host-side arguments (ids, layouts, pointers) into the op-argument buffer; stream order keeps later ops from overwriting it early.
+    /// Returns the device address of the first byte.</summary>
     private ulong UploadMeta(MetaBuilder meta)
     {
         var bytes = meta.Bytes;
+        // In a graph step the arguments go to a fixed offset of the graph argument buffer (uploaded in one
+        // copy before the graph runs); the offsets come out the same in every replay of the step.
+        if (_device.Graphs.Mode != StepGraphMode.Eager) return GraphArguments + (ulong)_device.Graphs.Stage(bytes);
         ulong p = Scratch("op arguments", Math.Max(bytes.Length, 4096));
         fixed (byte* b = bytes) CopyToDevice(b, p, bytes.Length);
         return p;

@@ -92,14 +92,22 @@ internal sealed unsafe class CudaDevice : IDisposable
 
     public bool IsDisposed => _disposed;
 
+    /// <summary>Whether launches run, are captured into a graph, or are checked against one (CudaBackend.Graphs.cs).</summary>
+    public StepGraphLog Graphs { get; } = new();
+
     /// <summary>Binds the context to the calling thread (ops may come from any thread).</summary>
     public void MakeCurrent() => Check(cuCtxSetCurrent(Context), "cuCtxSetCurrent");
 
-    public void Synchronize() => Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+    public void Synchronize()
+    {
+        Graphs.RequireEager("a stream synchronisation");
+        Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+    }
 
     /// <summary>Device memory of <paramref name="bytes"/> bytes; failure says how much was asked for and how much is free.</summary>
     public ulong Allocate(long bytes, string what)
     {
+        Graphs.RequireEager($"allocating {what}");
         int r = cuMemAlloc(out ulong p, (nuint)Math.Max(1, bytes));
         if (r == ErrorOutOfMemory)
         {
@@ -112,7 +120,9 @@ internal sealed unsafe class CudaDevice : IDisposable
 
     public void Free(ulong pointer)
     {
-        if (pointer != 0 && !_disposed) Check(cuMemFree(pointer), "cuMemFree");
+        if (pointer == 0 || _disposed) return;
+        Graphs.RequireEager("freeing device memory");
+        Check(cuMemFree(pointer), "cuMemFree");
     }
 
     /// <summary>The kernel <paramref name="function"/> of the embedded source <paramref name="file"/> (e.g. "elementwise.cu").</summary>
@@ -122,6 +132,7 @@ internal sealed unsafe class CudaDevice : IDisposable
         if (_kernels.TryGetValue(id, out var k)) return k;
         if (!_modules.TryGetValue(file, out nint module))
         {
+            Graphs.RequireEager($"loading kernel module {file}");
             module = LoadModule(file);
             _modules[file] = module;
         }
@@ -282,6 +293,7 @@ internal sealed unsafe class CudaKernel(CudaDevice device, string name, nint fun
             slots[i] = args[i].Bits;
             pointers[i] = slots + i;
         }
+        if (!device.Graphs.Launch(Name, (ulong)function, gridX, gridY, gridZ, block, sharedBytes, new ReadOnlySpan<ulong>(slots, args.Length))) return;
         Check(cuLaunchKernel(function, gridX, gridY, gridZ, block, 1, 1, (uint)sharedBytes, device.Stream, pointers, null),
             $"cuLaunchKernel({Name}, grid {gridX}x{gridY}x{gridZ}, block {block})");
     }

@@ -124,29 +124,32 @@ internal static class BenchCommand
             if (steps > 0)
             {
                 // Warm-up steps let tiered JIT compilation settle before the timed loop (the first few steps run
-                // tier-0 code and measured ~40% slower).
+                // tier-0 code and measured ~40% slower); with step graphs they also hold the eager first step and
+                // the capture. The next token is a SIMD argmax (one pass; LINQ Max + IndexOf took two scalar passes).
                 int warmup = Math.Clamp(steps / 2, 1, 16);
                 using var seq = m.CreateSequence(ctx + warmup + steps + steps / 4 + 2);
                 var prompt = Enumerable.Range(0, ctx).Select(_ => rng.Next(c.VocabSize)).ToArray();
                 float[] logits = m.Forward([seq], [prompt], LogitsSelection.LastPerSequence);
-                int next = Array.IndexOf(logits, logits.Max());
+                int next = TensorPrimitives.IndexOfMax(logits);
                 for (int i = 0; i < warmup; i++)
                     m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
+                var graphsBefore = GraphCounters(b);
                 long start = Stopwatch.GetTimestamp();
                 for (int i = 0; i < steps; i++)
                 {
                     logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
-                    next = Array.IndexOf(logits, logits.Max());
+                    next = TensorPrimitives.IndexOfMax(logits);
                 }
                 double perToken = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
                 double bytes = ModelCost.DecodeWeightBytes(c, weightBytes);
                 Console.WriteLine();
                 Console.WriteLine($"decode at context {ctx}: {perToken * 1e3:F2} ms/token ({1 / perToken:F1} tokens/s); active weights {bytes / 1e6:F1} MB/token -> {bytes / perToken / 1e9:F1} GB/s" +
                     (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of {(b.Name == "cpu" ? "measured" : "reference")} bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
+                PrintGraphSteps(b, graphsBefore, steps);
                 PrintDecodePhases(profiler, m, () =>
                 {
                     logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
-                    next = Array.IndexOf(logits, logits.Max());
+                    next = TensorPrimitives.IndexOfMax(logits);
                 }, Math.Max(1, steps / 4));
             }
 
@@ -172,6 +175,7 @@ internal static class BenchCommand
                     Pick();
                     logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);   // warm-up step
                     Pick();
+                    var graphsBefore = GraphCounters(b);
                     long start = Stopwatch.GetTimestamp();
                     for (int i = 0; i < steps; i++)
                     {
@@ -180,6 +184,7 @@ internal static class BenchCommand
                     }
                     double perStep = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
                     Console.WriteLine($"decode, batch {B} at context {bctx}: {perStep * 1e3:F2} ms/step, {B / perStep:F0} tokens/s");
+                    PrintGraphSteps(b, graphsBefore, steps);
                     PrintDecodePhases(profiler, m, () =>
                     {
                         logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);
@@ -194,6 +199,18 @@ internal static class BenchCommand
             return 0;
         }));
         return cmd;
+    }
+
+    private static StepGraphCounters? GraphCounters(IComputeBackend b) => b is IStepGraphs g ? g.StepGraphCounters : null;
+
+    /// <summary>How the timed decode steps ran on a backend with step graphs (MINIMAXSHARP_CUDA_GRAPHS=0 turns them off).</summary>
+    private static void PrintGraphSteps(IComputeBackend b, StepGraphCounters? before, int steps)
+    {
+        if (b is not IStepGraphs g || before is not { } start) return;
+        var d = g.StepGraphCounters.Since(start);
+        Console.WriteLine(g.StepGraphsEnabled
+            ? $"  graph steps ({steps} timed): {d}"
+            : "  graph steps: off (MINIMAXSHARP_CUDA_GRAPHS=0), every step eager");
     }
 
     private const double H100Bf16Tflops = 753;

@@ -5,6 +5,7 @@ using MiniMaxSharp.Backends;
 using MiniMaxSharp.Backends.Cpu;
 using MiniMaxSharp.Backends.Cuda;
 using MiniMaxSharp.Checkpoints;
+using MiniMaxSharp.Config;
 using MiniMaxSharp.Model;
 using MiniMaxSharp.Tensors;
 
@@ -36,11 +37,10 @@ internal static partial class VerifyCommand
             v.RunOps();
             v.RunAttentionGradientOps();
             v.RunGradientOps();
-            if (r.GetValue(fixtures) is { } dir)
-            {
-                v.RunFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
-                v.RunGradientFixture(Path.Combine(dir.FullName, "tiny-hybrid"));
-            }
+            string? fixtureModel = r.GetValue(fixtures) is { } dir ? Path.Combine(dir.FullName, "tiny-hybrid") : null;
+            if (fixtureModel is not null) v.RunFixture(fixtureModel);
+            v.RunGraphChecks(fixtureModel);
+            if (fixtureModel is not null) v.RunGradientFixture(fixtureModel);
             v.PrintTable(Console.Out);
             Console.WriteLine($"{v.Failures} of {v.Rows.Count} checks failed ({clock.Elapsed.TotalSeconds:F1} s)");
             return v.Failures == 0 ? 0 : 2;
@@ -418,9 +418,7 @@ internal static partial class VerifyCommand
 
         public void RunFixture(string dir)
         {
-            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"fixture folder not found: {dir}");
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "seq100.json")));
-            int[][] ids = doc.RootElement.GetProperty("input_ids").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetInt32()).ToArray()).ToArray();
+            int[][] ids = FixtureIds(dir);
             var expected = Npy.Read(Path.Combine(dir, "seq100_logits.npy"));
             int T = ids[0].Length;
             using var onDevice = ModelLoader.Load(dir, device);
@@ -433,6 +431,88 @@ internal static partial class VerifyCommand
             // Chunked prefill (chunks not a multiple of the block size) and one-token decode steps.
             float[] decode = ForwardCommand.Run(onDevice, ids, 40, 17);
             Record("model prefill 17-chunks + decode vs CPU", shape, decode, cpuLogits);
+        }
+
+        private static int[][] FixtureIds(string dir)
+        {
+            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"fixture folder not found: {dir}");
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "seq100.json")));
+            return doc.RootElement.GetProperty("input_ids").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetInt32()).ToArray()).ToArray();
+        }
+
+        // ---- decode steps as recorded graphs ----
+
+        /// <summary>Graphs are exact: the same kernels with the same arguments, so only float noise from a
+        /// changed order of operations could differ, and there is none; the bound leaves room for that alone.</summary>
+        private const double GraphTolerance = 1e-5;
+
+        /// <summary>
+        /// Decode steps with step graphs on (a warm-up step, a capture, then replays) against the same steps
+        /// with graphs off, on the same device: the fixture model (float32 weights: cuBLAS products inside the
+        /// graph) and random bf16 models (matvec products; head_dim 16 and 128, one and three sequences).
+        /// A row fails when the logits differ by more than 1e-5 or when no step was replayed.
+        /// </summary>
+        public void RunGraphChecks(string? fixtureDir)
+        {
+            ScaleAddRmsNorm(67, 1000);
+            ScaleAddRmsNorm(1, 2048);
+            if (device is not IStepGraphs graphs) return;
+            bool wasEnabled = graphs.StepGraphsEnabled;
+            try
+            {
+                if (fixtureDir is not null)
+                {
+                    int[][] ids = FixtureIds(fixtureDir);
+                    GraphDecode("tiny-hybrid f32", ModelLoader.Load(fixtureDir, device), ids, ids[0].Length - 40);
+                }
+                var tiny = BuiltInConfigs.Get("tiny");
+                GraphDecode("random tiny bf16", RandomModel(tiny), RandomIds(3, 56, tiny.VocabSize), 16);
+                var wide = tiny with { HiddenSize = 256, NumHeads = 4, NumKvHeads = 2, HeadDim = 128, RotaryDim = 64, IntermediateSize = 256 };
+                GraphDecode("random bf16 head_dim 128", RandomModel(wide), RandomIds(1, 72, wide.VocabSize), 30);
+            }
+            finally
+            {
+                graphs.StepGraphsEnabled = wasEnabled;
+            }
+        }
+
+        /// <summary>The fused residual add and norm the model runs twice per layer (float32 residual, bf16 norm
+        /// output aliasing the first input, as in the model).</summary>
+        private void ScaleAddRmsNorm(int rows, int cols)
+        {
+            var a = Activation(Random((long)rows * cols), rows, cols);
+            var b = Pair(Random((long)rows * cols, 2f), device.ResidualType, rows, cols);
+            var residual = Pair(new float[rows * cols], device.ResidualType, rows, cols);
+            var w = Weight(Random(cols), cols);
+            device.ScaleAddRmsNorm(a.Device, 3.5f, b.Device, 1f, residual.Device, w.Device, 1e-5f, a.Device);
+            cpu.ScaleAddRmsNorm(a.Cpu, 3.5f, b.Cpu, 1f, residual.Cpu, w.Cpu, 1e-5f, a.Cpu);
+            Compare("ScaleAddRmsNorm residual", $"[{rows},{cols}]", residual.Device, residual.Cpu);
+            Compare("ScaleAddRmsNorm out", $"[{rows},{cols}]", a.Device, a.Cpu);
+            Dispose(a, b, residual, w);
+        }
+
+        private MiniMaxModel RandomModel(ModelConfig c) =>
+            new(c, WeightLoader.Load(new DictionaryTensorSource(RandomWeights.Create(c, seed: 7, DType.BF16)), c, device), device);
+
+        private int[][] RandomIds(int sequences, int tokens, int vocab) =>
+            Enumerable.Range(0, sequences).Select(_ => Enumerable.Range(0, tokens).Select(_ => _rng.Next(vocab)).ToArray()).ToArray();
+
+        private void GraphDecode(string name, MiniMaxModel model, int[][] ids, int prefill)
+        {
+            using var m = model;
+            var graphs = (IStepGraphs)device;
+            graphs.StepGraphsEnabled = false;
+            float[] eager = ForwardCommand.Run(m, ids, prefill, prefill);
+            graphs.StepGraphsEnabled = true;
+            var before = graphs.StepGraphCounters;
+            float[] graphed = ForwardCommand.Run(m, ids, prefill, prefill);
+            var steps = graphs.StepGraphCounters.Since(before);
+            string shape = $"{name}, {ids.Length} seq, {ids[0].Length - prefill} decode steps";
+            Record("decode graphs vs eager", shape, graphed, eager, GraphTolerance);
+            // Pass only when graphs actually ran: error 0 with replays, infinite without.
+            var row = new Row("decode graph replays", $"{shape}: {steps}", steps.Replayed > 0 ? 0 : double.PositiveInfinity, 0);
+            Rows.Add(row);
+            Console.Error.WriteLine($"  {row.Op} {row.Shape}{(row.Pass ? "" : "  FAIL")}");
         }
     }
 }

@@ -21,6 +21,12 @@ internal static unsafe partial class CudaDriver
     public const int FuncAttrMaxDynamicSharedSizeBytes = 8;
     public const uint StreamNonBlocking = 1;
     public const uint EventDefault = 0;
+    /// <summary>CU_STREAM_CAPTURE_MODE_RELAXED: the capturing thread may still make calls the driver deems
+    /// unsafe during a capture; the backend itself refuses allocations, copies and synchronisations then.</summary>
+    public const int StreamCaptureModeRelaxed = 2;
+    /// <summary>CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH: memory a library allocates inside a capture
+    /// (e.g. a cuBLAS workspace) is freed before the graph runs again, so a graph can be relaunched.</summary>
+    public const ulong GraphInstantiateAutoFreeOnLaunch = 1;
 
     [LibraryImport(Lib)] public static partial int cuInit(uint flags);
     [LibraryImport(Lib)] public static partial int cuDriverGetVersion(out int version);
@@ -56,6 +62,12 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(nint function, int attribute, int value);
     [LibraryImport(Lib)] public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ,
         uint blockX, uint blockY, uint blockZ, uint sharedBytes, nint stream, void** parameters, void** extra);
+    [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(nint stream, int mode);
+    [LibraryImport(Lib)] public static partial int cuStreamEndCapture(nint stream, out nint graph);
+    [LibraryImport(Lib)] public static partial int cuGraphInstantiateWithFlags(out nint graphExec, nint graph, ulong flags);
+    [LibraryImport(Lib)] public static partial int cuGraphLaunch(nint graphExec, nint stream);
+    [LibraryImport(Lib)] public static partial int cuGraphExecDestroy(nint graphExec);
+    [LibraryImport(Lib)] public static partial int cuGraphDestroy(nint graph);
     [LibraryImport(Lib)] public static partial int cuGetErrorName(int error, out byte* name);
     [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, out byte* text);
 

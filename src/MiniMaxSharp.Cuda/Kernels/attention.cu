@@ -180,18 +180,44 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(const bf16* q,
 
 // ---------------------------------------------------------------------------------------------------
 // Attention split over the keys (flash decoding), for decode steps and head sizes the flash kernel does
-// not take: work item (token, head, split of splitKeys keys). Each of the 4 warps walks a quarter of the split with an online softmax (lane = channels lane,
+// not take: work item (token, head, split). A token at position pos divides its pos + 1 keys into maxSplits
+// splits of decode_split_keys(...) keys (at least minSplitKeys), computed here from the position rather than
+// passed in, so a decode step's launch is the same at every context length (CUDA graphs); splits past the
+// token's last key are empty. Each of the 4 warps walks a quarter of the split with an online softmax (lane = channels lane,
 // lane+32, ...), the warps merge in shared memory, and the split's (max, sum, unnormalised output) go to
 // a scratch buffer that decode_combine reduces per (token, head).
+// Keys per split for a token at position pos (pos + 1 keys): an even share of maxSplits, at least minSplitKeys.
+__device__ __forceinline__ int decode_split_keys(int pos, int minSplitKeys, int maxSplits)
+{
+    return max(minSplitKeys, (int)(((i64)pos + maxSplits) / maxSplits));
+}
+
+// Appends a step's keys and values to the caches: row t of k and v goes to row tokenPos[t] of the caches of
+// sequence tokenSeq[t] (rows of rowUnits 16-bit units; a bit-exact copy). The positions come from the
+// device, so the launch is the same at every step.
+extern "C" __global__ void kv_append(const unsigned short* k, const unsigned short* v, const int* tokenSeq, const int* tokenPos,
+    const unsigned long long* keyCaches, const unsigned long long* valueCaches, int tokens, i64 rowUnits)
+{
+    i64 n = (i64)tokens * rowUnits;
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+    {
+        i64 t = i / rowUnits, c = i % rowUnits;
+        i64 at = (i64)tokenPos[t] * rowUnits + c;
+        ((unsigned short*)keyCaches[tokenSeq[t]])[at] = k[i];
+        ((unsigned short*)valueCaches[tokenSeq[t]])[at] = v[i];
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(128) decode_attention_split(const void* q, int dtQ, const int* tokenSeq, const int* tokenPos,
     const unsigned long long* keyCaches, const unsigned long long* valueCaches, int dtCache, int heads, int kvHeads, int d, float scale,
-    int splitKeys, int maxSplits, float* partial)
+    int minSplitKeys, int maxSplits, float* partial)
 {
     __shared__ float wm[4], wl[4];
     __shared__ float wo[4][256];
     const int t = blockIdx.x, h = blockIdx.y, split = blockIdx.z;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int seq = tokenSeq[t], pos = tokenPos[t];
+    const int splitKeys = decode_split_keys(pos, minSplitKeys, maxSplits);
     const int first = split * splitKeys;
     float* dst = partial + (((i64)t * heads + h) * maxSplits + split) * (d + 2);
     if (first > pos)
@@ -282,7 +308,7 @@ extern "C" __global__ void decode_combine(const float* partial, int maxSplits, i
 
 extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf16* q, const int* tokenSeq, const int* tokenPos,
     const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scale,
-    int splitKeys, int maxSplits, float* partial)
+    int minSplitKeys, int maxSplits, float* partial)
 {
     const int D = 128;
     __shared__ float qs[DG_MAX_GROUP][128];
@@ -293,6 +319,7 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
     const int group = heads / kvHeads;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int seq = tokenSeq[t], pos = tokenPos[t];
+    const int splitKeys = decode_split_keys(pos, minSplitKeys, maxSplits);
     const int first = split * splitKeys;
     if (first > pos)
     {

@@ -26,6 +26,26 @@ extern "C" __global__ void rms_norm(const void* x, int dtX, const void* w, int d
         st(out, base + c, dtOut, ld(w, c, dtW) * (ld(x, base + c, dtX) * scale));
 }
 
+// residual = alpha*a + beta*b, then out = w * residual / rms(residual), one block per row (the residual
+// add and the norm after it in one pass). The norm reads the residual as stored. Each thread touches the
+// same columns in both loops, so out may alias a.
+extern "C" __global__ void scale_add_rms_norm(const void* a, int dtA, float alpha, const void* b, int dtB, float beta,
+    void* residual, int dtRes, const void* w, int dtW, void* out, int dtOut, int cols, float eps)
+{
+    i64 row = blockIdx.x;
+    const i64 base = row * cols;
+    float ss = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+    {
+        st(residual, base + c, dtRes, alpha * ld(a, base + c, dtA) + beta * ld(b, base + c, dtB));
+        float v = ld(residual, base + c, dtRes);
+        ss += v * v;
+    }
+    float scale = rsqrtf(block_sum(ss) / cols + eps);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+        st(out, base + c, dtOut, ld(w, c, dtW) * (ld(residual, base + c, dtRes) * scale));
+}
+
 extern "C" __global__ void scale_add(const void* a, int dtA, float alpha, const void* b, int dtB, float beta, void* out, int dtOut, i64 n)
 {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)

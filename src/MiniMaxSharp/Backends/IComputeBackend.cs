@@ -66,6 +66,16 @@ public interface IComputeBackend : IDisposable
     /// <summary>output = alpha·a + beta·b element-wise; output may alias a or b.</summary>
     void ScaleAdd(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor output);
 
+    /// <summary>residual = alpha·a + beta·b element-wise, then output = RmsNorm(residual, weight, eps): the
+    /// model's residual add and the norm that follows it, which a backend may fuse into one pass.
+    /// output may alias a.</summary>
+    void ScaleAddRmsNorm(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor residual,
+        DeviceTensor weight, float eps, DeviceTensor output)
+    {
+        ScaleAdd(a, alpha, b, beta, residual);
+        RmsNorm(residual, weight, eps, output);
+    }
+
     /// <summary>output[T, out] = x[T, in] · weight[out, in]ᵀ (a Linear layer without bias).</summary>
     void MatMul(DeviceTensor x, DeviceTensor weight, DeviceTensor output);
 

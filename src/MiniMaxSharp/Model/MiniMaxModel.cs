@@ -89,6 +89,72 @@ public sealed class MiniMaxModel : IDisposable
         int T = layout.TotalTokens;
         var ws = WorkspaceFor(T);
         var b = Backend;
+        // Everything the step allocates is allocated before it: a step recorded as a graph may not allocate.
+        int logitRows = selection switch
+        {
+            LogitsSelection.None => 0,
+            LogitsSelection.LastPerSequence => sequences.Count,
+            _ => T,
+        };
+        var logits = logitRows > 0 ? LogitsBuffer(logitRows) : null;
+        DeviceTensor? gathered = selection == LogitsSelection.LastPerSequence && T != sequences.Count
+            ? b.Allocate(b.ActivationType, sequences.Count, c.HiddenSize) : null;
+        try
+        {
+            void Step() => RunStep(ids, layout, sequences, ws, observer, gathered, logits, logitRows);
+            // Decode steps (one token per sequence) may run as a recorded graph on a backend that has them;
+            // observers and the profiler need every op eagerly.
+            if (b is IStepGraphs graphs && T == sequences.Count && logits is not null && observer is null && Profiler is null)
+                RunAsGraph(graphs, new StepGraphKey(this, sequences.Count), Step);
+            else
+                Step();
+            foreach (var (s, n) in sequences.Zip(counts)) s.Advance(n);
+            if (logits is null) return [];
+            using var rows = logits.RowSlice(0, logitRows);
+            var result = new float[rows.ElementCount];
+            b.Download(rows, result);
+            End(StepPhase.LmHead);
+            return result;
+        }
+        finally
+        {
+            gathered?.Dispose();
+        }
+    }
+
+    /// <summary>Runs <paramref name="step"/> as a graph when the backend records or replays it, else (or when
+    /// that fails, which leaves no trace on the device) eagerly.</summary>
+    private static void RunAsGraph(IStepGraphs graphs, StepGraphKey key, Action step)
+    {
+        if (graphs.BeginStep(key))
+        {
+            bool recorded;
+            try
+            {
+                step();
+                recorded = true;
+            }
+            catch (Exception e)
+            {
+                // Anything a recorded step cannot do, or any failure in it: nothing was issued, so the eager
+                // run below is the whole step (and raises the error again if it was not about graphs).
+                graphs.CancelStep(e.Message);
+                recorded = false;
+            }
+            // EndStep stays outside the catch: once it may have launched the graph, the step must not run again.
+            if (recorded && graphs.EndStep()) return;
+        }
+        step();
+    }
+
+    /// <summary>The device work of one step, from the embedding to the LM head product into
+    /// <paramref name="logits"/> (when given); issues ops only, reads nothing back.</summary>
+    private void RunStep(int[] ids, BatchLayout layout, IReadOnlyList<SequenceState> sequences, Workspace ws,
+        HiddenStateObserver? observer, DeviceTensor? gathered, DeviceTensor? logits, int logitRows)
+    {
+        var c = Config;
+        var b = Backend;
+        int T = layout.TotalTokens;
         using var x = ws.Hidden.RowSlice(0, T);
         using var y = ws.Normed.RowSlice(0, T);
         using var branch = ws.Branch.RowSlice(0, T);
@@ -97,57 +163,41 @@ public sealed class MiniMaxModel : IDisposable
         End(StepPhase.Embedding);
         observer?.Invoke(0, x, layout);
 
+        Begin();
+        b.RmsNorm(x, Weights.Layers[0].InputNorm, c.RmsNormEps, y);
+        End(StepPhase.Norms);
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = Weights.Layers[l];
-            Begin();
-            b.RmsNorm(x, w.InputNorm, c.RmsNormEps, y);
-            End(StepPhase.Norms);
             if (w.Kind == LayerKind.Lightning) LightningBlock(l, w, y, branch, layout, sequences, ws);
             else SoftmaxBlock(l, w, y, branch, layout, sequences, ws);
             var ra = c.AttentionResidual(l);
             Begin();
-            b.ScaleAdd(y, ra.Alpha, branch, ra.Beta, x);   // residual over the normed input
-            b.RmsNorm(x, w.PostAttentionNorm, c.RmsNormEps, y);
+            b.ScaleAddRmsNorm(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y);   // residual over the normed input
             End(StepPhase.Norms);
             Begin();
             b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
             End(StepPhase.MixtureOfExperts);
+            // The residual add and the next layer's input norm (the final norm after the last layer) in one op.
+            var nextNorm = l + 1 < c.NumLayers ? Weights.Layers[l + 1].InputNorm : Weights.FinalNorm;
             Begin();
-            b.ScaleAdd(y, c.MlpResidual.Alpha, branch, c.MlpResidual.Beta, x);
+            b.ScaleAddRmsNorm(y, c.MlpResidual.Alpha, branch, c.MlpResidual.Beta, x, nextNorm, c.RmsNormEps, y);
             End(StepPhase.Norms);
             if (observer is not null && l < c.NumLayers - 1) observer(l + 1, x, layout);
         }
-        Begin();
-        b.RmsNorm(x, Weights.FinalNorm, c.RmsNormEps, y);
-        End(StepPhase.Norms);
         observer?.Invoke(c.NumLayers, y, layout);
-        foreach (var (s, n) in sequences.Zip(counts)) s.Advance(n);
 
-        if (selection == LogitsSelection.None) return [];
+        if (logits is null) return;
         DeviceTensor rows = y;
-        DeviceTensor? gathered = null;
-        if (selection == LogitsSelection.LastPerSequence && T != sequences.Count)
+        if (gathered is not null)
         {
-            gathered = b.Allocate(b.ActivationType, sequences.Count, c.HiddenSize);
             var last = layout.Sequences.Select(s => s.TokenOffset + s.TokenCount - 1).ToArray();
-            b.GatherRows(y, last, gathered!);
-            rows = gathered!;
+            b.GatherRows(y, last, gathered);
+            rows = gathered;
         }
-        try
-        {
-            Begin();
-            using var logits = LogitsBuffer((int)rows.Rows).RowSlice(0, (int)rows.Rows);
-            b.MatMul(rows, Weights.LmHead, logits);
-            var result = new float[logits.ElementCount];
-            b.Download(logits, result);
-            End(StepPhase.LmHead);
-            return result;
-        }
-        finally
-        {
-            gathered?.Dispose();
-        }
+        Begin();   // the LM head phase ends after the download, in Forward
+        using var logitRowsView = logits.RowSlice(0, logitRows);
+        b.MatMul(rows, Weights.LmHead, logitRowsView);
     }
 
     private void LightningBlock(int layer, LayerWeights w, DeviceTensor y, DeviceTensor output, BatchLayout layout,
@@ -222,6 +272,7 @@ public sealed class MiniMaxModel : IDisposable
 
     public void Dispose()
     {
+        (Backend as IStepGraphs)?.ForgetStepGraphs(this);
         _logits?.Dispose();
         _workspace?.Dispose();
         Weights.Dispose();

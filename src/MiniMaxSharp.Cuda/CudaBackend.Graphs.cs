@@ -1,0 +1,210 @@
+using static MiniMaxSharp.Backends.Cuda.Interop.CudaDriver;
+
+namespace MiniMaxSharp.Backends.Cuda;
+
+// Steps as CUDA graphs ("record, then replay with verification"). A key's first step runs eagerly (kernel
+// modules load, scratch buffers and pointer tables reach their size), its second is captured (the launches
+// go into a stream capture and each op's arguments into a host staging buffer, then the graph is
+// instantiated, the staged arguments copied up and the graph launched), and later steps are replays: the
+// host code runs as before but launches nothing; each launch is compared with the capture (kernel, grid,
+// block, shared memory, every argument) and the op arguments are staged again at the same offsets. When
+// everything matched, one copy of the staged arguments and one graph launch run the step; otherwise
+// nothing was issued, the model runs the step eagerly and the next step captures afresh.
+public sealed unsafe partial class CudaBackend
+{
+    /// <summary>Consecutive failures (capture errors, replay mismatches, aborted steps) after which a key runs eagerly for good.</summary>
+    private const int GraphFailureLimit = 3;
+    private const int InitialGraphArgumentBytes = 64 * 1024;
+
+    private readonly Dictionary<StepGraphKey, StepGraph> _graphs = [];
+    private StepGraph? _graphStep;
+    private ulong _graphArguments;
+    private int _graphArgumentBytes;
+    private long _replayed, _captured, _eager, _fallbacks;
+    private string? _lastFallback;
+
+    private sealed class StepGraph
+    {
+        public int Steps;
+        public int Failures;
+        public bool GivenUp;
+        public nint Exec;
+        public StepRecording? Recording;
+    }
+
+    /// <summary>On unless MINIMAXSHARP_CUDA_GRAPHS=0.</summary>
+    public bool StepGraphsEnabled { get; set; } = Environment.GetEnvironmentVariable("MINIMAXSHARP_CUDA_GRAPHS") != "0";
+
+    public StepGraphCounters StepGraphCounters => new(_replayed, _captured, _eager, _fallbacks, _lastFallback);
+
+    /// <summary>The device buffer the graphs read their op arguments from.</summary>
+    private ulong GraphArguments => _graphArguments;
+
+    public bool BeginStep(StepGraphKey key)
+    {
+        if (!StepGraphsEnabled || _disposed || _graphStep is not null || _device.Graphs.Mode != StepGraphMode.Eager) return false;
+        if (!_graphs.TryGetValue(key, out var g)) _graphs[key] = g = new StepGraph();
+        if (g.GivenUp || g.Steps++ == 0)
+        {
+            _eager++;
+            return false;
+        }
+        _device.MakeCurrent();
+        if (g.Exec != 0 && g.Recording is { } recording)
+        {
+            _device.Graphs.BeginReplay(recording, _graphArgumentBytes);
+            _graphStep = g;
+            return true;
+        }
+        try
+        {
+            EnsureGraphArguments();
+        }
+        catch (OutOfMemoryException e)
+        {
+            Fail(g, e.Message);
+            return false;
+        }
+        int r = cuStreamBeginCapture(_device.Stream, StreamCaptureModeRelaxed);
+        if (r != Success)
+        {
+            Fail(g, $"cuStreamBeginCapture failed: {ErrorName(r)}");
+            return false;
+        }
+        _device.Graphs.BeginCapture(_graphArgumentBytes);
+        _graphStep = g;
+        return true;
+    }
+
+    public bool EndStep()
+    {
+        var g = _graphStep;
+        _graphStep = null;
+        if (g is null) return false;
+        var log = _device.Graphs;
+        if (log.Mode == StepGraphMode.Capture)
+        {
+            var recording = log.EndCapture();
+            int r = cuStreamEndCapture(_device.Stream, out nint graph);
+            if (r != Success || graph == 0)
+            {
+                if (graph != 0) cuGraphDestroy(graph);
+                Fail(g, $"cuStreamEndCapture failed: {ErrorName(r)}");
+                return false;
+            }
+            r = cuGraphInstantiateWithFlags(out nint exec, graph, GraphInstantiateAutoFreeOnLaunch);
+            cuGraphDestroy(graph);
+            if (r != Success)
+            {
+                Fail(g, $"cuGraphInstantiateWithFlags failed: {ErrorName(r)}");
+                return false;
+            }
+            DestroyExec(g);
+            g.Exec = exec;
+            g.Recording = recording;
+            if (!LaunchGraph(g)) return false;
+            _captured++;
+            g.Failures = 0;
+            return true;
+        }
+        if (log.Mode == StepGraphMode.Replay)
+        {
+            if (!log.EndReplay())
+            {
+                // Something the graph bakes in changed (a buffer moved, a grid grew): capture again next step.
+                DestroyExec(g);
+                Fail(g, log.Mismatch ?? "replay mismatch");
+                return false;
+            }
+            if (!LaunchGraph(g)) return false;
+            _replayed++;
+            g.Failures = 0;
+            return true;
+        }
+        return false;
+    }
+
+    public void CancelStep(string reason)
+    {
+        var g = _graphStep;
+        _graphStep = null;
+        var log = _device.Graphs;
+        bool capturing = log.Mode == StepGraphMode.Capture;
+        log.Reset();
+        if (capturing)
+        {
+            // Ends the (possibly invalidated) capture; nothing of it ran.
+            cuStreamEndCapture(_device.Stream, out nint graph);
+            if (graph != 0) cuGraphDestroy(graph);
+        }
+        if (g is null) return;
+        DestroyExec(g);   // the next step captures afresh (and with a larger argument buffer if that was the reason)
+        Fail(g, reason);
+    }
+
+    public void ForgetStepGraphs(object owner)
+    {
+        if (_disposed) return;   // Dispose released every graph
+        _device.MakeCurrent();
+        foreach (var key in _graphs.Keys.Where(k => ReferenceEquals(k.Owner, owner)).ToArray())
+        {
+            DestroyExec(_graphs[key]);
+            _graphs.Remove(key);
+        }
+    }
+
+    /// <summary>Copies the staged op arguments up (outside any capture) and launches the graph after them on the op stream.</summary>
+    private bool LaunchGraph(StepGraph g)
+    {
+        var staged = _device.Graphs.Staged;
+        int r = Success;
+        if (staged.Length > 0)
+            fixed (byte* p = staged) r = cuMemcpyHtoDAsync(_graphArguments, p, (nuint)staged.Length, _device.Stream);
+        if (r == Success) r = cuGraphLaunch(g.Exec, _device.Stream);
+        if (r == Success) return true;
+        DestroyExec(g);
+        Fail(g, $"launching the graph failed: {ErrorName(r)}");
+        return false;
+    }
+
+    private void Fail(StepGraph g, string reason)
+    {
+        _eager++;
+        _fallbacks++;
+        _lastFallback = reason;
+        if (++g.Failures >= GraphFailureLimit) g.GivenUp = true;
+    }
+
+    private static void DestroyExec(StepGraph g)
+    {
+        // An exec still running is freed when it finishes (driver semantics), so this needs no synchronisation.
+        if (g.Exec != 0) cuGraphExecDestroy(g.Exec);
+        g.Exec = 0;
+        g.Recording = null;
+    }
+
+    /// <summary>The graph argument buffer, grown (outside any capture) when a step needed more; graphs that
+    /// read the old buffer are dropped with it.</summary>
+    private void EnsureGraphArguments()
+    {
+        int needed = Math.Max(InitialGraphArgumentBytes, _device.Graphs.CapacityNeeded);
+        if (_graphArguments != 0 && _graphArgumentBytes >= needed) return;
+        if (_graphArguments != 0)
+        {
+            _device.Synchronize();
+            foreach (var g in _graphs.Values) DestroyExec(g);
+            _device.Free(_graphArguments);
+            _graphArguments = 0;
+        }
+        _graphArguments = _device.Allocate(needed, "the graph argument buffer");
+        _graphArgumentBytes = needed;
+    }
+
+    private void ReleaseGraphs()
+    {
+        foreach (var g in _graphs.Values) DestroyExec(g);
+        _graphs.Clear();
+        if (_graphArguments != 0) _device.Free(_graphArguments);
+        _graphArguments = 0;
+    }
+}
