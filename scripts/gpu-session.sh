@@ -8,17 +8,17 @@ tar xzf .device/minimax.tgz -C /tmp/mm
 M=/tmp/mm/minimax; F=.device/fixtures/tiny-hybrid
 export MINIMAXSHARP_KERNEL_CACHE=/tmp/kcache
 declare -A R
-step() { local name=$1; shift; local t0=$(date +%s.%N); echo "=== $name: $*" | tee -a "$OUT/log.txt"
-  timeout "${LIMIT:-240}" "$@" > "$OUT/$name.txt" 2>&1; local rc=$?
-  R[$name]="rc=$rc $(printf %.1f "$(echo "$(date +%s.%N) - $t0" | bc)")s"; tail -n "${TAILN:-25}" "$OUT/$name.txt"; }
+step() { local name=$1 limit=$2; shift 2; local t0=$(date +%s%N); echo "=== $name: $*" | tee -a "$OUT/log.txt"
+  timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1; local rc=$?
+  R[$name]="rc=$rc $(( ($(date +%s%N) - t0) / 1000000 )) ms"; tail -n "${TAILN:-25}" "$OUT/$name.txt"; }
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,noheader
-step verify $M verify --backend cuda --fixtures .device/fixtures
-step gradients $M gradients --backend cuda --model $F --input .device/fixtures/batch.json --output /tmp/g.safetensors
-step compare python3 tools/compare_gradients.py /tmp/g.safetensors $F/seq100_grads.safetensors --bound 1e-2
+step verify 120 $M verify --backend cuda --fixtures .device/fixtures
+step gradients 40 $M gradients --backend cuda --model $F --input .device/fixtures/batch.json --output /tmp/g.safetensors
+step compare 20 python3 tools/compare_gradients.py /tmp/g.safetensors $F/seq100_grads.safetensors --bound 1e-2
 if [ "${1:-}" != quick ]; then
-  step decode $M bench --backend cuda --preset bench-1b --prompt-lengths 2048 --decode-context 4096 --decode-tokens 128 --batch 64 --batch-context 512 --skip-machine-limits
-  MINIMAXSHARP_CUDA_GRAPHS=0 step decode_eager $M bench --backend cuda --preset bench-1b --prompt-lengths 2048 --decode-context 4096 --decode-tokens 128 --skip-machine-limits
-  step train_default $M bench-train --backend cuda --config models/default/config.json --seq-len 256 --batch 16 --steps 8
-  step train_1b $M bench-train --backend cuda --config bench-1b --seq-len 2048 --batch 4 --steps 6
+  step decode 80 $M bench --backend cuda --preset bench-1b --prompt-lengths 2048 --decode-context 4096 --decode-tokens 128 --decode-batch 64 --batch-context 512 --skip-machine-limits
+  step decode_eager 50 env MINIMAXSHARP_CUDA_GRAPHS=0 $M bench --backend cuda --preset bench-1b --prompt-lengths 2048 --decode-context 4096 --decode-tokens 128 --skip-machine-limits
+  step train_default 50 $M bench-train --backend cuda --config models/default --seq-len 512 --batch 8 --steps 5
+  step train_1b 80 $M bench-train --backend cuda --config bench-1b --seq-len 2048 --batch 2 --steps 3
 fi
 echo; echo "| step | result |"; echo "| --- | --- |"; for k in "${!R[@]}"; do echo "| $k | ${R[$k]} |"; done
