@@ -187,7 +187,7 @@ public sealed unsafe partial class CudaBackend
         ulong dyg = Scratch("moe expert output gradients", (long)pairs * hidden * 4);   // later the gathered inputs' gradients
         ulong dWeights = Scratch("moe weight gradients", pairs * 4L);
         ulong dLogits = Scratch("moe router logit gradients", (long)T * E * 4);
-        _device.Kernel("moe.cu", "moe_group").Launch(1, 1, 1, 1024, (E + 1) * 4, chosen, pairs, topK, E, offsets, slotToken, pairSlot);
+        GroupByExpert(chosen, pairs, topK, E, offsets, slotToken, pairSlot);
         var groupStart = new int[E + 1];
         fixed (int* g = groupStart) CopyToHost(offsets, g, (E + 1) * 4L);
         GatherRowsOnDevice(xs, slotToken, pairs, new CudaTensor(_device, DType.F32, [pairs, hidden], xg, owns: false, parent: null));

@@ -249,7 +249,7 @@ public sealed unsafe partial class CudaBackend
         ulong h1 = Scratch("moe gate activations", (long)pairs * inter * es);
         ulong h3 = Scratch("moe up activations", (long)pairs * inter * es);
         ulong yg = Scratch("moe expert outputs", (long)pairs * hidden * 4);
-        _device.Kernel("moe.cu", "moe_group").Launch(1, 1, 1, 1024, (E + 1) * 4, chosen, pairs, topK, E, offsets, slotToken, pairSlot);
+        GroupByExpert(chosen, pairs, topK, E, offsets, slotToken, pairSlot);
         var groupStart = new int[E + 1];
         fixed (int* g = groupStart) CopyToHost(offsets, g, (E + 1) * 4L);
 
@@ -287,6 +287,25 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Router logits [T, E] (float32 product), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.</summary>
+    /// <summary>Pairs handled by one block of the grouping passes (moe.cu: moe_group_*).</summary>
+    private const int MoeGroupChunk = 2048;
+    private const int MoeGroupThreads = 256;   // MOE_GROUP_THREADS in moe.cu
+
+    /// <summary>
+    /// Groups the (token, choice) pairs of <paramref name="chosen"/> by expert on the device: offsets [E+1], and for
+    /// expert-major slots (pair order inside an expert) slotToken[slot] = token, pairSlot[pair] = slot.
+    /// </summary>
+    private void GroupByExpert(ulong chosen, int pairs, int topK, int E, ulong offsets, ulong slotToken, ulong pairSlot)
+    {
+        int chunks = (pairs + MoeGroupChunk - 1) / MoeGroupChunk;
+        ulong chunkCounts = Scratch("moe chunk counts", Math.Max(1L, (long)chunks * E) * 4);
+        _device.Kernel("moe.cu", "moe_group_count").Launch((uint)chunks, 1, 1, 256, E * 4, chosen, pairs, E, MoeGroupChunk, chunkCounts);
+        _device.Kernel("moe.cu", "moe_group_scan").Launch(1, 1, 1, 256, E * 4, chunkCounts, chunks, E, offsets);
+        int shared = (E + MoeGroupThreads / 32 * E) * 4;
+        _device.Kernel("moe.cu", "moe_group_scatter").Launch((uint)chunks, 1, 1, MoeGroupThreads, shared,
+            chosen, pairs, topK, E, MoeGroupChunk, chunkCounts, slotToken, pairSlot);
+    }
+
     private (ulong Logits, ulong Chosen, ulong Weights) Route(CudaTensor xs, CudaTensor rs, int E, int topK)
     {
         int T = (int)xs.Rows;

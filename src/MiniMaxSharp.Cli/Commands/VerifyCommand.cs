@@ -181,6 +181,8 @@ internal static partial class VerifyCommand
             Moe(1, 64, 4, 96, 2);
             Moe(301, 128, 32, 64, 2);
             Moe(40, 64, 4, 96, 2, DType.F32);
+            Moe(1500, 64, 32, 32, 2);    // 3000 pairs: the grouping passes over two chunks
+            Moe(5001, 64, 8, 32, 2);     // 10002 pairs: five chunks, the last one partial
         }
 
         private void Embedding(int vocab, int hidden, int tokens)

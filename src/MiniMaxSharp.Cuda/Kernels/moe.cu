@@ -32,50 +32,87 @@ extern "C" __global__ void router_topk(const float* logits, int tokens, int expe
     for (int j = 0; j < k; j++) weights[(i64)t * k + j] /= chosenSum;
 }
 
-// One block; warp w handles experts w, w+warps, ... Pass 1 counts each expert's pairs, thread 0 turns the
-// counts into offsets [E+1], pass 2 gives every pair its slot (expert-major, token order inside an expert):
+// Grouping of (token, choice) pairs by expert: expert-major slots, pair order inside an expert (deterministic).
+// Three passes so that every SM takes part (one block did the whole job before: 0.9 ms for 64k pairs):
+// moe_group_count counts each chunk's pairs per expert, moe_group_scan turns the counts into the experts'
+// offsets [E+1] and each chunk's first slot per expert, moe_group_scatter gives every pair its slot:
 // slotToken[slot] = token, pairSlot[pair] = slot.
-extern "C" __global__ void moe_group(const int* chosen, int pairs, int k, int experts, int* offsets, int* slotToken, int* pairSlot)
+extern "C" __global__ void moe_group_count(const int* chosen, int pairs, int experts, int chunk, int* chunkCounts)
 {
-    extern __shared__ int counts[];   // [experts + 1]
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    unsigned below = (1u << lane) - 1u;
-    for (int e = warp; e < experts; e += warps)
+    extern __shared__ int counts[];   // [experts]
+    for (int e = threadIdx.x; e < experts; e += blockDim.x) counts[e] = 0;
+    __syncthreads();
+    int start = blockIdx.x * chunk, end = min(start + chunk, pairs);
+    for (int p = start + threadIdx.x; p < end; p += blockDim.x) atomicAdd(&counts[chosen[p]], 1);
+    __syncthreads();
+    for (int e = threadIdx.x; e < experts; e += blockDim.x) chunkCounts[(i64)blockIdx.x * experts + e] = counts[e];
+}
+
+// One block. chunkCounts [chunks, experts] in, each chunk's first slot per expert out (in place).
+extern "C" __global__ void moe_group_scan(int* chunkCounts, int chunks, int experts, int* offsets)
+{
+    extern __shared__ int totals[];   // [experts]
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
     {
-        int n = 0;
-        for (int base = 0; base < pairs; base += 32)
-        {
-            int p = base + lane;
-            unsigned hit = __ballot_sync(0xffffffffu, p < pairs && chosen[p] == e);
-            n += __popc(hit);
-        }
-        if (lane == 0) counts[e] = n;
+        int s = 0;
+        for (int c = 0; c < chunks; c++) s += chunkCounts[(i64)c * experts + e];
+        totals[e] = s;
     }
     __syncthreads();
     if (threadIdx.x == 0)
     {
         int run = 0;
-        for (int e = 0; e < experts; e++) { int c = counts[e]; counts[e] = run; offsets[e] = run; run += c; }
-        counts[experts] = run;
+        for (int e = 0; e < experts; e++) { int t = totals[e]; totals[e] = run; offsets[e] = run; run += t; }
         offsets[experts] = run;
     }
     __syncthreads();
-    for (int e = warp; e < experts; e += warps)
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
     {
-        int at = counts[e];
-        for (int base = 0; base < pairs; base += 32)
+        int run = totals[e];
+        for (int c = 0; c < chunks; c++) { i64 i = (i64)c * experts + e; int n = chunkCounts[i]; chunkCounts[i] = run; run += n; }
+    }
+}
+
+// One block of MOE_GROUP_THREADS per chunk, in rounds of one pair per thread. Inside a warp, lanes with the same
+// expert find each other with __match_any_sync (rank = earlier lanes of the group); warps' counts go through
+// shared memory, so a pair's slot = chunk's next slot for its expert + pairs of that expert in earlier warps + rank.
+#define MOE_GROUP_THREADS 256
+extern "C" __global__ void __launch_bounds__(MOE_GROUP_THREADS) moe_group_scatter(const int* chosen, int pairs, int k, int experts,
+    int chunk, const int* chunkBase, int* slotToken, int* pairSlot)
+{
+    extern __shared__ int smem[];
+    const int warps = MOE_GROUP_THREADS / 32;
+    int* next = smem;                  // [experts]: the chunk's next free slot per expert
+    int* warpCounts = smem + experts;  // [warps][experts]
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    unsigned below = (1u << lane) - 1u;
+    for (int e = threadIdx.x; e < experts; e += MOE_GROUP_THREADS) next[e] = chunkBase[(i64)blockIdx.x * experts + e];
+    for (int i = threadIdx.x; i < warps * experts; i += MOE_GROUP_THREADS) warpCounts[i] = 0;
+    __syncthreads();
+    int start = blockIdx.x * chunk, end = min(start + chunk, pairs);
+    for (int base = start; base < end; base += MOE_GROUP_THREADS)
+    {
+        int p = base + threadIdx.x;
+        int e = p < end ? chosen[p] : -1;
+        unsigned same = __match_any_sync(0xffffffffu, e);
+        int rank = __popc(same & below);
+        if (e >= 0 && rank == 0) warpCounts[warp * experts + e] = __popc(same);
+        __syncthreads();
+        if (e >= 0)
         {
-            int p = base + lane;
-            bool mine = p < pairs && chosen[p] == e;
-            unsigned hit = __ballot_sync(0xffffffffu, mine);
-            if (mine)
-            {
-                int slot = at + __popc(hit & below);
-                slotToken[slot] = p / k;
-                pairSlot[p] = slot;
-            }
-            at += __popc(hit);
+            int slot = next[e] + rank;
+            for (int w = 0; w < warp; w++) slot += warpCounts[w * experts + e];
+            slotToken[slot] = p / k;
+            pairSlot[p] = slot;
         }
+        __syncthreads();
+        for (int x = threadIdx.x; x < experts; x += MOE_GROUP_THREADS)
+        {
+            int n = 0;
+            for (int w = 0; w < warps; w++) { n += warpCounts[w * experts + x]; warpCounts[w * experts + x] = 0; }
+            next[x] += n;
+        }
+        __syncthreads();
     }
 }
 
