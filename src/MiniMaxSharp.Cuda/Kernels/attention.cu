@@ -4,13 +4,12 @@
 
 // ---------------------------------------------------------------------------------------------------
 // Flash attention for head_dim 128, bf16 (mma.sync m16n8k16, float32 accumulation), FA2-style: a CTA of
-// WARPS warps takes 16·WARPS queries of one sequence and one head (16 rows per warp) and streams the cached
-// keys and values in tiles of 64 (cp.async, double-buffered) with an online softmax in registers. Keys past a
-// query's position are masked (a warp skips the tiles wholly past its last query); cache rows past the tile's
-// last position are zero-filled. More warps share each key/value tile among more queries (fewer tile loads
-// per FLOP) and keep more warps per SM in flight.
+// 4 warps takes 64 queries of one sequence and one head (16 rows per warp) and streams the cached keys and
+// values in tiles of 64 (cp.async, double-buffered) with an online softmax in registers. Keys past a
+// query's position are masked; cache rows past the tile's last position are zero-filled.
 // items[4i..4i+3] = { sequence, first packed row, rows, position of the first row }.
 #define FA_D 128
+#define FA_BM 64
 #define FA_BN 64
 #define FA_LD 136
 
@@ -49,13 +48,11 @@ __device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_grou
 __device__ __forceinline__ void fa_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void fa_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
-template <int WARPS>
-__device__ __forceinline__ void flash_attention_body(const bf16* q, bf16* out, const int* items,
+extern "C" __global__ void __launch_bounds__(128) flash_attention(const bf16* q, bf16* out, const int* items,
     const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scaleLog2)
 {
-    constexpr int FA_BM = 16 * WARPS, THREADS = 32 * WARPS;
     extern __shared__ unsigned char fa_shared[];
-    bf16* Qs = (bf16*)fa_shared;                 // [FA_BM][136]
+    bf16* Qs = (bf16*)fa_shared;                 // [64][136]
     bf16* Ks = Qs + FA_BM * FA_LD;               // [2][64][136]
     bf16* Vs = Ks + 2 * FA_BN * FA_LD;           // [2][64][136]
 
@@ -70,7 +67,7 @@ __device__ __forceinline__ void flash_attention_body(const bf16* q, bf16* out, c
     const int keyTiles = lastPos / FA_BN + 1;
 
     // Q tile (rows past the item's end are zero).
-    for (int p = tid; p < FA_BM * 16; p += THREADS)
+    for (int p = tid; p < FA_BM * 16; p += 128)
     {
         int r = p >> 4, c = (p & 15) * 8;
         fa_cp16(Qs + r * FA_LD + c, q + (i64)(rowStart + min(r, rows - 1)) * width + (i64)h * FA_D + c, r < rows ? 16 : 0);
@@ -79,7 +76,7 @@ __device__ __forceinline__ void flash_attention_body(const bf16* q, bf16* out, c
     {
         bf16* kd = Ks + buf * FA_BN * FA_LD;
         bf16* vd = Vs + buf * FA_BN * FA_LD;
-        for (int p = tid; p < FA_BN * 16; p += THREADS)
+        for (int p = tid; p < FA_BN * 16; p += 128)
         {
             int r = p >> 4, c = (p & 15) * 8, key = tile * FA_BN + r;
             int ok = key <= lastPos ? 16 : 0;
@@ -109,8 +106,7 @@ __device__ __forceinline__ void flash_attention_body(const bf16* q, bf16* out, c
                 fa_ldsm_x4(qf[kk], Qs + (16 * warp + (lane & 15)) * FA_LD + 16 * kk + (lane >> 4) * 8);
         const bf16* kt = Ks + buf * FA_BN * FA_LD;
         const bf16* vt = Vs + buf * FA_BN * FA_LD;
-        if (tile * FA_BN <= pos0 + 16 * warp + 15)   // else every key of the tile is past this warp's queries
-        {
+
         float sc[8][4];
         for (int i = 0; i < 8; i++) sc[i][0] = sc[i][1] = sc[i][2] = sc[i][3] = 0.0f;
         for (int kk = 0; kk < 8; kk++)
@@ -165,7 +161,6 @@ __device__ __forceinline__ void flash_attention_body(const bf16* q, bf16* out, c
                 fa_mma(o[2 * np], pf[kk], b[0], b[1]);
                 fa_mma(o[2 * np + 1], pf[kk], b[2], b[3]);
             }
-        }
         __syncthreads();
     }
     fa_wait_all();
@@ -181,19 +176,6 @@ __device__ __forceinline__ void flash_attention_body(const bf16* q, bf16* out, c
         bf16* dst = out + (i64)(rowStart + r) * width + (i64)h * FA_D + 2 * t;
         for (int nt = 0; nt < 16; nt++) *(u32*)(dst + 8 * nt) = fa_pack(o[nt][2 * hr] * inv, o[nt][2 * hr + 1] * inv);
     }
-}
-
-// 64 queries per CTA (4 warps) and 128 queries per CTA (8 warps); the host picks one (FlashQueryRows).
-extern "C" __global__ void __launch_bounds__(128) flash_attention(const bf16* q, bf16* out, const int* items,
-    const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scaleLog2)
-{
-    flash_attention_body<4>(q, out, items, keyCaches, valueCaches, heads, kvHeads, scaleLog2);
-}
-
-extern "C" __global__ void __launch_bounds__(256) flash_attention_128(const bf16* q, bf16* out, const int* items,
-    const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scaleLog2)
-{
-    flash_attention_body<8>(q, out, items, keyCaches, valueCaches, heads, kvHeads, scaleLog2);
 }
 
 // ---------------------------------------------------------------------------------------------------
