@@ -190,25 +190,31 @@ public sealed unsafe partial class CudaBackend
         _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0, partial, splits, H, d, os, os.KernelType);
     }
 
-    /// <summary>Work items of 64 queries (sequence, first row, rows, first position), the ones with the most keys
-    /// first, so the long causal tiles start early.</summary>
+    /// <summary>Queries per flash-attention CTA: 128 (<c>flash_attention_wide</c>, 32 per warp) or 64
+    /// (<c>flash_attention</c>, 16 per warp); <c>MINIMAXSHARP_FLASH=narrow</c> picks the second (A/B measurements).</summary>
+    internal static readonly int FlashQueryRows = Environment.GetEnvironmentVariable("MINIMAXSHARP_FLASH") == "narrow" ? 64 : 128;
+
+    /// <summary>Work items of <see cref="FlashQueryRows"/> queries (sequence, first row, rows, first position), the ones
+    /// with the most keys first, so the long causal tiles start early.</summary>
     private static int[] FlashItems(BatchLayout layout)
     {
         var items = new List<(int Seq, int Row, int Rows, int Pos)>();
+        int block = FlashQueryRows;
         for (int s = 0; s < layout.Count; s++)
         {
             var span = layout.Sequences[s];
-            for (int r = 0; r < span.TokenCount; r += 64)
-                items.Add((s, span.TokenOffset + r, Math.Min(64, span.TokenCount - r), span.StartPosition + r));
+            for (int r = 0; r < span.TokenCount; r += block)
+                items.Add((s, span.TokenOffset + r, Math.Min(block, span.TokenCount - r), span.StartPosition + r));
         }
         return items.OrderByDescending(i => i.Pos + i.Rows).SelectMany(i => new[] { i.Seq, i.Row, i.Rows, i.Pos }).ToArray();
     }
 
     private void FlashAttention(CudaTensor qs, int itemCount, ulong items, AttentionArguments args, AttentionShape shape, CudaTensor os)
     {
-        const int shared = 5 * 64 * 136 * 2;   // q tile, two k tiles, two v tiles (bf16)
+        int shared = (FlashQueryRows + 4 * 64) * 136 * 2;   // q tile, two k tiles, two v tiles (bf16)
         float scaleLog2 = 1f / MathF.Sqrt(shape.HeadDim) * 1.4426950408889634f;
-        _device.Kernel("attention.cu", "flash_attention").Launch((uint)itemCount, (uint)shape.Heads, 1, 128, shared,
+        _device.Kernel("attention.cu", FlashQueryRows == 128 ? "flash_attention_wide" : "flash_attention").Launch(
+            (uint)itemCount, (uint)shape.Heads, 1, 128, shared,
             qs, os, items, args.KeyCaches, args.ValueCaches, shape.Heads, shape.KvHeads, scaleLog2);
     }
 

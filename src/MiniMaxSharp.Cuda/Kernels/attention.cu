@@ -178,6 +178,160 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention(const bf16* q,
     }
 }
 
+// The same attention with 32 queries per warp (two m16 row tiles), 128 per CTA of 4 warps: every K and V
+// fragment read from shared memory feeds twice the tensor-core work. Q fragments are re-read from shared
+// memory at each key tile (registers go to the doubled accumulators), and the probabilities are packed to
+// bf16 as the P·V products consume them. A warp skips the tiles wholly past its last query.
+#define FA_BM_WIDE 128
+extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf16* q, bf16* out, const int* items,
+    const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scaleLog2)
+{
+    extern __shared__ unsigned char fa_shared[];
+    bf16* Qs = (bf16*)fa_shared;                 // [128][136]
+    bf16* Ks = Qs + FA_BM_WIDE * FA_LD;          // [2][64][136]
+    bf16* Vs = Ks + 2 * FA_BN * FA_LD;           // [2][64][136]
+
+    const int item = blockIdx.x, h = blockIdx.y;
+    const int seq = items[4 * item], rowStart = items[4 * item + 1], rows = items[4 * item + 2], pos0 = items[4 * item + 3];
+    const int kvh = h / (heads / kvHeads);
+    const i64 width = (i64)heads * FA_D, kvWidth = (i64)kvHeads * FA_D;
+    const bf16* K = (const bf16*)keyCaches[seq] + (i64)kvh * FA_D;
+    const bf16* V = (const bf16*)valueCaches[seq] + (i64)kvh * FA_D;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int lastPos = pos0 + rows - 1;
+    const int keyTiles = lastPos / FA_BN + 1;
+    const int rowBase = 32 * warp;
+
+    for (int p = tid; p < FA_BM_WIDE * 16; p += 128)
+    {
+        int r = p >> 4, c = (p & 15) * 8;
+        fa_cp16(Qs + r * FA_LD + c, q + (i64)(rowStart + min(r, rows - 1)) * width + (i64)h * FA_D + c, r < rows ? 16 : 0);
+    }
+    auto loadKv = [&](int tile, int buf)
+    {
+        bf16* kd = Ks + buf * FA_BN * FA_LD;
+        bf16* vd = Vs + buf * FA_BN * FA_LD;
+        for (int p = tid; p < FA_BN * 16; p += 128)
+        {
+            int r = p >> 4, c = (p & 15) * 8, key = tile * FA_BN + r;
+            int ok = key <= lastPos ? 16 : 0;
+            i64 at = (i64)min(key, lastPos) * kvWidth + c;
+            fa_cp16(kd + r * FA_LD + c, K + at, ok);
+            fa_cp16(vd + r * FA_LD + c, V + at, ok);
+        }
+    };
+    loadKv(0, 0);
+    fa_commit();
+
+    float o[2][16][4];
+    for (int mt = 0; mt < 2; mt++)
+        for (int i = 0; i < 16; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+    float mRow[2][2] = { { NEG_INF, NEG_INF }, { NEG_INF, NEG_INF } }, lRow[2][2] = { { 0.0f, 0.0f }, { 0.0f, 0.0f } };
+
+    for (int tile = 0; tile < keyTiles; tile++)
+    {
+        const int buf = tile & 1;
+        if (tile + 1 < keyTiles) loadKv(tile + 1, buf ^ 1);
+        fa_commit();
+        fa_wait_all_but_one();
+        __syncthreads();
+        const bf16* kt = Ks + buf * FA_BN * FA_LD;
+        const bf16* vt = Vs + buf * FA_BN * FA_LD;
+        if (tile * FA_BN <= pos0 + rowBase + 31)
+        {
+            float sc[2][8][4];
+            for (int mt = 0; mt < 2; mt++)
+                for (int i = 0; i < 8; i++) sc[mt][i][0] = sc[mt][i][1] = sc[mt][i][2] = sc[mt][i][3] = 0.0f;
+            for (int kk = 0; kk < 8; kk++)
+            {
+                u32 qa[2][4];
+                for (int mt = 0; mt < 2; mt++)
+                    fa_ldsm_x4(qa[mt], Qs + (rowBase + 16 * mt + (lane & 15)) * FA_LD + 16 * kk + (lane >> 4) * 8);
+                for (int np = 0; np < 4; np++)
+                {
+                    u32 b[4];
+                    int i = lane >> 3, j = lane & 7;
+                    fa_ldsm_x4(b, kt + (16 * np + j + (i >> 1) * 8) * FA_LD + 16 * kk + (i & 1) * 8);
+                    for (int mt = 0; mt < 2; mt++)
+                    {
+                        fa_mma(sc[mt][2 * np], qa[mt], b[0], b[1]);
+                        fa_mma(sc[mt][2 * np + 1], qa[mt], b[2], b[3]);
+                    }
+                }
+            }
+            // Online softmax (base-2 exponent; scale folded in); sc becomes the probabilities.
+            for (int mt = 0; mt < 2; mt++)
+            {
+                const bool masked = tile * FA_BN + FA_BN - 1 > pos0 + rowBase + 16 * mt;
+                for (int hr = 0; hr < 2; hr++)
+                {
+                    const int qPos = pos0 + rowBase + 16 * mt + g + 8 * hr;
+                    float mx = mRow[mt][hr];
+                    for (int nt = 0; nt < 8; nt++)
+                        for (int e = 0; e < 2; e++)
+                        {
+                            float v = sc[mt][nt][2 * hr + e] * scaleLog2;
+                            int key = tile * FA_BN + 8 * nt + 2 * t + e;
+                            if (masked && key > qPos) v = NEG_INF;
+                            sc[mt][nt][2 * hr + e] = v;
+                            mx = fmaxf(mx, v);
+                        }
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    float corr = exp2f(mRow[mt][hr] - mx);
+                    lRow[mt][hr] *= corr;
+                    for (int nt = 0; nt < 16; nt++) { o[mt][nt][2 * hr] *= corr; o[mt][nt][2 * hr + 1] *= corr; }
+                    mRow[mt][hr] = mx;
+                    for (int nt = 0; nt < 8; nt++)
+                        for (int e = 0; e < 2; e++)
+                        {
+                            float pv = exp2f(sc[mt][nt][2 * hr + e] - mx);
+                            lRow[mt][hr] += pv;
+                            sc[mt][nt][2 * hr + e] = pv;
+                        }
+                }
+            }
+            for (int kk = 0; kk < 4; kk++)
+            {
+                u32 pa[2][4];
+                for (int mt = 0; mt < 2; mt++)
+                {
+                    pa[mt][0] = fa_pack(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
+                    pa[mt][1] = fa_pack(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
+                    pa[mt][2] = fa_pack(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
+                    pa[mt][3] = fa_pack(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+                }
+                for (int np = 0; np < 8; np++)
+                {
+                    u32 b[4];
+                    int i = lane >> 3, j = lane & 7;
+                    fa_ldsm_x4_t(b, vt + (16 * kk + j + (i & 1) * 8) * FA_LD + 16 * np + (i >> 1) * 8);
+                    for (int mt = 0; mt < 2; mt++)
+                    {
+                        fa_mma(o[mt][2 * np], pa[mt], b[0], b[1]);
+                        fa_mma(o[mt][2 * np + 1], pa[mt], b[2], b[3]);
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+    fa_wait_all();
+
+    for (int mt = 0; mt < 2; mt++)
+        for (int hr = 0; hr < 2; hr++)
+        {
+            float l = lRow[mt][hr];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            int r = rowBase + 16 * mt + g + 8 * hr;
+            if (r >= rows) continue;
+            float inv = 1.0f / l;
+            bf16* dst = out + (i64)(rowStart + r) * width + (i64)h * FA_D + 2 * t;
+            for (int nt = 0; nt < 16; nt++) *(u32*)(dst + 8 * nt) = fa_pack(o[mt][nt][2 * hr] * inv, o[mt][nt][2 * hr + 1] * inv);
+        }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Attention split over the keys (flash decoding), for decode steps and head sizes the flash kernel does
 // not take: work item (token, head, split). A token at position pos divides its pos + 1 keys into maxSplits
