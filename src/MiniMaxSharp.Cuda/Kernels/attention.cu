@@ -224,7 +224,9 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
     fa_commit();
 
     float o[2][16][4];
+    #pragma unroll
     for (int mt = 0; mt < 2; mt++)
+        #pragma unroll
         for (int i = 0; i < 16; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
     float mRow[2][2] = { { NEG_INF, NEG_INF }, { NEG_INF, NEG_INF } }, lRow[2][2] = { { 0.0f, 0.0f }, { 0.0f, 0.0f } };
 
@@ -240,18 +242,24 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
         if (tile * FA_BN <= pos0 + rowBase + 31)
         {
             float sc[2][8][4];
+            #pragma unroll
             for (int mt = 0; mt < 2; mt++)
+                #pragma unroll
                 for (int i = 0; i < 8; i++) sc[mt][i][0] = sc[mt][i][1] = sc[mt][i][2] = sc[mt][i][3] = 0.0f;
+            #pragma unroll
             for (int kk = 0; kk < 8; kk++)
             {
                 u32 qa[2][4];
+                #pragma unroll
                 for (int mt = 0; mt < 2; mt++)
                     fa_ldsm_x4(qa[mt], Qs + (rowBase + 16 * mt + (lane & 15)) * FA_LD + 16 * kk + (lane >> 4) * 8);
+                #pragma unroll
                 for (int np = 0; np < 4; np++)
                 {
                     u32 b[4];
                     int i = lane >> 3, j = lane & 7;
                     fa_ldsm_x4(b, kt + (16 * np + j + (i >> 1) * 8) * FA_LD + 16 * kk + (i & 1) * 8);
+                    #pragma unroll
                     for (int mt = 0; mt < 2; mt++)
                     {
                         fa_mma(sc[mt][2 * np], qa[mt], b[0], b[1]);
@@ -260,14 +268,18 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
                 }
             }
             // Online softmax (base-2 exponent; scale folded in); sc becomes the probabilities.
+            #pragma unroll
             for (int mt = 0; mt < 2; mt++)
             {
                 const bool masked = tile * FA_BN + FA_BN - 1 > pos0 + rowBase + 16 * mt;
+                #pragma unroll
                 for (int hr = 0; hr < 2; hr++)
                 {
                     const int qPos = pos0 + rowBase + 16 * mt + g + 8 * hr;
                     float mx = mRow[mt][hr];
+                    #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
+                        #pragma unroll
                         for (int e = 0; e < 2; e++)
                         {
                             float v = sc[mt][nt][2 * hr + e] * scaleLog2;
@@ -280,9 +292,12 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
                     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                     float corr = exp2f(mRow[mt][hr] - mx);
                     lRow[mt][hr] *= corr;
+                    #pragma unroll
                     for (int nt = 0; nt < 16; nt++) { o[mt][nt][2 * hr] *= corr; o[mt][nt][2 * hr + 1] *= corr; }
                     mRow[mt][hr] = mx;
+                    #pragma unroll
                     for (int nt = 0; nt < 8; nt++)
+                        #pragma unroll
                         for (int e = 0; e < 2; e++)
                         {
                             float pv = exp2f(sc[mt][nt][2 * hr + e] - mx);
@@ -291,9 +306,11 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
                         }
                 }
             }
+            #pragma unroll
             for (int kk = 0; kk < 4; kk++)
             {
                 u32 pa[2][4];
+                #pragma unroll
                 for (int mt = 0; mt < 2; mt++)
                 {
                     pa[mt][0] = fa_pack(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
@@ -301,11 +318,13 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
                     pa[mt][2] = fa_pack(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
                     pa[mt][3] = fa_pack(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
                 }
+                #pragma unroll
                 for (int np = 0; np < 8; np++)
                 {
                     u32 b[4];
                     int i = lane >> 3, j = lane & 7;
                     fa_ldsm_x4_t(b, vt + (16 * kk + j + (i & 1) * 8) * FA_LD + 16 * np + (i >> 1) * 8);
+                    #pragma unroll
                     for (int mt = 0; mt < 2; mt++)
                     {
                         fa_mma(o[mt][2 * np], pa[mt], b[0], b[1]);
@@ -318,7 +337,9 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
     }
     fa_wait_all();
 
+    #pragma unroll
     for (int mt = 0; mt < 2; mt++)
+        #pragma unroll
         for (int hr = 0; hr < 2; hr++)
         {
             float l = lRow[mt][hr];
@@ -328,6 +349,7 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_wide(const bf1
             if (r >= rows) continue;
             float inv = 1.0f / l;
             bf16* dst = out + (i64)(rowStart + r) * width + (i64)h * FA_D + 2 * t;
+            #pragma unroll
             for (int nt = 0; nt < 16; nt++) *(u32*)(dst + 8 * nt) = fa_pack(o[mt][nt][2 * hr] * inv, o[mt][nt][2 * hr + 1] * inv);
         }
 }
