@@ -190,9 +190,8 @@ public sealed unsafe partial class CudaBackend
         _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0, partial, splits, H, d, os, os.KernelType);
     }
 
-    /// <summary>Queries per flash-attention CTA: 128 (<c>flash_attention_wide</c>, 32 per warp) or 64
-    /// (<c>flash_attention</c>, 16 per warp); <c>MINIMAXSHARP_FLASH=narrow</c> picks the second (A/B measurements).</summary>
-    internal static readonly int FlashQueryRows = Environment.GetEnvironmentVariable("MINIMAXSHARP_FLASH") == "narrow" ? 64 : 128;
+    /// <summary>Queries per flash-attention CTA (FA_BM_WIDE in attention.cu).</summary>
+    private const int FlashQueryRows = 128;
 
     /// <summary>Work items of <see cref="FlashQueryRows"/> queries (sequence, first row, rows, first position), the ones
     /// with the most keys first, so the long causal tiles start early.</summary>
@@ -213,7 +212,7 @@ public sealed unsafe partial class CudaBackend
     {
         int shared = (FlashQueryRows + 4 * 64) * 136 * 2;   // q tile, two k tiles, two v tiles (bf16)
         float scaleLog2 = 1f / MathF.Sqrt(shape.HeadDim) * 1.4426950408889634f;
-        _device.Kernel("attention.cu", FlashQueryRows == 128 ? "flash_attention_wide" : "flash_attention").Launch(
+        _device.Kernel("attention.cu", "flash_attention").Launch(
             (uint)itemCount, (uint)shape.Heads, 1, 128, shared,
             qs, os, items, args.KeyCaches, args.ValueCaches, shape.Heads, shape.KvHeads, scaleLog2);
     }
