@@ -287,7 +287,7 @@ public sealed unsafe partial class CudaBackend
             Gemm(h1 + (ulong)((long)groupStart[e] * inter * es), act, n, inter, w2.Pointer, w2.DType, hidden,
                 yg + (ulong)((long)groupStart[e] * hidden * 4), DType.F32);
         }
-        _device.Kernel("moe.cu", "moe_combine").Launch(Blocks((long)T * hidden), 1, 1, ElementwiseBlock, 0,
+        _device.Kernel("moe.cu", "moe_combine").Launch(RowBlocks(T), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
     }
 

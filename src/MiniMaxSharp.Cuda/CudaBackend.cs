@@ -155,9 +155,10 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
 
     private void GatherRowsOnDevice(CudaTensor source, ulong indices, int rows, CudaTensor destination)
     {
-        long units = (long)source.Cols * DTypeInfo.SizeOf(source.DType) / 2;
-        _device.Kernel("elementwise.cu", "gather_rows").Launch(Blocks(rows * units), 1, 1, ElementwiseBlock, 0,
-            source.Pointer, destination.Pointer, indices, rows, units);
+        long rowBytes = (long)source.Cols * DTypeInfo.SizeOf(source.DType);
+        int vec16 = rowBytes % 16 == 0 && (source.Pointer | destination.Pointer) % 16 == 0 ? 1 : 0;
+        _device.Kernel("elementwise.cu", "gather_rows").Launch(RowBlocks(rows), 1, 1, ElementwiseBlock, 0,
+            source.Pointer, destination.Pointer, indices, rows, rowBytes, vec16);
     }
 
     // ---- element-wise and row ops ----
@@ -396,6 +397,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
 
     internal static CudaTensor AsCuda(DeviceTensor t) =>
         t as CudaTensor ?? throw new ArgumentException($"tensor {t} does not belong to the CUDA backend");
+
+    /// <summary>Blocks for kernels that take a row per block at a time (grid-stride over rows).</summary>
+    private uint RowBlocks(long rows) => (uint)Math.Clamp(rows, 1, (long)_device.Multiprocessors * 16);
 
     private uint Blocks(long n) =>
         (uint)Math.Clamp((n + ElementwiseBlock - 1) / ElementwiseBlock, 1, (long)_device.Multiprocessors * 32);

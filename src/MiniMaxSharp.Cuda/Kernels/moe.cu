@@ -120,15 +120,15 @@ extern "C" __global__ void __launch_bounds__(MOE_GROUP_THREADS) moe_group_scatte
 extern "C" __global__ void moe_combine(const void* expertOut, int dtIn, const int* pairSlot, const float* weights, int k,
     void* out, int dtOut, int tokens, int hidden)
 {
-    i64 n = (i64)tokens * hidden;
-    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
-    {
-        i64 t = i / hidden, c = i % hidden;
-        float acc = 0.0f;
-        for (int j = 0; j < k; j++)
-            acc += weights[t * k + j] * ld(expertOut, (i64)pairSlot[t * k + j] * hidden + c, dtIn);
-        st(out, i, dtOut, acc);
-    }
+    // A block per token at a time (no 64-bit division per element).
+    for (int t = blockIdx.x; t < tokens; t += gridDim.x)
+        for (int c = threadIdx.x; c < hidden; c += blockDim.x)
+        {
+            float acc = 0.0f;
+            for (int j = 0; j < k; j++)
+                acc += weights[(i64)t * k + j] * ld(expertOut, (i64)pairSlot[(i64)t * k + j] * hidden + c, dtIn);
+            st(out, (i64)t * hidden + c, dtOut, acc);
+        }
 }
 
 // ---- Few-token path (decode): the chosen experts' weights are read through pointer tables on the device,
