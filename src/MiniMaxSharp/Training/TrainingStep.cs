@@ -17,7 +17,9 @@ public static class TrainingStep
         double learningRate, double maxGradientNorm, bool includeAuxLoss = false)
     {
         if (microBatches.Count == 0) throw new ArgumentException("a step needs at least one micro-batch");
+        model.Profiler?.Restart();
         model.ZeroGradients();
+        model.Profiler?.Mark(TrainingPhase.ZeroGradients);
         int total = microBatches.Sum(model.CountTargets);
         double ceSum = 0, aux = 0;
         foreach (var mb in microBatches)
@@ -27,7 +29,9 @@ public static class TrainingStep
             aux += r.AuxLoss / microBatches.Count;
         }
         double norm = GradientClipping.ClipByGlobalNorm(model, maxGradientNorm);
+        model.Profiler?.Mark(TrainingPhase.GradientNorm);
         optimizer.Step(learningRate);
+        model.Profiler?.Mark(TrainingPhase.AdamW);
         return new StepReport(ceSum / total, aux, total, norm, learningRate);
     }
 }
@@ -43,7 +47,11 @@ public static class GradientClipping
     {
         var ops = (IGradientBackend)model.Backend;
         var gradients = TrainableWeights.Named(model.Gradients).Select(p => p.Tensor).ToArray();
-        double norm = Math.Sqrt(gradients.Sum(ops.SumOfSquares));
+        var sums = new double[gradients.Length];
+        ops.SumsOfSquares(gradients, sums);
+        double total = 0;
+        foreach (double sum in sums) total += sum;   // in tensor order, as one sum per tensor added up
+        double norm = Math.Sqrt(total);
         if (!double.IsFinite(norm)) throw new ArithmeticException($"the gradient norm is {norm}: the loss diverged or the input is invalid");
         if (maxNorm > 0 && norm > maxNorm)
         {
