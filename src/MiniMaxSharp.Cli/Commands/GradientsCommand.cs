@@ -27,12 +27,12 @@ internal static class GradientsCommand
         {
             string dir = r.GetValue(model)!;
             var requested = CommonOptions.ParsePrecision(r.GetValue(precision));
-            var batch = GradientFiles.ReadBatch(r.GetValue(input)!.FullName);
             string[] checkpointNames;
             using (var files = CheckpointFiles.Open(dir))
                 checkpointNames = [.. files.Names];
             var compute = BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads));
             var used = CommonOptions.ApplyPrecision(requested, compute, TrainingPrecision.F32);
+            var batch = GradientFiles.ReadBatch(r.GetValue(input)!.FullName);
             using var m = TrainingModel.Load(dir, compute);
             var loss = m.ForwardBackward(batch, r.GetValue(aux));
             string outPath = r.GetValue(output)!.FullName;
