@@ -8,7 +8,7 @@ namespace MiniMaxSharp.Tests.Training;
 /// <summary>The bf16 training precision's host side: option parsing, where it may be used, the weight-copy scope of a step,
 /// the verify rows that drive it, the pooled activations and the one-transfer gradient norm.</summary>
 [Collection(ConsoleCollection.Name)]
-public sealed class TrainingPrecisionTests
+public sealed class TrainingPrecisionTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
     [InlineData(null, null)]
@@ -98,11 +98,11 @@ public sealed class TrainingPrecisionTests
             Console.SetOut(savedOut);
             Console.SetError(savedErr);
         }
-        string output = stdout.ToString();
+        string printed = stdout.ToString();
         Assert.Equal(0, rc);
-        Assert.Contains("float32 weights, activations, products", output);   // the cpu's default
-        Assert.Contains("phases (mean of 1 profiled step(s)", output);
-        foreach (var phase in Enum.GetValues<TrainingPhase>()) Assert.Contains(BenchTrainCommand.PhaseName(phase), output);
+        Assert.Contains("float32 weights, activations, products", printed);   // the cpu's default
+        Assert.Contains("phases (mean of 1 profiled step(s)", printed);
+        foreach (var phase in Enum.GetValues<TrainingPhase>()) Assert.Contains(BenchTrainCommand.PhaseName(phase), printed);
     }
 
     [Fact]
@@ -146,6 +146,36 @@ public sealed class TrainingPrecisionTests
         Assert.DoesNotContain(v.Rows, r => r.Op.Contains("train step weights", StringComparison.Ordinal));
         // The CPU stands in for the device with float32 products: everything but the fixture comparison is exact.
         Assert.All(v.Rows.Where(r => !r.Op.Contains("fixture", StringComparison.Ordinal)), r => Assert.Equal(0, r.Error));
+    }
+
+    /// <summary>
+    /// The bf16 mode's error budget, estimated on the host: tiny-hybrid's forward + backward with the operands of every
+    /// product the CUDA mode runs in bf16 rounded to bf16 (float32 accumulation), against Hugging Face's float32 gradients.
+    /// The GPU's own rows (<c>minimax verify</c>, "BF16 products model gradients vs fixture") hold it to the same 1e-2.
+    /// </summary>
+    [Fact]
+    public void Bf16ProductOperandsKeepTheFixtureGradientsWithinTheBf16Bound()
+    {
+        using var mixed = new MixedPrecisionCpuBackend(2) { EmulateBf16Operands = true, ProductPrecision = TrainingPrecision.BF16 };
+        using var cpu = new CpuBackend(2);
+        var v = new VerifyCommand.Verifier(mixed, cpu, 5);
+        var saved = Console.Error;
+        var log = new StringWriter();
+        Console.SetError(log);
+        try
+        {
+            v.RunGradientFixture(TestPaths.Fixture("tiny-hybrid"));
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        output.WriteLine(log.ToString());
+        var vsFixture = v.Rows.Single(r => r.Op.StartsWith("model gradients vs fixture", StringComparison.Ordinal));
+        var loss = v.Rows.Single(r => r.Op == "model loss vs fixture");
+        Assert.True(vsFixture.Error <= 1e-2, log.ToString());
+        Assert.True(loss.Error <= 1e-2, log.ToString());
+        Assert.True(vsFixture.Error > 1e-5, $"the operands were not rounded: {vsFixture.Error}");   // far from float32's ~1e-6
     }
 
     [Fact]
