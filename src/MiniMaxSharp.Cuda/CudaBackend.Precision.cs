@@ -7,7 +7,7 @@ namespace MiniMaxSharp.Backends.Cuda;
 // projections and experts, both products of every weight's backward, the LM head) take bf16 copies of their operands
 // on tensor cores with float32 accumulation and float32 results. Master weights, gradients and AdamW moments stay
 // float32; the router's products stay float32 so routing decisions are the float32 ones. A weight is converted once per
-// forward + backward (WeightCopyScope), an activation once per product.
+// outermost WeightCopyScope (a training step), an activation once per product.
 public sealed unsafe partial class CudaBackend : IMixedPrecisionTraining
 {
     public TrainingPrecision ProductPrecision { get; set; } = TrainingPrecision.F32;

@@ -22,11 +22,16 @@ public static class TrainingStep
         model.Profiler?.Mark(TrainingPhase.ZeroGradients);
         int total = microBatches.Sum(model.CountTargets);
         double ceSum = 0, aux = 0;
-        foreach (var mb in microBatches)
+        // One weight-copy scope over all micro-batches (each ForwardBackward nests its own in it): the weights change only
+        // in the optimiser, so a bf16 product mode converts each weight once per step.
+        using (var weightCopies = (model.Backend as IMixedPrecisionTraining)?.WeightCopyScope())
         {
-            var r = model.ForwardBackward(mb, includeAuxLoss, total, 1f / microBatches.Count);
-            ceSum += r.CrossEntropy * r.TargetCount;
-            aux += r.AuxLoss / microBatches.Count;
+            foreach (var mb in microBatches)
+            {
+                var r = model.ForwardBackward(mb, includeAuxLoss, total, 1f / microBatches.Count);
+                ceSum += r.CrossEntropy * r.TargetCount;
+                aux += r.AuxLoss / microBatches.Count;
+            }
         }
         double norm = GradientClipping.ClipByGlobalNorm(model, maxGradientNorm);
         model.Profiler?.Mark(TrainingPhase.GradientNorm);

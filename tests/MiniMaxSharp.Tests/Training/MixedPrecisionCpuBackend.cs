@@ -45,10 +45,13 @@ internal sealed class MixedPrecisionCpuBackend(int threads) : IComputeBackend, I
     public int OpenScopes { get; private set; }
     public int ScopesOpened { get; private set; }
 
+    public int DeepestNesting { get; private set; }
+
     public IDisposable WeightCopyScope()
     {
         OpenScopes++;
         ScopesOpened++;
+        DeepestNesting = Math.Max(DeepestNesting, OpenScopes);
         PrecisionInScopes.Add(ProductPrecision);
         return new Scope(this);
     }

@@ -106,7 +106,7 @@ public sealed class TrainingPrecisionTests(Xunit.Abstractions.ITestOutputHelper 
     }
 
     [Fact]
-    public void EveryForwardBackwardRunsInsideOneWeightCopyScope()
+    public void AStepsMicroBatchesShareOneWeightCopyScope()
     {
         using var mixed = new MixedPrecisionCpuBackend(2);
         mixed.ProductPrecision = TrainingPrecision.BF16;
@@ -114,8 +114,9 @@ public sealed class TrainingPrecisionTests(Xunit.Abstractions.ITestOutputHelper 
         var batch = VerifyCommand.Verifier.FixtureTrainingBatch(TestPaths.Fixture("tiny-hybrid"), out _);
         using var adam = new AdamW(model, new AdamWOptions());
         TrainingStep.Run(model, adam, [batch, batch], learningRate: 1e-3, maxGradientNorm: 1.0);
-        Assert.Equal(2, mixed.ScopesOpened);   // one per micro-batch; the optimiser runs outside them
-        Assert.Equal(0, mixed.OpenScopes);
+        Assert.Equal(3, mixed.ScopesOpened);   // the step's, and one per micro-batch nested in it
+        Assert.Equal(2, mixed.DeepestNesting);
+        Assert.Equal(0, mixed.OpenScopes);      // the optimiser runs after all of them closed
         Assert.All(mixed.PrecisionInScopes, p => Assert.Equal(TrainingPrecision.BF16, p));
     }
 
