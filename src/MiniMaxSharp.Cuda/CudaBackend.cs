@@ -253,9 +253,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     /// (column-major: yᵀ = w · xᵀ), float32 accumulation; a few bf16 rows (decode) take <c>matvec_bf16</c> instead. bf16 weights take bf16 activations (others are
     /// narrowed first) and write bf16 or float32; float32 weights run a full float32 product (activations
     /// widened first, the result narrowed if y is bf16), so float32 checkpoints keep their precision.
-    /// </summary>
     /// In training's bf16 product mode (<see cref="ProductPrecision"/>) a float32 weight is multiplied through its bf16
     /// copy instead, unless <paramref name="exact"/> (the router).
+    /// </summary>
     private void Gemm(ulong x, DType xType, int rows, int inFeatures, ulong w, DType wType, int outFeatures, ulong y, DType yType, bool exact = false)
     {
         if (rows == 0 || outFeatures == 0) return;
