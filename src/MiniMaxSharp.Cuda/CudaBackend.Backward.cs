@@ -240,8 +240,8 @@ public sealed unsafe partial class CudaBackend
         }
         _device.Kernel("backward.cu", "moe_router_backward").Launch((uint)((T + 127) / 128), 1, 1, 128, 0,
             probs, chosen, weights, dWeights, aux, T, E, topK, dLogits);
-        MultiplyF32(dLogits, rs.Pointer, dxs.Pointer, T, E, hidden, accumulate: true);
-        AddTransposedProductF32(dLogits, xs.Pointer, drs.Pointer, T, E, hidden);
+        MultiplyF32(dLogits, rs.Pointer, dxs.Pointer, T, E, hidden, accumulate: true, exact: true);
+        AddTransposedProductF32(dLogits, xs.Pointer, drs.Pointer, T, E, hidden, exact: true);
     }
 
     public double LmHeadCrossEntropy(DeviceTensor hidden, DeviceTensor lmHead, ReadOnlySpan<int> targets, float gradientScale,
@@ -301,6 +301,37 @@ public sealed unsafe partial class CudaBackend
         return sum;
     }
 
+    // Every tensor's CTA partials go to one scratch buffer and come back in one transfer; each tensor's are summed on
+    // the host in the order SumOfSquares sums them, so the values are the same.
+    public void SumsOfSquares(IReadOnlyList<DeviceTensor> tensors, Span<double> sums)
+    {
+        if (sums.Length != tensors.Count) throw new ArgumentException($"{sums.Length} sums for {tensors.Count} tensors");
+        var ts = new CudaTensor[tensors.Count];
+        var first = new long[tensors.Count + 1];
+        for (int i = 0; i < ts.Length; i++)
+        {
+            ts[i] = F32(tensors[i], "sum of squares");
+            first[i + 1] = first[i] + (ts[i].ElementCount == 0 ? 0 : Blocks(ts[i].ElementCount));
+        }
+        long partials = first[^1];
+        sums.Clear();
+        if (partials == 0) return;
+        _device.MakeCurrent();
+        ulong partial = Scratch("sum of squares partials", partials * 8L);
+        for (int i = 0; i < ts.Length; i++)
+            if (ts[i].ElementCount > 0)
+                _device.Kernel("backward.cu", "sum_of_squares").Launch((uint)(first[i + 1] - first[i]), 1, 1, BackwardBlock, 0,
+                    ts[i], ts[i].ElementCount, partial + (ulong)(first[i] * 8));
+        var host = new double[partials];
+        fixed (double* h = host) CopyToHost(partial, h, partials * 8L);
+        for (int i = 0; i < ts.Length; i++)
+        {
+            double sum = 0;
+            for (long j = first[i]; j < first[i + 1]; j++) sum += host[j];
+            sums[i] = sum;
+        }
+    }
+
     public void AdamWUpdate(DeviceTensor parameter, DeviceTensor gradient, DeviceTensor firstMoment, DeviceTensor secondMoment, AdamWStep step)
     {
         var p = F32(parameter, "AdamW");
@@ -323,8 +354,9 @@ public sealed unsafe partial class CudaBackend
     /// <summary>A double kernel argument: its bit pattern fills the 8-byte slot.</summary>
     private static long Bits(double value) => BitConverter.DoubleToInt64Bits(value);
 
-    /// <summary>C[rows, cols] (= or +=) A[rows, inner] · B[inner, cols], float32 row-major (dX = dY · W).</summary>
-    private void MultiplyF32(ulong a, ulong b, ulong c, int rows, int inner, int cols, bool accumulate)
+    /// <summary>C[rows, cols] (= or +=) A[rows, inner] · B[inner, cols], float32 row-major (dX = dY · W; B is always a
+    /// weight). In training's bf16 product mode A and B go through bf16 copies, unless <paramref name="exact"/> (the router).</summary>
+    private void MultiplyF32(ulong a, ulong b, ulong c, int rows, int inner, int cols, bool accumulate, bool exact = false)
     {
         if (rows == 0 || cols == 0) return;
         if (inner == 0)
@@ -334,17 +366,32 @@ public sealed unsafe partial class CudaBackend
         }
         // Column-major view: Cᵀ[cols, rows] = Bᵀ[cols, inner] · Aᵀ[inner, rows], both stored as they are.
         float alpha = 1f, beta = accumulate ? 1f : 0f;
+        if (ReducedProducts && !exact)
+        {
+            ulong bb = Bf16Weight(b, (long)inner * cols);
+            ulong ab = Bf16Operand("bf16 product operand a", a, DType.F32, (long)rows * inner);
+            GemmBf16(Cublas.OpN, Cublas.OpN, cols, rows, inner, bb, cols, ab, inner, beta, c, Cublas.DataF32, cols, $"{rows}x{inner} by {inner}x{cols}");
+            return;
+        }
         Cublas.Check(Cublas.cublasGemmEx(_device.CublasHandle, Cublas.OpN, Cublas.OpN, cols, rows, inner,
             &alpha, b, Cublas.DataF32, cols, a, Cublas.DataF32, inner, &beta, c, Cublas.DataF32, cols,
             Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmEx({rows}x{inner} by {inner}x{cols}, float32)");
     }
 
-    /// <summary>C[m, k] += A[n, m]ᵀ · B[n, k], float32 row-major (weight gradients: dW += dYᵀ · X).</summary>
-    private void AddTransposedProductF32(ulong a, ulong b, ulong c, int n, int m, int k)
+    /// <summary>C[m, k] += A[n, m]ᵀ · B[n, k], float32 row-major (weight gradients: dW += dYᵀ · X). In training's bf16
+    /// product mode A and B go through bf16 copies (C stays float32), unless <paramref name="exact"/> (the router).</summary>
+    private void AddTransposedProductF32(ulong a, ulong b, ulong c, int n, int m, int k, bool exact = false)
     {
         if (n == 0 || m == 0 || k == 0) return;
         // Column-major view: Cᵀ[k, m] += Bᵀ[k, n] · A[n, m], A being the transpose of the stored [m, n].
         float alpha = 1f, beta = 1f;
+        if (ReducedProducts && !exact)
+        {
+            ulong ab = Bf16Operand("bf16 product operand a", a, DType.F32, (long)n * m);
+            ulong bb = Bf16Operand("bf16 product operand b", b, DType.F32, (long)n * k);
+            GemmBf16(Cublas.OpN, Cublas.OpT, k, m, n, bb, k, ab, m, beta, c, Cublas.DataF32, k, $"{n}x{m}ᵀ by {n}x{k}");
+            return;
+        }
         Cublas.Check(Cublas.cublasGemmEx(_device.CublasHandle, Cublas.OpN, Cublas.OpT, k, m, n,
             &alpha, b, Cublas.DataF32, k, a, Cublas.DataF32, m, &beta, c, Cublas.DataF32, k,
             Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmEx({n}x{m}ᵀ by {n}x{k}, float32)");

@@ -27,7 +27,21 @@ public sealed unsafe partial class CudaBackend
         // The tensor-core kernel serves head_dim 128 in bf16 (the model's shape) when the step has more than
         // a few tokens per sequence; decode steps and other shapes take the token-by-token recurrence.
         bool chunked = d == ChunkedHeadDim && qkvT.DType == DType.BF16 && outT.DType == DType.BF16 && layout.TotalTokens >= 16 * layout.Count;
+        // Training's bf16 product mode takes the tensor-core kernel for float32 activations too, through bf16 copies of
+        // qkv and of the output (the token-by-token recurrence is slow on long training rows).
+        bool reducedChunked = !chunked && ReducedProducts && d == ChunkedHeadDim && qkvT.DType == DType.F32 && outT.DType == DType.F32
+            && layout.TotalTokens >= 16 * layout.Count;
         if (chunked) LightningChunked(qkvT, layout, statePtrs, slopes, outT);
+        else if (reducedChunked)
+        {
+            _device.Graphs.RequireEager("bf16 lightning attention in training");
+            var qkvB = new CudaTensor(_device, DType.BF16, [layout.TotalTokens, qkvT.Cols],
+                Bf16Operand("lightning bf16 qkv", qkvT.Pointer, DType.F32, qkvT.ElementCount), owns: false, parent: null);
+            var outB = new CudaTensor(_device, DType.BF16, [layout.TotalTokens, outT.Cols],
+                Scratch("lightning bf16 output", outT.ElementCount * 2), owns: false, parent: null);
+            LightningChunked(qkvB, layout, statePtrs, slopes, outB);
+            Convert(outB.Pointer, DType.BF16, outT.Pointer, DType.F32, outT.ElementCount);
+        }
         else LightningRecurrent(qkvT, layout, statePtrs, slopes, d, outT);
     }
 
@@ -291,7 +305,6 @@ public sealed unsafe partial class CudaBackend
             yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
     }
 
-    /// <summary>Router logits [T, E] (float32 product), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.</summary>
     /// <summary>Pairs handled by one block of the grouping passes (moe.cu: moe_group_*).</summary>
     private const int MoeGroupChunk = 2048;
     private const int MoeGroupThreads = 256;   // MOE_GROUP_THREADS in moe.cu
@@ -311,13 +324,14 @@ public sealed unsafe partial class CudaBackend
             chosen, pairs, topK, E, MoeGroupChunk, chunkCounts, slotToken, pairSlot);
     }
 
+    /// <summary>Router logits [T, E] (float32 product, also in training's bf16 product mode, so routing is the float32 one), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.</summary>
     private (ulong Logits, ulong Chosen, ulong Weights) Route(CudaTensor xs, CudaTensor rs, int E, int topK)
     {
         int T = (int)xs.Rows;
         ulong logits = Scratch("moe router logits", (long)T * E * 4);
         ulong chosen = Scratch("moe choices", (long)T * topK * 4);
         ulong weights = Scratch("moe weights", (long)T * topK * 4);
-        Gemm(xs.Pointer, xs.DType, T, xs.Cols, rs.Pointer, rs.DType, E, logits, DType.F32);
+        Gemm(xs.Pointer, xs.DType, T, xs.Cols, rs.Pointer, rs.DType, E, logits, DType.F32, exact: true);
         _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
         return (logits, chosen, weights);
     }

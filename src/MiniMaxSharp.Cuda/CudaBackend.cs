@@ -254,11 +254,21 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     /// (column-major: yᵀ = w · xᵀ), float32 accumulation; a few bf16 rows (decode) take <c>matvec_bf16</c> instead. bf16 weights take bf16 activations (others are
     /// narrowed first) and write bf16 or float32; float32 weights run a full float32 product (activations
     /// widened first, the result narrowed if y is bf16), so float32 checkpoints keep their precision.
+    /// In training's bf16 product mode (<see cref="ProductPrecision"/>) a float32 weight is multiplied through its bf16
+    /// copy instead, unless <paramref name="exact"/> (the router).
     /// </summary>
-    private void Gemm(ulong x, DType xType, int rows, int inFeatures, ulong w, DType wType, int outFeatures, ulong y, DType yType)
+    private void Gemm(ulong x, DType xType, int rows, int inFeatures, ulong w, DType wType, int outFeatures, ulong y, DType yType, bool exact = false)
     {
         if (rows == 0 || outFeatures == 0) return;
         if (wType is not (DType.BF16 or DType.F32)) throw new NotSupportedException($"the CUDA matmul takes bf16 or float32 weights, not {wType}");
+        if (wType == DType.F32 && ReducedProducts && !exact && inFeatures > 0)
+        {
+            ulong wb = Bf16Weight(w, (long)outFeatures * inFeatures);
+            ulong xb = Bf16Operand("bf16 product operand a", x, xType, (long)rows * inFeatures);
+            GemmBf16(Cublas.OpT, Cublas.OpN, outFeatures, rows, inFeatures, wb, inFeatures, xb, inFeatures, 0f, y, CublasType(yType), outFeatures,
+                $"{rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ");
+            return;
+        }
         if (rows <= MatVecMaxRows && wType == DType.BF16 && xType == DType.BF16 && (yType is DType.BF16 or DType.F32)
             && inFeatures % 8 == 0 && x % 16 == 0 && w % 16 == 0)
         {
@@ -390,6 +400,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         _scratch.Clear();
         foreach (var (_, table) in _expertTables.Values) _device.Free(table);
         _expertTables.Clear();
+        ReleaseWeightCopies();
         _device.Dispose();
     }
 

@@ -37,6 +37,36 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "cpu",
     };
 
+    /// <summary>--precision of the training commands; <paramref name="defaultText"/> says what leaving it out means.</summary>
+    public static Option<string?> Precision(string defaultText) => new("--precision")
+    {
+        Description = "Matrix products of training: f32 (full float32, the exact reference) or bf16 (bf16 tensor cores with float32 "
+            + $"accumulation; master weights, gradients and AdamW moments stay float32; cuda only). Default: {defaultText}",
+    };
+
+    /// <summary>The value of --precision: f32, bf16, or null when not given.</summary>
+    public static TrainingPrecision? ParsePrecision(string? value) => value?.ToLowerInvariant() switch
+    {
+        null => null,
+        "f32" or "fp32" or "float32" => TrainingPrecision.F32,
+        "bf16" or "bfloat16" => TrainingPrecision.BF16,
+        _ => throw new ArgumentException($"--precision must be f32 or bf16, got '{value}'"),
+    };
+
+    /// <summary>
+    /// Sets the training precision on the backend: the requested one, else <paramref name="defaultOnMixedBackend"/> where
+    /// the backend has a bf16 product mode (cuda) and f32 elsewhere. bf16 on a backend without one is an error.
+    /// </summary>
+    public static TrainingPrecision ApplyPrecision(TrainingPrecision? requested, IComputeBackend backend, TrainingPrecision defaultOnMixedBackend)
+    {
+        var mixed = backend as IMixedPrecisionTraining;
+        var precision = requested ?? (mixed is null ? TrainingPrecision.F32 : defaultOnMixedBackend);
+        if (precision == TrainingPrecision.BF16 && mixed is null)
+            throw new ArgumentException($"--precision bf16 needs --backend cuda: the {backend.Name} backend trains in float32 only");
+        if (mixed is not null) mixed.ProductPrecision = precision;
+        return precision;
+    }
+
     /// <summary>Runs a command body, turning the engine's input errors into one clear line and exit code 1.</summary>
     public static int Run(Func<int> body)
     {

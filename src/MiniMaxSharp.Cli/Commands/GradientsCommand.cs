@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using MiniMaxSharp.Backends;
 using MiniMaxSharp.Checkpoints;
 using MiniMaxSharp.Training;
 
@@ -20,15 +21,19 @@ internal static class GradientsCommand
         var aux = new Option<bool>("--aux-loss") { Description = "Add the MoE load-balancing loss (times router_aux_loss_coef) and its gradient" };
         var threads = CommonOptions.Threads();
         var backend = CommonOptions.Backend();
-        var cmd = new Command("gradients", "Compute the loss of a batch and write the gradient of every parameter") { model, input, output, aux, threads, backend };
+        var precision = CommonOptions.Precision("f32 (the exact gradients)");
+        var cmd = new Command("gradients", "Compute the loss of a batch and write the gradient of every parameter") { model, input, output, aux, threads, backend, precision };
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             string dir = r.GetValue(model)!;
-            var batch = GradientFiles.ReadBatch(r.GetValue(input)!.FullName);
+            var requested = CommonOptions.ParsePrecision(r.GetValue(precision));
             string[] checkpointNames;
             using (var files = CheckpointFiles.Open(dir))
                 checkpointNames = [.. files.Names];
-            using var m = TrainingModel.Load(dir, BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads)));
+            var compute = BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads));
+            var used = CommonOptions.ApplyPrecision(requested, compute, TrainingPrecision.F32);
+            var batch = GradientFiles.ReadBatch(r.GetValue(input)!.FullName);
+            using var m = TrainingModel.Load(dir, compute);
             var loss = m.ForwardBackward(batch, r.GetValue(aux));
             string outPath = r.GetValue(output)!.FullName;
             var inv = CultureInfo.InvariantCulture;
@@ -38,6 +43,7 @@ internal static class GradientsCommand
                 ["cross_entropy"] = loss.CrossEntropy.ToString("R", inv),
                 ["aux_loss"] = loss.AuxLoss.ToString("R", inv),
                 ["targets"] = loss.TargetCount.ToString(inv),
+                ["precision"] = used == TrainingPrecision.BF16 ? "bf16" : "f32",
             });
             Console.WriteLine(string.Create(inv, $"loss {loss.Total:R}"));
             Console.WriteLine(string.Create(inv, $"cross_entropy {loss.CrossEntropy:R} over {loss.TargetCount} targets"));

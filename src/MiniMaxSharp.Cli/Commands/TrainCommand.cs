@@ -47,10 +47,11 @@ internal static class TrainCommand
         var bf16 = new Option<bool>("--save-bf16") { Description = "Save model.safetensors as bfloat16 (the training state stays float32)" };
         var threads = CommonOptions.Threads();
         var backend = CommonOptions.Backend();
+        var precision = CommonOptions.Precision("bf16 on cuda (throughput; float32 masters), f32 on cpu");
         var cmd = new Command("train", "Train (--config) or fine-tune (--init-from) a model: AdamW, warm-up + cosine, clipping, accumulation, resumable checkpoints")
         {
             config, initFrom, data, tokenizer, paragraphs, endOfText, holdOut, output, steps, seqLen, rows, accumulation, lr, minLr, warmup,
-            weightDecay, clip, aux, seed, initStd, saveEvery, evalEvery, evalRows, resume, stopAfter, bf16, threads, backend,
+            weightDecay, clip, aux, seed, initStd, saveEvery, evalEvery, evalRows, resume, stopAfter, bf16, threads, backend, precision,
         };
         cmd.SetAction((r, ct) => CommonOptions.RunAsync(() => Task.Run(() =>
         {
@@ -63,6 +64,7 @@ internal static class TrainCommand
                 SaveAs = r.GetValue(bf16) ? DType.BF16 : DType.F32,
             };
             options.Validate();
+            var requested = CommonOptions.ParsePrecision(r.GetValue(precision));
             if ((r.GetValue(config) is null) == (r.GetValue(initFrom) is null))
                 throw new ArgumentException("give exactly one of --config (train from scratch) and --init-from (fine-tune)");
             int seq = r.GetValue(seqLen);
@@ -82,6 +84,7 @@ internal static class TrainCommand
             var heldOutRows = heldOutDocs.Count > 0 ? TrainingData.Pack(heldOutDocs, seq) : [];
 
             var compute = BackendFactory.Create(r.GetValue(backend)!, r.GetValue(threads));
+            var used = CommonOptions.ApplyPrecision(requested, compute, TrainingPrecision.BF16);
             using var model = r.GetValue(config) is FileInfo configFile
                 ? FromScratch(ModelConfig.Load(configFile.FullName), compute, r.GetValue(seed), r.GetValue(initStd))
                 : TrainingModel.Load(r.GetValue(initFrom)!, compute);
@@ -92,7 +95,8 @@ internal static class TrainCommand
             if (r.GetValue(resume)) run.Resume();
             long parameters = TrainableWeights.Named(model.Weights).Sum(p => p.Tensor.ElementCount);
             Console.Error.WriteLine($"{parameters:N0} parameters; {documents.Count} documents ({heldOutDocs.Count} held out): {trainRows.Count} training rows, "
-                + $"{heldOutRows.Count} held-out rows of up to {seq} tokens; steps {run.Step + 1}..{options.Steps} of {options.Accumulation} x {options.BatchRows} rows");
+                + $"{heldOutRows.Count} held-out rows of up to {seq} tokens; steps {run.Step + 1}..{options.Steps} of {options.Accumulation} x {options.BatchRows} rows; "
+                + $"{(used == TrainingPrecision.BF16 ? "bf16 products, float32 master weights" : "float32")} on {compute.Name}");
             var inv = CultureInfo.InvariantCulture;
             // A kill (SIGTERM) or Ctrl+C ends the run after the current step with a checkpoint that --resume continues.
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);

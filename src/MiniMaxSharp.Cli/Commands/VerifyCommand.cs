@@ -41,6 +41,7 @@ internal static partial class VerifyCommand
             if (fixtureModel is not null) v.RunFixture(fixtureModel);
             v.RunGraphChecks(fixtureModel);
             if (fixtureModel is not null) v.RunGradientFixture(fixtureModel);
+            v.RunBf16ProductChecks(fixtureModel);
             v.PrintTable(Console.Out);
             Console.WriteLine($"{v.Failures} of {v.Rows.Count} checks failed ({clock.Elapsed.TotalSeconds:F1} s)");
             return v.Failures == 0 ? 0 : 2;

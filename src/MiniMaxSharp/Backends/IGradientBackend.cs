@@ -76,6 +76,16 @@ public interface IGradientBackend
     double SumOfSquares(DeviceTensor tensor);
 
     /// <summary>
+    /// <see cref="SumOfSquares(DeviceTensor)"/> of each tensor into <paramref name="sums"/>, the same values; a device
+    /// backend brings them back in one transfer instead of one per tensor.
+    /// </summary>
+    void SumsOfSquares(IReadOnlyList<DeviceTensor> tensors, Span<double> sums)
+    {
+        if (sums.Length != tensors.Count) throw new ArgumentException($"{sums.Length} sums for {tensors.Count} tensors");
+        for (int i = 0; i < tensors.Count; i++) sums[i] = SumOfSquares(tensors[i]);
+    }
+
+    /// <summary>
     /// One AdamW update of a float32 parameter from its gradient, in place (PyTorch's AdamW):
     /// p ← p·(1 − lr·weightDecay); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
     /// p ← p − lr·(m / (1−β1^step)) / (sqrt(v / (1−β2^step)) + eps). step counts from 1.

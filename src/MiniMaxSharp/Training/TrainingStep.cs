@@ -17,17 +17,26 @@ public static class TrainingStep
         double learningRate, double maxGradientNorm, bool includeAuxLoss = false)
     {
         if (microBatches.Count == 0) throw new ArgumentException("a step needs at least one micro-batch");
+        model.Profiler?.Restart();
         model.ZeroGradients();
+        model.Profiler?.Mark(TrainingPhase.ZeroGradients);
         int total = microBatches.Sum(model.CountTargets);
         double ceSum = 0, aux = 0;
-        foreach (var mb in microBatches)
+        // One weight-copy scope over all micro-batches (each ForwardBackward nests its own in it): the weights change only
+        // in the optimiser, so a bf16 product mode converts each weight once per step.
+        using (var weightCopies = (model.Backend as IMixedPrecisionTraining)?.WeightCopyScope())
         {
-            var r = model.ForwardBackward(mb, includeAuxLoss, total, 1f / microBatches.Count);
-            ceSum += r.CrossEntropy * r.TargetCount;
-            aux += r.AuxLoss / microBatches.Count;
+            foreach (var mb in microBatches)
+            {
+                var r = model.ForwardBackward(mb, includeAuxLoss, total, 1f / microBatches.Count);
+                ceSum += r.CrossEntropy * r.TargetCount;
+                aux += r.AuxLoss / microBatches.Count;
+            }
         }
         double norm = GradientClipping.ClipByGlobalNorm(model, maxGradientNorm);
+        model.Profiler?.Mark(TrainingPhase.GradientNorm);
         optimizer.Step(learningRate);
+        model.Profiler?.Mark(TrainingPhase.AdamW);
         return new StepReport(ceSum / total, aux, total, norm, learningRate);
     }
 }
@@ -43,7 +52,11 @@ public static class GradientClipping
     {
         var ops = (IGradientBackend)model.Backend;
         var gradients = TrainableWeights.Named(model.Gradients).Select(p => p.Tensor).ToArray();
-        double norm = Math.Sqrt(gradients.Sum(ops.SumOfSquares));
+        var sums = new double[gradients.Length];
+        ops.SumsOfSquares(gradients, sums);
+        double total = 0;
+        foreach (double sum in sums) total += sum;   // in tensor order, as one sum per tensor added up
+        double norm = Math.Sqrt(total);
         if (!double.IsFinite(norm)) throw new ArithmeticException($"the gradient norm is {norm}: the loss diverged or the input is invalid");
         if (maxNorm > 0 && norm > maxNorm)
         {
