@@ -28,7 +28,23 @@ public sealed unsafe partial class CudaBackend
         // a few tokens per sequence; decode steps and other shapes take the token-by-token recurrence.
         bool chunked = d == ChunkedHeadDim && qkvT.DType == DType.BF16 && outT.DType == DType.BF16 && layout.TotalTokens >= 16 * layout.Count;
         if (chunked) LightningChunked(qkvT, layout, statePtrs, slopes, outT);
+        else if (d == LightningDecodeHeadDim && layout.TotalTokens == layout.Count && statePtrs.All(p => p % 16 == 0)) LightningDecode(qkvT, layout, statePtrs, slopes, outT);
         else LightningRecurrent(qkvT, layout, statePtrs, slopes, d, outT);
+    }
+
+    /// <summary>Head size of <c>lightning_decode</c> (LD_D in lightning.cu), which serves steps of one token per sequence.</summary>
+    private const int LightningDecodeHeadDim = 128;
+
+    private void LightningDecode(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
+    {
+        var meta = new MetaBuilder();
+        int offsets = meta.Add(layout.Sequences.Select(s => s.TokenOffset).ToArray());
+        int ptrs = meta.Add(statePtrs);
+        int slopeAt = meta.Add(slopes);
+        ulong m = UploadMeta(meta);
+        const int columnsPerBlock = 16;   // LD_COLS
+        _device.Kernel("lightning.cu", "lightning_decode").Launch(LightningDecodeHeadDim / columnsPerBlock, (uint)slopes.Length, (uint)layout.Count, 128, 0,
+            qkv, qkv.KernelType, output, output.KernelType, m + (ulong)offsets, m + (ulong)ptrs, m + (ulong)slopeAt, slopes.Length);
     }
 
     private const int ChunkedHeadDim = 128;
@@ -160,8 +176,11 @@ public sealed unsafe partial class CudaBackend
 
     private const int FlashHeadDim = 128;
 
-    /// <summary>Keys a decode split takes at least (as minSplitKeys in attention.cu).</summary>
-    private const int MinDecodeSplitKeys = 256;
+    /// <summary>Keys a decode split takes at least (minSplitKeys in attention.cu): one 32-key tile for each of the
+    /// GQA kernel's 4 warps, so a short context (4096 keys at batch 1) still spreads over ~64 CTAs instead of 16
+    /// CTAs walking 256 keys each.</summary>
+    private const int MinDecodeSplitKeys = 128;
+    /// <summary>At most COMBINE_MAX_SPLITS in attention.cu (decode_combine keeps a weight per split in shared memory).</summary>
     private const int MaxDecodeSplits = 256;
 
     /// <summary>Splits of the keys per (token, head) for flash decoding: enough work items for about four per
@@ -187,7 +206,8 @@ public sealed unsafe partial class CudaBackend
             _device.Kernel("attention.cu", "decode_attention_split").Launch((uint)T, (uint)H, (uint)splits, 128, 0,
                 qs, qs.KernelType, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches, KernelType(cacheType),
                 H, shape.KvHeads, d, 1f / MathF.Sqrt(d), MinDecodeSplitKeys, splits, partial);
-        _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0, partial, splits, H, d, os, os.KernelType);
+        _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0,
+            partial, args.TokenPos, MinDecodeSplitKeys, splits, H, d, os, os.KernelType);
     }
 
     /// <summary>Work items of 64 queries (sequence, first row, rows, first position), the ones with the most keys
@@ -286,13 +306,20 @@ public sealed unsafe partial class CudaBackend
             yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
     }
 
-    /// <summary>Router logits [T, E] (float32 product), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.</summary>
+    /// <summary>Router logits [T, E] (float32 product), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.
+    /// A few bf16 tokens (decode) take <c>router_decode</c>: both in one launch.</summary>
     private (ulong Logits, ulong Chosen, ulong Weights) Route(CudaTensor xs, CudaTensor rs, int E, int topK)
     {
         int T = (int)xs.Rows;
         ulong logits = Scratch("moe router logits", (long)T * E * 4);
         ulong chosen = Scratch("moe choices", (long)T * topK * 4);
         ulong weights = Scratch("moe weights", (long)T * topK * 4);
+        if (T * topK <= FewTokenMoePairs && xs.DType == DType.BF16 && rs.DType == DType.BF16 && xs.Cols % 8 == 0
+            && xs.Pointer % 16 == 0 && rs.Pointer % 16 == 0)
+        {
+            _device.Kernel("moe.cu", "router_decode").Launch((uint)T, 1, 1, 256, E * 4, xs, rs, xs.Cols, E, topK, logits, chosen, weights);
+            return (logits, chosen, weights);
+        }
         Gemm(xs.Pointer, xs.DType, T, xs.Cols, rs.Pointer, rs.DType, E, logits, DType.F32);
         _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
         return (logits, chosen, weights);

@@ -189,8 +189,48 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             throw new ArgumentException($"rms norm of {xs} with weight {w} into {os}");
         if (xs.Rows == 0) return;
         _device.MakeCurrent();
-        _device.Kernel("elementwise.cu", "rms_norm").Launch((uint)xs.Rows, 1, 1, 256, 0,
-            xs, xs.KernelType, w, w.KernelType, os, os.KernelType, xs.Cols, eps);
+        uint threads = NormThreads(xs.Cols, xs.Pointer, w.Pointer, os.Pointer);
+        if (threads > 0)
+            _device.Kernel("elementwise.cu", "rms_norm_vec8").Launch((uint)xs.Rows, 1, 1, threads, 0,
+                xs, xs.KernelType, w, w.KernelType, 0UL, 0, os, os.KernelType, xs.Cols, eps);
+        else
+            _device.Kernel("elementwise.cu", "rms_norm").Launch((uint)xs.Rows, 1, 1, 256, 0,
+                xs, xs.KernelType, w, w.KernelType, os, os.KernelType, xs.Cols, eps);
+    }
+
+    public void RmsNormSigmoidGate(DeviceTensor x, DeviceTensor weight, float eps, DeviceTensor gate, DeviceTensor output)
+    {
+        var xs = AsCuda(x);
+        var w = AsCuda(weight);
+        var g = AsCuda(gate);
+        var os = AsCuda(output);
+        if (w.ElementCount != xs.Cols || os.Cols != xs.Cols || os.Rows != xs.Rows || g.Cols != xs.Cols || g.Rows != xs.Rows)
+            throw new ArgumentException($"rms norm of {xs} with weight {w}, gated by {g}, into {os}");
+        uint threads = NormThreads(xs.Cols, xs.Pointer, w.Pointer, g.Pointer, os.Pointer);
+        if (threads == 0)
+        {
+            RmsNorm(xs, w, eps, os);
+            SigmoidGate(g, os, os);
+            return;
+        }
+        if (xs.Rows == 0) return;
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "rms_norm_vec8").Launch((uint)xs.Rows, 1, 1, threads, 0,
+            xs, xs.KernelType, w, w.KernelType, g, g.KernelType, os, os.KernelType, xs.Cols, eps);
+    }
+
+    /// <summary>Pieces of 8 columns a thread of the <c>*_vec8</c> norm kernels holds at most (NORM_PIECES in elementwise.cu).</summary>
+    private const int NormPiecesPerThread = 4;
+
+    /// <summary>Threads per row for the <c>*_vec8</c> norm kernels (one 8-column piece per thread where the block allows),
+    /// or 0 when a row does not suit them: columns not a multiple of 8, too many for the block, or a tensor not
+    /// 16-byte aligned.</summary>
+    internal static uint NormThreads(int cols, params ReadOnlySpan<ulong> pointers)
+    {
+        if (cols <= 0 || cols % 8 != 0 || cols / 8 > NormPiecesPerThread * 1024) return 0;
+        foreach (ulong p in pointers)
+            if (p % 16 != 0) return 0;
+        return (uint)Math.Min(1024, (cols / 8 + 31) / 32 * 32);
     }
 
     public void ScaleAdd(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor output)
@@ -218,7 +258,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             throw new ArgumentException($"scale-add of {sa} and {sb} into {r}, then rms norm with weight {w} into {os}");
         if (r.Rows == 0) return;
         _device.MakeCurrent();
-        _device.Kernel("elementwise.cu", "scale_add_rms_norm").Launch((uint)r.Rows, 1, 1, 256, 0,
+        uint threads = NormThreads(r.Cols, sa.Pointer, sb.Pointer, r.Pointer, w.Pointer, os.Pointer);
+        _device.Kernel("elementwise.cu", threads > 0 ? "scale_add_rms_norm_vec8" : "scale_add_rms_norm").Launch((uint)r.Rows, 1, 1, threads > 0 ? threads : 256, 0,
             sa, sa.KernelType, alpha, sb, sb.KernelType, beta, r, r.KernelType, w, w.KernelType, os, os.KernelType, r.Cols, eps);
     }
 

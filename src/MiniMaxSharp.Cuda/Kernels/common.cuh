@@ -78,3 +78,7 @@ __device__ __forceinline__ float dot8_bf16_f32(uint4 a, float4 lo, float4 hi)
          + __uint_as_float(a.z << 16) * hi.x + __uint_as_float(a.z & 0xffff0000u) * hi.y
          + __uint_as_float(a.w << 16) * hi.z + __uint_as_float(a.w & 0xffff0000u) * hi.w;
 }
+
+// Vector constructors (own names: the kernels include no CUDA header, so make_uint4 and friends are not relied on).
+__device__ __forceinline__ uint4 mk_uint4(u32 x, u32 y, u32 z, u32 w) { uint4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
+__device__ __forceinline__ float4 mk_float4(float x, float y, float z, float w) { float4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }

@@ -46,6 +46,128 @@ extern "C" __global__ void scale_add_rms_norm(const void* a, int dtA, float alph
         st(out, base + c, dtOut, ld(w, c, dtW) * (ld(residual, base + c, dtRes) * scale));
 }
 
+// ---- Row norms with every load of a row issued at once (decode steps: the generic kernels above walk a row in
+// a loop whose loads wait on each other, a memory latency per iteration). Thread i of a row's block takes the
+// 8-column pieces i, i + blockDim, ... (at most NORM_PIECES of them), kept in registers between the sum of
+// squares and the output. Needs cols % 8 == 0 and 16-byte aligned tensors (the host checks). ----
+#define NORM_PIECES 4
+
+// 8 values from element i (a multiple of 8) of a float32 or bf16 tensor: two or one 16-byte loads.
+__device__ __forceinline__ void load8(const void* p, i64 i, int dt, float* v)
+{
+    if (dt == DT_F32)
+    {
+        float4 a = ((const float4*)((const float*)p + i))[0], b = ((const float4*)((const float*)p + i))[1];
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    }
+    else
+    {
+        uint4 a = *(const uint4*)((const bf16*)p + i);
+        u32 w[4] = { a.x, a.y, a.z, a.w };
+        #pragma unroll
+        for (int e = 0; e < 4; e++) { v[2 * e] = __uint_as_float(w[e] << 16); v[2 * e + 1] = __uint_as_float(w[e] & 0xffff0000u); }
+    }
+}
+
+__device__ __forceinline__ void store8(void* p, i64 i, int dt, const float* v)
+{
+    if (dt == DT_F32)
+    {
+        float4* d = (float4*)((float*)p + i);
+        d[0] = mk_float4(v[0], v[1], v[2], v[3]);
+        d[1] = mk_float4(v[4], v[5], v[6], v[7]);
+    }
+    else
+    {
+        uint4 a;
+        a.x = (u32)f2bf(v[0]) | ((u32)f2bf(v[1]) << 16);
+        a.y = (u32)f2bf(v[2]) | ((u32)f2bf(v[3]) << 16);
+        a.z = (u32)f2bf(v[4]) | ((u32)f2bf(v[5]) << 16);
+        a.w = (u32)f2bf(v[6]) | ((u32)f2bf(v[7]) << 16);
+        *(uint4*)((bf16*)p + i) = a;
+    }
+}
+
+// The value a store of dtype dt keeps (bf16 rounding, or the value itself).
+__device__ __forceinline__ float as_stored(float v, int dt) { return dt == DT_F32 ? v : bf2f(f2bf(v)); }
+
+// As rms_norm, one block per row. gate != 0: out = sigmoid(gate) * (the norm's output as stored in out's dtype),
+// the lightning block's output norm and its sigmoid gate in one pass (the same roundings as the two ops).
+extern "C" __global__ void rms_norm_vec8(const void* x, int dtX, const void* w, int dtW, const void* gate, int dtGate,
+    void* out, int dtOut, int cols, float eps)
+{
+    const i64 base = (i64)blockIdx.x * cols;
+    const int pieces = cols / 8;
+    float v[NORM_PIECES][8], wv[NORM_PIECES][8], g[NORM_PIECES][8];
+    float ss = 0.0f;
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        load8(x, base + 8 * i, dtX, v[c]);
+        load8(w, 8 * i, dtW, wv[c]);
+        if (gate) load8(gate, base + 8 * i, dtGate, g[c]);
+        #pragma unroll
+        for (int e = 0; e < 8; e++) ss += v[c][e] * v[c][e];
+    }
+    const float scale = rsqrtf(block_sum(ss) / cols + eps);
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        float o[8];
+        #pragma unroll
+        for (int e = 0; e < 8; e++)
+        {
+            o[e] = wv[c][e] * (v[c][e] * scale);
+            if (gate) o[e] = 1.0f / (1.0f + expf(-g[c][e])) * as_stored(o[e], dtOut);
+        }
+        store8(out, base + 8 * i, dtOut, o);
+    }
+}
+
+// As scale_add_rms_norm (the norm reads the residual as stored), one block per row.
+extern "C" __global__ void scale_add_rms_norm_vec8(const void* a, int dtA, float alpha, const void* b, int dtB, float beta,
+    void* residual, int dtRes, const void* w, int dtW, void* out, int dtOut, int cols, float eps)
+{
+    const i64 base = (i64)blockIdx.x * cols;
+    const int pieces = cols / 8;
+    float r[NORM_PIECES][8], wv[NORM_PIECES][8];
+    float ss = 0.0f;
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        float av[8], bv[8];
+        load8(a, base + 8 * i, dtA, av);
+        load8(b, base + 8 * i, dtB, bv);
+        load8(w, 8 * i, dtW, wv[c]);
+        #pragma unroll
+        for (int e = 0; e < 8; e++) r[c][e] = alpha * av[e] + beta * bv[e];
+        store8(residual, base + 8 * i, dtRes, r[c]);
+        #pragma unroll
+        for (int e = 0; e < 8; e++)
+        {
+            r[c][e] = as_stored(r[c][e], dtRes);
+            ss += r[c][e] * r[c][e];
+        }
+    }
+    const float scale = rsqrtf(block_sum(ss) / cols + eps);
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        float o[8];
+        #pragma unroll
+        for (int e = 0; e < 8; e++) o[e] = wv[c][e] * (r[c][e] * scale);
+        store8(out, base + 8 * i, dtOut, o);
+    }
+}
+
 extern "C" __global__ void scale_add(const void* a, int dtA, float alpha, const void* b, int dtB, float beta, void* out, int dtOut, i64 n)
 {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
@@ -120,22 +242,36 @@ extern "C" __global__ void convert(const void* src, int dtSrc, void* dst, int dt
 // Matrix-vector products for a few rows (decode): y[t, o] = x[t] · w[o] for t < rows ≤ MATVEC_MAX_ROWS, bf16 x
 // and w (16-byte aligned rows, in a multiple of 8), float32 accumulation. One warp per output o reads the
 // weight row once for all rows of x: the step is bound by reading the weights, which cuBLAS does slowly at
-// one row.
+// one row. A lane issues MATVEC_UNROLL 16-byte loads of the row before it uses any (a 2048-wide row is one
+// such round), so a whole product's weights are in flight at once instead of a memory latency per few loads.
 #define MATVEC_MAX_ROWS 4
+#define MATVEC_UNROLL 8
 extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY)
 {
     int lane = threadIdx.x & 31;
     int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (o >= out) return;
     const uint4* wv = (const uint4*)(w + (i64)o * in);
+    const int n8 = in / 8;
     float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
-    #pragma unroll 4
-    for (int i = lane; i < in / 8; i += 32)
+    for (int base = 0; base < n8; base += 32 * MATVEC_UNROLL)
     {
-        uint4 a = wv[i];
+        uint4 a[MATVEC_UNROLL];
         #pragma unroll
-        for (int t = 0; t < MATVEC_MAX_ROWS; t++)
-            if (t < rows) acc[t] += dot8_bf16(a, ((const uint4*)(x + (i64)t * in))[i]);
+        for (int u = 0; u < MATVEC_UNROLL; u++)
+        {
+            int i = base + 32 * u + lane;
+            a[u] = i < n8 ? wv[i] : mk_uint4(0u, 0u, 0u, 0u);
+        }
+        #pragma unroll
+        for (int u = 0; u < MATVEC_UNROLL; u++)
+        {
+            int i = base + 32 * u + lane;
+            if (i >= n8) break;
+            #pragma unroll
+            for (int t = 0; t < MATVEC_MAX_ROWS; t++)
+                if (t < rows) acc[t] += dot8_bf16(a[u], ((const uint4*)(x + (i64)t * in))[i]);
+        }
     }
     #pragma unroll
     for (int t = 0; t < MATVEC_MAX_ROWS; t++)

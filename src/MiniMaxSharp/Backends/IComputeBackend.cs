@@ -82,6 +82,14 @@ public interface IComputeBackend : IDisposable
     /// <summary>output = sigmoid(gate) ⊙ x element-wise; output may alias either.</summary>
     void SigmoidGate(DeviceTensor gate, DeviceTensor x, DeviceTensor output);
 
+    /// <summary>output = sigmoid(gate) ⊙ RmsNorm(x, weight, eps): the lightning block's output norm and its gate,
+    /// which a backend may fuse into one pass. output may alias x (not gate).</summary>
+    void RmsNormSigmoidGate(DeviceTensor x, DeviceTensor weight, float eps, DeviceTensor gate, DeviceTensor output)
+    {
+        RmsNorm(x, weight, eps, output);
+        SigmoidGate(gate, output, output);
+    }
+
     /// <summary>
     /// Lightning attention over a packed batch. qkv [T, 3·H·d] is the raw projection
     /// (per head [q|k|v]); the op applies SiLU to it, runs the decayed linear recurrence from each

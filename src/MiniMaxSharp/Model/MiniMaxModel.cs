@@ -217,9 +217,8 @@ public sealed class MiniMaxModel : IDisposable
         b.LightningAttention(qkv, layout, states, _slopes[layer], c.HeadDim, c.BlockSize, o);
         End(StepPhase.LightningCore);
         Begin();
-        b.RmsNorm(o, w.OutputNorm!, c.LightningNormEps, o);
         b.MatMul(y, w.OutputGate!, gate);
-        b.SigmoidGate(gate, o, o);
+        b.RmsNormSigmoidGate(o, w.OutputNorm!, c.LightningNormEps, gate, o);
         b.MatMul(o, w.OutProj!, output);
         End(StepPhase.Projections);
     }

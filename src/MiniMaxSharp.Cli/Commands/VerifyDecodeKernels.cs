@@ -1,0 +1,50 @@
+using MiniMaxSharp.Tensors;
+
+namespace MiniMaxSharp.Cli.Commands;
+
+// The decode-step kernels at the shapes of bench-1b and around their edges: vectorised norms (and the fused
+// output norm + sigmoid gate), matvec rounds, the fused router, the few-token MoE, the one-token lightning
+// kernel and the short-split decode attention with its combine.
+internal static partial class VerifyCommand
+{
+    internal sealed partial class Verifier
+    {
+        public void RunDecodeKernelChecks()
+        {
+            RmsNorm(1, 2048);                      // one 8-column piece per thread
+            RmsNorm(2, 1004);                      // columns not a multiple of 8: the generic kernel
+            RmsNorm(3, 40000);                     // more pieces than 4 per thread of 1024: the generic kernel
+            RmsNormSigmoidGate(1, 2048);
+            RmsNormSigmoidGate(5, 1000);           // 125 pieces: a partly idle warp
+            RmsNormSigmoidGate(3, 1004);           // the two ops (generic kernels)
+            RmsNormSigmoidGate(2, 30000, DType.F32);   // several pieces per thread, float32 activations
+            ScaleAddRmsNorm(2, 1004);              // generic kernel
+            ScaleAddRmsNorm(4, 8192);              // several pieces per thread
+            MatMul(1, 2048, 2048, DType.BF16, DType.F32);    // one round of loads per lane
+            MatMul(4, 6144, 96, DType.BF16, DType.BF16);     // three rounds, four rows
+            MatMul(2, 2056, 33, DType.BF16, DType.BF16);     // a second, nearly empty round
+            Moe(1, 2048, 8, 256, 2);               // bench-1b's hidden size and experts at one token
+            Moe(5, 512, 16, 200, 3);               // odd top-k (an unpaired choice), inter not a multiple of 256
+            Moe(8, 264, 4, 96, 2);                 // 16 pairs, hidden with a short round
+            Lightning(16, 128, [1], [5]);          // bench-1b's lightning decode step
+            Lightning(4, 128, [1, 1, 1], [3, 0, 100]);
+            Softmax(16, 2, 128, [1], [4096]);      // bench-1b's softmax decode step: 33 live splits of 128 keys
+            Softmax(16, 2, 128, [1, 1, 1], [126, 127, 128]);   // a split boundary: 1 live split, then 2
+            Softmax(8, 8, 64, [1, 1], [700, 3]);   // decode_attention_split with the live-split combine
+            // 8 tokens: 33 splits, so the token at 4300 takes splits of 131 keys (a second, short tile for warp 0).
+            Softmax(8, 2, 128, [1, 1, 1, 1, 1, 1, 1, 1], [4300, 0, 1, 2, 3, 200, 129, 5]);
+        }
+
+        private void RmsNormSigmoidGate(int rows, int cols, DType? activations = null)
+        {
+            DType type = activations ?? device.ActivationType;
+            var x = Pair(Random((long)rows * cols, 3f), type, rows, cols);
+            var g = Pair(Random((long)rows * cols, 4f), type, rows, cols);
+            var w = Weight(Random(cols), cols);
+            device.RmsNormSigmoidGate(x.Device, w.Device, 1e-5f, g.Device, x.Device);   // in place, as the model
+            cpu.RmsNormSigmoidGate(x.Cpu, w.Cpu, 1e-5f, g.Cpu, x.Cpu);
+            Compare("RmsNormSigmoidGate", $"[{rows},{cols}] {type}", x.Device, x.Cpu);
+            Dispose(x, g, w);
+        }
+    }
+}
