@@ -286,8 +286,50 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         Gemm(xs.Pointer, xs.DType, (int)xs.Rows, xs.Cols, ws.Pointer, ws.DType, (int)ws.Rows, os.Pointer, os.DType);
     }
 
+    public void MatMulMany(DeviceTensor x, IReadOnlyList<DeviceTensor> weights, IReadOnlyList<DeviceTensor> outputs)
+    {
+        if (weights.Count != outputs.Count) throw new ArgumentException($"{weights.Count} weights but {outputs.Count} outputs");
+        var xs = AsCuda(x);
+        var ws = weights.Select(AsCuda).ToArray();
+        var os = outputs.Select(AsCuda).ToArray();
+        for (int i = 0; i < ws.Length; i++)
+            if (ws[i].Cols != xs.Cols || os[i].Rows != xs.Rows || os[i].Cols != ws[i].Rows)
+                throw new ArgumentException($"matmul of {xs} by {ws[i]}ᵀ into {os[i]}");
+        bool together = ws.Length is >= 2 and <= MatVecManyProducts && xs.Rows > 0
+            && Enumerable.Range(0, ws.Length).All(i => os[i].DType == os[0].DType
+                && UsesMatVec(xs.Pointer, xs.DType, (int)xs.Rows, xs.Cols, ws[i].Pointer, ws[i].DType, os[i].DType));
+        if (!together)
+        {
+            for (int i = 0; i < ws.Length; i++) MatMul(xs, ws[i], os[i]);
+            return;
+        }
+        _device.MakeCurrent();
+        // Unused product slots: no weights, no outputs.
+        var slots = new KernelArg[3 * MatVecManyProducts];
+        int total = 0;
+        for (int i = 0; i < MatVecManyProducts; i++)
+        {
+            bool used = i < ws.Length;
+            slots[3 * i] = used ? ws[i].Pointer : 0UL;
+            slots[3 * i + 1] = used ? os[i].Pointer : 0UL;
+            slots[3 * i + 2] = used ? (int)ws[i].Rows : 0;
+            total += used ? (int)ws[i].Rows : 0;
+        }
+        const int warps = 8;
+        _device.Kernel("elementwise.cu", "matvec_bf16_many").Launch((uint)((total + warps - 1) / warps), 1, 1, 32 * warps, 0,
+            [xs.Pointer, (int)xs.Rows, xs.Cols, KernelType(os[0].DType), .. slots]);
+    }
+
+    /// <summary>Products <c>matvec_bf16_many</c> takes in one launch.</summary>
+    private const int MatVecManyProducts = 4;
+
     /// <summary>Products of at most this many rows with bf16 weights run <c>matvec_bf16</c> (as <c>MATVEC_MAX_ROWS</c> in elementwise.cu).</summary>
     private const int MatVecMaxRows = 4;
+
+    /// <summary>Whether a product runs <c>matvec_bf16</c>: a few bf16 rows (decode) by bf16 weights, 16-byte aligned, into bf16 or float32.</summary>
+    private static bool UsesMatVec(ulong x, DType xType, int rows, int inFeatures, ulong w, DType wType, DType yType) =>
+        rows <= MatVecMaxRows && wType == DType.BF16 && xType == DType.BF16 && (yType is DType.BF16 or DType.F32)
+        && inFeatures % 8 == 0 && x % 16 == 0 && w % 16 == 0;
 
     /// <summary>
     /// y[rows, outFeatures] = x[rows, inFeatures] · w[outFeatures, inFeatures]ᵀ, row-major, via cuBLAS
@@ -299,8 +341,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     {
         if (rows == 0 || outFeatures == 0) return;
         if (wType is not (DType.BF16 or DType.F32)) throw new NotSupportedException($"the CUDA matmul takes bf16 or float32 weights, not {wType}");
-        if (rows <= MatVecMaxRows && wType == DType.BF16 && xType == DType.BF16 && (yType is DType.BF16 or DType.F32)
-            && inFeatures % 8 == 0 && x % 16 == 0 && w % 16 == 0)
+        if (UsesMatVec(x, xType, rows, inFeatures, w, wType, yType))
         {
             const int warps = 8;
             _device.Kernel("elementwise.cu", "matvec_bf16").Launch((uint)((outFeatures + warps - 1) / warps), 1, 1, 32 * warps, 0,

@@ -23,6 +23,10 @@ internal static partial class VerifyCommand
             MatMul(1, 2048, 2048, DType.BF16, DType.F32);    // one round of loads per lane
             MatMul(4, 6144, 96, DType.BF16, DType.BF16);     // three rounds, four rows
             MatMul(2, 2056, 33, DType.BF16, DType.BF16);     // a second, nearly empty round
+            MatMulMany(1, 2048, [6144, 2048]);     // the lightning block's qkv and output gate: one launch
+            MatMulMany(3, 512, [100, 33, 33]);     // q, k and v of a softmax block
+            MatMulMany(1, 256, [8, 8, 8, 8, 8]);   // more than four products: one launch each
+            MatMulMany(2, 100, [50, 20]);          // in not a multiple of 8: cuBLAS
             Moe(1, 2048, 8, 256, 2);               // bench-1b's hidden size and experts at one token
             Moe(5, 512, 16, 200, 3);               // odd top-k (an unpaired choice), inter not a multiple of 256
             Moe(8, 264, 4, 96, 2);                 // 16 pairs, hidden with a short round
@@ -33,6 +37,18 @@ internal static partial class VerifyCommand
             Softmax(8, 8, 64, [1, 1], [700, 3]);   // decode_attention_split with the live-split combine
             // 8 tokens: 33 splits, so the token at 4300 takes splits of 131 keys (a second, short tile for warp 0).
             Softmax(8, 2, 128, [1, 1, 1, 1, 1, 1, 1, 1], [4300, 0, 1, 2, 3, 200, 129, 5]);
+        }
+
+        private void MatMulMany(int rows, int k, int[] outFeatures)
+        {
+            var x = Activation(Random((long)rows * k), rows, k);
+            var ws = outFeatures.Select(n => Weight(Random((long)n * k, 0.1f), n, k)).ToArray();
+            var os = outFeatures.Select(n => Activation(new float[rows * n], rows, n)).ToArray();
+            device.MatMulMany(x.Device, ws.Select(w => w.Device).ToArray(), os.Select(o => o.Device).ToArray());
+            cpu.MatMulMany(x.Cpu, ws.Select(w => w.Cpu).ToArray(), os.Select(o => o.Cpu).ToArray());
+            Record("MatMulMany", $"[{rows},{k}] x [{string.Join(", ", outFeatures)}]ᵀ",
+                os.SelectMany(o => Read(device, o.Device)).ToArray(), os.SelectMany(o => Read(cpu, o.Cpu)).ToArray());
+            Dispose([x, .. ws, .. os]);
         }
 
         private void RmsNormSigmoidGate(int rows, int cols, DType? activations = null)

@@ -246,14 +246,11 @@ extern "C" __global__ void convert(const void* src, int dtSrc, void* dst, int dt
 // such round), so a whole product's weights are in flight at once instead of a memory latency per few loads.
 #define MATVEC_MAX_ROWS 4
 #define MATVEC_UNROLL 8
-extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY)
+
+// acc[t] (lane's share) = x[t] · w row for t < rows; the caller sums over the warp.
+__device__ __forceinline__ void matvec_lane(const bf16* x, int rows, int in, const uint4* wv, int lane, float* acc)
 {
-    int lane = threadIdx.x & 31;
-    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (o >= out) return;
-    const uint4* wv = (const uint4*)(w + (i64)o * in);
     const int n8 = in / 8;
-    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
     for (int base = 0; base < n8; base += 32 * MATVEC_UNROLL)
     {
         uint4 a[MATVEC_UNROLL];
@@ -273,6 +270,11 @@ extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf
                 if (t < rows) acc[t] += dot8_bf16(a[u], ((const uint4*)(x + (i64)t * in))[i]);
         }
     }
+}
+
+// Sums the lanes' shares and writes y[t, o] for t < rows (lane 0).
+__device__ __forceinline__ void matvec_store(float* acc, int rows, int lane, void* y, int out, int o, int dtY)
+{
     #pragma unroll
     for (int t = 0; t < MATVEC_MAX_ROWS; t++)
     {
@@ -280,4 +282,34 @@ extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf
         float s = warp_sum(acc[t]);
         if (lane == 0) st(y, (i64)t * out + o, dtY, s);
     }
+}
+
+extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY)
+{
+    int lane = threadIdx.x & 31;
+    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (o >= out) return;
+    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    matvec_lane(x, rows, in, (const uint4*)(w + (i64)o * in), lane, acc);
+    matvec_store(acc, rows, lane, y, out, o, dtY);
+}
+
+// Up to four products of the same x in one launch (e.g. a layer's q, k and v projections): the warps run over
+// the outputs of w0, then w1, ...; an unused product has out 0.
+extern "C" __global__ void matvec_bf16_many(const bf16* x, int rows, int in, int dtY,
+    const bf16* w0, void* y0, int out0, const bf16* w1, void* y1, int out1,
+    const bf16* w2, void* y2, int out2, const bf16* w3, void* y3, int out3)
+{
+    int lane = threadIdx.x & 31;
+    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const bf16* w = w0;
+    void* y = y0;
+    int out = out0;
+    if (o >= out) { o -= out; w = w1; y = y1; out = out1; }
+    if (o >= out) { o -= out; w = w2; y = y2; out = out2; }
+    if (o >= out) { o -= out; w = w3; y = y3; out = out3; }
+    if (o >= out) return;
+    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    matvec_lane(x, rows, in, (const uint4*)(w + (i64)o * in), lane, acc);
+    matvec_store(acc, rows, lane, y, out, o, dtY);
 }

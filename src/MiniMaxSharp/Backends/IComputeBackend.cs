@@ -79,6 +79,14 @@ public interface IComputeBackend : IDisposable
     /// <summary>output[T, out] = x[T, in] · weight[out, in]ᵀ (a Linear layer without bias).</summary>
     void MatMul(DeviceTensor x, DeviceTensor weight, DeviceTensor output);
 
+    /// <summary>outputs[i] = x · weights[i]ᵀ for every i: products of one input (a layer's q, k and v projections),
+    /// which a backend may run as one.</summary>
+    void MatMulMany(DeviceTensor x, IReadOnlyList<DeviceTensor> weights, IReadOnlyList<DeviceTensor> outputs)
+    {
+        if (weights.Count != outputs.Count) throw new ArgumentException($"{weights.Count} weights but {outputs.Count} outputs");
+        for (int i = 0; i < weights.Count; i++) MatMul(x, weights[i], outputs[i]);
+    }
+
     /// <summary>output = sigmoid(gate) ⊙ x element-wise; output may alias either.</summary>
     void SigmoidGate(DeviceTensor gate, DeviceTensor x, DeviceTensor output);
 

@@ -210,14 +210,13 @@ public sealed class MiniMaxModel : IDisposable
         using var o = ws.Attn.RowSlice(0, T);
         using var gate = ws.Gate.RowSlice(0, T);
         Begin();
-        b.MatMul(y, w.QkvProj!, qkv);
+        b.MatMulMany(y, [w.QkvProj!, w.OutputGate!], [qkv, gate]);   // the output gate reads the same input
         End(StepPhase.Projections);
         var states = sequences.Select(s => s.LightningState(layer)).ToArray();
         Begin();
         b.LightningAttention(qkv, layout, states, _slopes[layer], c.HeadDim, c.BlockSize, o);
         End(StepPhase.LightningCore);
         Begin();
-        b.MatMul(y, w.OutputGate!, gate);
         b.RmsNormSigmoidGate(o, w.OutputNorm!, c.LightningNormEps, gate, o);
         b.MatMul(o, w.OutProj!, output);
         End(StepPhase.Projections);
@@ -234,9 +233,7 @@ public sealed class MiniMaxModel : IDisposable
         using var v = ws.Values.RowSlice(0, T);
         using var o = ws.Gate.RowSlice(0, T);
         Begin();
-        b.MatMul(y, w.QProj!, q);
-        b.MatMul(y, w.KProj!, k);
-        b.MatMul(y, w.VProj!, v);
+        b.MatMulMany(y, [w.QProj!, w.KProj!, w.VProj!], [q, k, v]);
         End(StepPhase.Projections);
         var caches = sequences.Select(s => s.Cache(layer)).ToArray();
         Begin();
