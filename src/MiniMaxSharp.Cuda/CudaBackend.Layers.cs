@@ -241,14 +241,8 @@ public sealed unsafe partial class CudaBackend
         var xs = AsCuda(x);
         var os = AsCuda(output);
         var rs = AsCuda(router);
+        int inter = CheckMoe(xs, rs, experts, topK, os);
         int T = (int)xs.Rows, hidden = xs.Cols, E = experts.Count;
-        if (E == 0 || rs.Rows != E || rs.Cols != hidden || os.Rows != T || os.Cols != hidden || topK < 1 || topK > E)
-            throw new ArgumentException($"MoE: x {xs}, router {rs}, {E} experts, top-{topK}, output {os}");
-        int inter = (int)experts[0].W1.Rows;
-        foreach (var ex in experts)
-            if (ex.W1.DType != experts[0].W1.DType || ex.W2.DType != ex.W1.DType || ex.W3.DType != ex.W1.DType
-                || ex.W1.Rows != inter || ex.W1.Cols != hidden || ex.W3.Rows != inter || ex.W3.Cols != hidden || ex.W2.Rows != hidden || ex.W2.Cols != inter)
-                throw new ArgumentException($"MoE: expert weights w1 {ex.W1}, w3 {ex.W3}, w2 {ex.W2} do not fit hidden {hidden}, intermediate {inter} and one dtype");
         if (T == 0) return;
         _device.MakeCurrent();
         int pairs = T * topK;
@@ -304,6 +298,60 @@ public sealed unsafe partial class CudaBackend
         }
         _device.Kernel("moe.cu", "moe_combine").Launch(Blocks((long)T * hidden), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
+    }
+
+    /// <summary>Validates a MoE op's shapes; returns the experts' intermediate size.</summary>
+    private static int CheckMoe(CudaTensor xs, CudaTensor rs, IReadOnlyList<ExpertWeights> experts, int topK, CudaTensor os)
+    {
+        int T = (int)xs.Rows, hidden = xs.Cols, E = experts.Count;
+        if (E == 0 || rs.Rows != E || rs.Cols != hidden || os.Rows != T || os.Cols != hidden || topK < 1 || topK > E)
+            throw new ArgumentException($"MoE: x {xs}, router {rs}, {E} experts, top-{topK}, output {os}");
+        int inter = (int)experts[0].W1.Rows;
+        foreach (var ex in experts)
+            if (ex.W1.DType != experts[0].W1.DType || ex.W2.DType != ex.W1.DType || ex.W3.DType != ex.W1.DType
+                || ex.W1.Rows != inter || ex.W1.Cols != hidden || ex.W3.Rows != inter || ex.W3.Cols != hidden || ex.W2.Rows != hidden || ex.W2.Cols != inter)
+                throw new ArgumentException($"MoE: expert weights w1 {ex.W1}, w3 {ex.W3}, w2 {ex.W2} do not fit hidden {hidden}, intermediate {inter} and one dtype");
+        return inter;
+    }
+
+    /// <summary>Experts <c>scale_add_rms_norm_route</c> routes at most (ROUTE_MAX_EXPERTS in moe.cu).</summary>
+    private const int FusedRouteMaxExperts = 64;
+
+    // Few bf16 tokens (decode): the residual add, the norm and the routing in one launch
+    // (scale_add_rms_norm_route), then the few-token expert kernels; otherwise the two ops.
+    public void ScaleAddRmsNormMoe(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor residual,
+        DeviceTensor weight, float eps, DeviceTensor normed, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
+        int topK, DeviceTensor output)
+    {
+        var sa = AsCuda(a);
+        var sb = AsCuda(b);
+        var r = AsCuda(residual);
+        var w = AsCuda(weight);
+        var ns = AsCuda(normed);
+        var rs = AsCuda(router);
+        var os = AsCuda(output);
+        int T = (int)r.Rows, cols = r.Cols, E = experts.Count;
+        // One 8-column piece per thread, and a thread per expert for the final sums.
+        uint normThreads = NormThreads(cols, sa.Pointer, sb.Pointer, r.Pointer, w.Pointer, ns.Pointer, rs.Pointer);
+        uint threads = Math.Max(normThreads, (uint)(E + 31) / 32 * 32);
+        bool fused = T > 0 && T * topK <= FewTokenMoePairs && normThreads > 0 && cols / 8 <= 1024 && threads <= 1024
+            && E <= FusedRouteMaxExperts && ns.DType == DType.BF16 && rs.DType == DType.BF16
+            && sa.ElementCount == r.ElementCount && sb.ElementCount == r.ElementCount && w.ElementCount == cols && ns.Rows == T && ns.Cols == cols;
+        if (!fused)
+        {
+            ScaleAddRmsNorm(a, alpha, b, beta, residual, weight, eps, normed);
+            MixtureOfExperts(normed, router, experts, topK, output);
+            return;
+        }
+        int inter = CheckMoe(ns, rs, experts, topK, os);
+        _device.MakeCurrent();
+        ulong logits = Scratch("moe router logits", (long)T * E * 4);
+        ulong chosen = Scratch("moe choices", (long)T * topK * 4);
+        ulong weights = Scratch("moe weights", (long)T * topK * 4);
+        _device.Kernel("moe.cu", "scale_add_rms_norm_route").Launch((uint)T, 1, 1, threads, 0,
+            sa, sa.KernelType, alpha, sb, sb.KernelType, beta, r, r.KernelType, w, w.KernelType, ns, cols, eps,
+            rs, E, topK, logits, chosen, weights);
+        MixtureOfExpertsFewTokens(ns, experts, topK, inter, chosen, weights, os);
     }
 
     /// <summary>Router logits [T, E] (float32 product), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.

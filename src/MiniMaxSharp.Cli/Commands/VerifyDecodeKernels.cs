@@ -1,3 +1,4 @@
+using MiniMaxSharp.Backends;
 using MiniMaxSharp.Tensors;
 
 namespace MiniMaxSharp.Cli.Commands;
@@ -30,6 +31,12 @@ internal static partial class VerifyCommand
             Moe(1, 2048, 8, 256, 2);               // bench-1b's hidden size and experts at one token
             Moe(5, 512, 16, 200, 3);               // odd top-k (an unpaired choice), inter not a multiple of 256
             Moe(8, 264, 4, 96, 2);                 // 16 pairs, hidden with a short round
+            ScaleAddRmsNormMoe(1, 2048, 8, 256, 2);   // bench-1b's shape: the norm and the routing in one launch
+            ScaleAddRmsNormMoe(3, 256, 16, 64, 3);    // 9 pairs, an unpaired choice
+            ScaleAddRmsNormMoe(2, 1000, 40, 32, 2);   // a partly idle warp; more experts than one router group
+            ScaleAddRmsNormMoe(2, 1004, 4, 64, 2);    // columns not a multiple of 8: the two ops
+            ScaleAddRmsNormMoe(20, 128, 4, 32, 2);    // 40 pairs: the two ops (grouped MoE)
+            ScaleAddRmsNormMoe(1, 64, 72, 16, 2);     // more experts than the fused kernel routes: the two ops
             Lightning(16, 128, [1], [5]);          // bench-1b's lightning decode step
             Lightning(4, 128, [1, 1, 1], [3, 0, 100]);
             Softmax(16, 2, 128, [1], [4096]);      // bench-1b's softmax decode step: 33 live splits of 128 keys
@@ -49,6 +56,30 @@ internal static partial class VerifyCommand
             Record("MatMulMany", $"[{rows},{k}] x [{string.Join(", ", outFeatures)}]ᵀ",
                 os.SelectMany(o => Read(device, o.Device)).ToArray(), os.SelectMany(o => Read(cpu, o.Cpu)).ToArray());
             Dispose([x, .. ws, .. os]);
+        }
+
+        /// <summary>The post-attention residual add, norm and MoE as the model calls them (the normed output over the
+        /// first input, the MoE output over the second).</summary>
+        private void ScaleAddRmsNormMoe(int tokens, int hidden, int experts, int inter, int topK)
+        {
+            var a = Activation(Random((long)tokens * hidden), tokens, hidden);
+            var b = Pair(Random((long)tokens * hidden, 2f), device.ResidualType, tokens, hidden);
+            var residual = Pair(new float[tokens * hidden], device.ResidualType, tokens, hidden);
+            var norm = Weight(Random(hidden), hidden);
+            var router = Weight(Random((long)experts * hidden, 0.2f), experts, hidden);
+            var weights = Enumerable.Range(0, experts).Select(_ => (
+                W1: Weight(Random((long)inter * hidden, 0.1f), inter, hidden),
+                W2: Weight(Random((long)hidden * inter, 0.1f), hidden, inter),
+                W3: Weight(Random((long)inter * hidden, 0.1f), inter, hidden))).ToArray();
+            device.ScaleAddRmsNormMoe(a.Device, 3.5f, b.Device, 1f, residual.Device, norm.Device, 1e-5f, a.Device,
+                router.Device, weights.Select(e => new ExpertWeights(e.W1.Device, e.W2.Device, e.W3.Device)).ToArray(), topK, b.Device);
+            cpu.ScaleAddRmsNormMoe(a.Cpu, 3.5f, b.Cpu, 1f, residual.Cpu, norm.Cpu, 1e-5f, a.Cpu,
+                router.Cpu, weights.Select(e => new ExpertWeights(e.W1.Cpu, e.W2.Cpu, e.W3.Cpu)).ToArray(), topK, b.Cpu);
+            string shape = $"T {tokens}, hidden {hidden}, E {experts}, I {inter}, top-{topK}";
+            Compare("ScaleAddRmsNormMoe residual", shape, residual.Device, residual.Cpu);
+            Compare("ScaleAddRmsNormMoe normed", shape, a.Device, a.Cpu);
+            Compare("ScaleAddRmsNormMoe out", shape, b.Device, b.Cpu);
+            Dispose([a, b, residual, norm, router, .. weights.SelectMany(e => new[] { e.W1, e.W2, e.W3 })]);
         }
 
         private void RmsNormSigmoidGate(int rows, int cols, DType? activations = null)

@@ -80,6 +80,85 @@ extern "C" __global__ void router_decode(const bf16* x, const bf16* router, int 
     if (threadIdx.x == 0) topk_row(rowLogits, experts, k, chosen + (i64)t * k, weights + (i64)t * k);
 }
 
+// The post-attention residual add and norm (as scale_add_rms_norm_vec8, the norm reading the residual as stored)
+// and the routing of its bf16 output (as router_decode) in one block per token, for few tokens: thread i holds the
+// row's 8-column piece i (cols / 8 <= blockDim.x), multiplies its normed values, rounded to bf16 as the router
+// reads them, with each router row's piece, and the per-warp sums are added in warp order (deterministic).
+// The first ROUTE_GROUP router pieces are requested with the row's inputs, before the norm's reduction.
+#define ROUTE_GROUP 8
+#define ROUTE_MAX_EXPERTS 64
+extern "C" __global__ void scale_add_rms_norm_route(const void* a, int dtA, float alpha, const void* b, int dtB, float beta,
+    void* residual, int dtRes, const void* w, int dtW, bf16* out, int cols, float eps,
+    const bf16* router, int experts, int k, float* logits, int* chosen, float* weights)
+{
+    __shared__ float warpSums[32][ROUTE_MAX_EXPERTS];
+    __shared__ float rowLogits[ROUTE_MAX_EXPERTS];
+    const int t = blockIdx.x, i = threadIdx.x, lane = i & 31, warp = i >> 5, warps = blockDim.x >> 5;
+    const i64 base = (i64)t * cols;
+    const bool live = i < cols / 8;
+    uint4 rr[ROUTE_GROUP];
+    #pragma unroll
+    for (int j = 0; j < ROUTE_GROUP; j++)
+        rr[j] = live && j < experts ? *(const uint4*)(router + (i64)j * cols + 8 * i) : mk_uint4(0u, 0u, 0u, 0u);
+    float r[8], wv[8];
+    float ss = 0.0f;
+    if (live)
+    {
+        float av[8], bv[8];
+        load8(a, base + 8 * i, dtA, av);
+        load8(b, base + 8 * i, dtB, bv);
+        load8(w, 8 * i, dtW, wv);
+        #pragma unroll
+        for (int e = 0; e < 8; e++) r[e] = alpha * av[e] + beta * bv[e];
+        store8(residual, base + 8 * i, dtRes, r);
+        #pragma unroll
+        for (int e = 0; e < 8; e++)
+        {
+            r[e] = as_stored(r[e], dtRes);
+            ss += r[e] * r[e];
+        }
+    }
+    const float scale = rsqrtf(block_sum(ss) / cols + eps);
+    float y[8];
+    #pragma unroll
+    for (int e = 0; e < 8; e++) y[e] = 0.0f;
+    if (live)
+    {
+        #pragma unroll
+        for (int e = 0; e < 8; e++) y[e] = as_stored(wv[e] * (r[e] * scale), DT_BF16);
+        store8(out, base + 8 * i, DT_BF16, y);
+    }
+    for (int e0 = 0; e0 < experts; e0 += ROUTE_GROUP)
+    {
+        if (e0 > 0)
+            #pragma unroll
+            for (int j = 0; j < ROUTE_GROUP; j++)
+                rr[j] = live && e0 + j < experts ? *(const uint4*)(router + (i64)(e0 + j) * cols + 8 * i) : mk_uint4(0u, 0u, 0u, 0u);
+        #pragma unroll
+        for (int j = 0; j < ROUTE_GROUP; j++)
+        {
+            if (e0 + j >= experts) break;
+            u32 q[4] = { rr[j].x, rr[j].y, rr[j].z, rr[j].w };
+            float p = 0.0f;
+            #pragma unroll
+            for (int c = 0; c < 4; c++)
+                p += __uint_as_float(q[c] << 16) * y[2 * c] + __uint_as_float(q[c] & 0xffff0000u) * y[2 * c + 1];
+            p = warp_sum(p);
+            if (lane == 0) warpSums[warp][e0 + j] = p;
+        }
+    }
+    __syncthreads();
+    if (i < experts)
+    {
+        float sum = 0.0f;
+        for (int u = 0; u < warps; u++) sum += warpSums[u][i];
+        rowLogits[i] = sum;
+        logits[(i64)t * experts + i] = sum;
+    }
+    __syncthreads();
+    if (i == 0) topk_row(rowLogits, experts, k, chosen + (i64)t * k, weights + (i64)t * k);
+}
+
 // One block; warp w handles experts w, w+warps, ... Pass 1 counts each expert's pairs, thread 0 turns the
 // counts into offsets [E+1], pass 2 gives every pair its slot (expert-major, token order inside an expert):
 // slotToken[slot] = token, pairSlot[pair] = slot.

@@ -128,6 +128,17 @@ public interface IComputeBackend : IDisposable
     void MixtureOfExperts(DeviceTensor x, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
         int topK, DeviceTensor output);
 
+    /// <summary>ScaleAddRmsNorm into <paramref name="normed"/>, then MixtureOfExperts of <paramref name="normed"/>
+    /// into <paramref name="output"/>: a layer's post-attention residual add and norm and its MoE, which a backend may
+    /// partly fuse (the norm and the routing in one pass). normed may alias a.</summary>
+    void ScaleAddRmsNormMoe(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor residual,
+        DeviceTensor weight, float eps, DeviceTensor normed, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
+        int topK, DeviceTensor output)
+    {
+        ScaleAddRmsNorm(a, alpha, b, beta, residual, weight, eps, normed);
+        MixtureOfExperts(normed, router, experts, topK, output);
+    }
+
     /// <summary>Blocks until every op issued so far has finished.</summary>
     void Synchronize();
 }

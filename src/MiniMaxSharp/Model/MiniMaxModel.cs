@@ -172,12 +172,20 @@ public sealed class MiniMaxModel : IDisposable
             if (w.Kind == LayerKind.Lightning) LightningBlock(l, w, y, branch, layout, sequences, ws);
             else SoftmaxBlock(l, w, y, branch, layout, sequences, ws);
             var ra = c.AttentionResidual(l);
-            Begin();
-            b.ScaleAddRmsNorm(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y);   // residual over the normed input
-            End(StepPhase.Norms);
-            Begin();
-            b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
-            End(StepPhase.MixtureOfExperts);
+            // The residual over the normed input, the post-attention norm and the MoE: one op (a backend may fuse the
+            // norm with the routing), or two when the profiler times the phases apart.
+            if (Profiler is null)
+                b.ScaleAddRmsNormMoe(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y,
+                    w.Router, w.Experts, c.ExpertsPerToken, branch);
+            else
+            {
+                Begin();
+                b.ScaleAddRmsNorm(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y);
+                End(StepPhase.Norms);
+                Begin();
+                b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
+                End(StepPhase.MixtureOfExperts);
+            }
             // The residual add and the next layer's input norm (the final norm after the last layer) in one op.
             var nextNorm = l + 1 < c.NumLayers ? Weights.Layers[l + 1].InputNorm : Weights.FinalNorm;
             Begin();
