@@ -103,8 +103,10 @@ extern "C" __global__ void __launch_bounds__(128) lightning_decode(const void* q
         o[c] += __shfl_xor_sync(0xffffffffu, o[c], 16);
     }
     if (lane < 4)
+    {
         #pragma unroll
         for (int c = 0; c < 4; c++) partial[warp][4 * lane + c] = o[c];
+    }
     __syncthreads();
     if (tid < LD_COLS)
         st(out, (i64)token * heads * LD_D + (i64)h * LD_D + blockIdx.x * LD_COLS + tid, dtOut,

@@ -131,9 +131,11 @@ extern "C" __global__ void scale_add_rms_norm_route(const void* a, int dtA, floa
     for (int e0 = 0; e0 < experts; e0 += ROUTE_GROUP)
     {
         if (e0 > 0)
+        {
             #pragma unroll
             for (int j = 0; j < ROUTE_GROUP; j++)
                 rr[j] = live && e0 + j < experts ? *(const uint4*)(router + (i64)(e0 + j) * cols + 8 * i) : mk_uint4(0u, 0u, 0u, 0u);
+        }
         #pragma unroll
         for (int j = 0; j < ROUTE_GROUP; j++)
         {
