@@ -355,12 +355,14 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
     __syncthreads();
 
     float m[DG_MAX_GROUP], l[DG_MAX_GROUP], acc[DG_MAX_GROUP][4];
+    #pragma unroll
     for (int g = 0; g < DG_MAX_GROUP; g++) { m[g] = NEG_INF; l[g] = 0.0f; acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = 0.0f; }
     for (int tile = first + 32 * warp; tile <= lastKey; tile += 128)
     {
         const int key = tile + lane;
         const bool live = key <= lastKey;
         float s[DG_MAX_GROUP];
+        #pragma unroll
         for (int g = 0; g < DG_MAX_GROUP; g++) s[g] = 0.0f;
         if (live)
         {
@@ -377,14 +379,18 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
                 for (int e = 0; e < 4; e++)
                 {
                     float k0 = __uint_as_float(w[e] << 16), k1 = __uint_as_float(w[e] & 0xffff0000u);
+                    #pragma unroll
                     for (int g = 0; g < DG_MAX_GROUP; g++)
                         if (g < group) s[g] += qs[g][8 * c8 + 2 * e] * k0 + qs[g][8 * c8 + 2 * e + 1] * k1;
                 }
             }
         }
+        // Every loop over the group is unrolled to DG_MAX_GROUP with a guard (not a break at the runtime group size),
+        // so m, l and acc are indexed statically and stay in registers (with a break they lived in local memory).
+        #pragma unroll
         for (int g = 0; g < DG_MAX_GROUP; g++)
         {
-            if (g >= group) break;
+            if (g >= group) continue;
             float v = live ? s[g] : NEG_INF;
             float mNew = fmaxf(m[g], warp_max(v));
             float p = live ? expf(v - mNew) : 0.0f;
@@ -411,17 +417,20 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
             uint2 vv = vr[j];
             float v0 = __uint_as_float(vv.x << 16), v1 = __uint_as_float(vv.x & 0xffff0000u);
             float v2 = __uint_as_float(vv.y << 16), v3 = __uint_as_float(vv.y & 0xffff0000u);
+            #pragma unroll
             for (int g = 0; g < DG_MAX_GROUP; g++)
             {
-                if (g >= group) break;
+                if (g >= group) continue;
                 float p = ps[warp][j][g];
                 acc[g][0] += p * v0; acc[g][1] += p * v1; acc[g][2] += p * v2; acc[g][3] += p * v3;
             }
         }
         __syncwarp();
     }
-    for (int g = 0; g < group; g++)
+    #pragma unroll
+    for (int g = 0; g < DG_MAX_GROUP; g++)
     {
+        if (g >= group) continue;
         if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = l[g]; }
         wo[warp][g][4 * lane] = acc[g][0]; wo[warp][g][4 * lane + 1] = acc[g][1];
         wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
