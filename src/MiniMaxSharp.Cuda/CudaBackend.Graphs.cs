@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using static MiniMaxSharp.Backends.Cuda.Interop.CudaDriver;
 
 namespace MiniMaxSharp.Backends.Cuda;
@@ -22,6 +23,9 @@ public sealed unsafe partial class CudaBackend
     private int _graphArgumentBytes;
     private long _replayed, _captured, _eager, _fallbacks;
     private string? _lastFallback;
+    private nint[] _timingEvents = [];   // start, end, start, end, ... (one pair per timed graph launch)
+    private int _timedLaunches;
+    private bool _timing;
 
     private sealed class StepGraph
     {
@@ -153,15 +157,65 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
+    /// <summary>Stopwatch timestamp of the last graph launch (when the host began issuing it): a benchmark takes
+    /// the host's share of a step as this minus the step's start.</summary>
+    public long LastGraphLaunchTimestamp { get; private set; }
+
+    /// <summary>Starts timing graph launches on the GPU (benchmarks): events before the argument copy and after
+    /// the graph launch of each of the next <paramref name="launches"/> launches. Nothing waits for them until
+    /// <see cref="StopGraphTiming"/>.</summary>
+    public void StartGraphTiming(int launches)
+    {
+        _device.MakeCurrent();
+        _device.Graphs.RequireEager("creating timing events");
+        while (_timingEvents.Length < 2 * launches)
+        {
+            var more = new nint[Math.Max(2 * launches, 64)];
+            _timingEvents.CopyTo(more, 0);
+            for (int i = _timingEvents.Length; i < more.Length; i++) Check(cuEventCreate(out more[i], EventDefault), "cuEventCreate");
+            _timingEvents = more;
+        }
+        _timedLaunches = 0;
+        _timing = true;
+    }
+
+    /// <summary>Stops timing; waits for the last timed launch and returns how many launches were timed and their
+    /// mean GPU time in milliseconds (0 when none was).</summary>
+    public (int Launches, double MeanMilliseconds) StopGraphTiming()
+    {
+        _timing = false;
+        int n = _timedLaunches;
+        _timedLaunches = 0;
+        if (n == 0) return (0, 0);
+        _device.MakeCurrent();
+        Check(cuEventSynchronize(_timingEvents[2 * n - 1]), "cuEventSynchronize");
+        double total = 0;
+        for (int i = 0; i < n; i++)
+        {
+            Check(cuEventElapsedTime(out float ms, _timingEvents[2 * i], _timingEvents[2 * i + 1]), "cuEventElapsedTime");
+            total += ms;
+        }
+        return (n, total / n);
+    }
+
     /// <summary>Copies the staged op arguments up (outside any capture) and launches the graph after them on the op stream.</summary>
     private bool LaunchGraph(StepGraph g)
     {
         var staged = _device.Graphs.Staged;
+        LastGraphLaunchTimestamp = Stopwatch.GetTimestamp();
+        // Timing never decides the step: an event that cannot be recorded just ends the timing.
+        bool timed = _timing && 2 * _timedLaunches + 1 < _timingEvents.Length
+            && cuEventRecord(_timingEvents[2 * _timedLaunches], _device.Stream) == Success;
         int r = Success;
         if (staged.Length > 0)
             fixed (byte* p = staged) r = cuMemcpyHtoDAsync(_graphArguments, p, (nuint)staged.Length, _device.Stream);
         if (r == Success) r = cuGraphLaunch(g.Exec, _device.Stream);
-        if (r == Success) return true;
+        if (r == Success)
+        {
+            if (timed && cuEventRecord(_timingEvents[2 * _timedLaunches + 1], _device.Stream) == Success) _timedLaunches++;
+            else if (_timing) _timing = false;
+            return true;
+        }
         DestroyExec(g);
         Fail(g, $"launching the graph failed: {ErrorName(r)}");
         return false;
@@ -206,5 +260,7 @@ public sealed unsafe partial class CudaBackend
         _graphs.Clear();
         if (_graphArguments != 0) _device.Free(_graphArguments);
         _graphArguments = 0;
+        foreach (nint e in _timingEvents) cuEventDestroy(e);
+        _timingEvents = [];
     }
 }

@@ -42,7 +42,23 @@ public sealed unsafe partial class CudaBackend
             LightningChunked(qkvB, layout, statePtrs, slopes, outB);
             Convert(outB.Pointer, DType.BF16, outT.Pointer, DType.F32, outT.ElementCount);
         }
+        else if (d == LightningDecodeHeadDim && layout.TotalTokens == layout.Count && statePtrs.All(p => p % 16 == 0)) LightningDecode(qkvT, layout, statePtrs, slopes, outT);
         else LightningRecurrent(qkvT, layout, statePtrs, slopes, d, outT);
+    }
+
+    /// <summary>Head size of <c>lightning_decode</c> (LD_D in lightning.cu), which serves steps of one token per sequence.</summary>
+    private const int LightningDecodeHeadDim = 128;
+
+    private void LightningDecode(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
+    {
+        var meta = new MetaBuilder();
+        int offsets = meta.Add(layout.Sequences.Select(s => s.TokenOffset).ToArray());
+        int ptrs = meta.Add(statePtrs);
+        int slopeAt = meta.Add(slopes);
+        ulong m = UploadMeta(meta);
+        const int columnsPerBlock = 16;   // LD_COLS
+        _device.Kernel("lightning.cu", "lightning_decode").Launch(LightningDecodeHeadDim / columnsPerBlock, (uint)slopes.Length, (uint)layout.Count, 128, 0,
+            qkv, qkv.KernelType, output, output.KernelType, m + (ulong)offsets, m + (ulong)ptrs, m + (ulong)slopeAt, slopes.Length);
     }
 
     private const int ChunkedHeadDim = 128;
@@ -174,8 +190,11 @@ public sealed unsafe partial class CudaBackend
 
     private const int FlashHeadDim = 128;
 
-    /// <summary>Keys a decode split takes at least (as minSplitKeys in attention.cu).</summary>
-    private const int MinDecodeSplitKeys = 256;
+    /// <summary>Keys a decode split takes at least (minSplitKeys in attention.cu): one 32-key tile for each of the
+    /// GQA kernel's 4 warps, so a short context (4096 keys at batch 1) still spreads over ~64 CTAs instead of 16
+    /// CTAs walking 256 keys each.</summary>
+    private const int MinDecodeSplitKeys = 128;
+    /// <summary>At most COMBINE_MAX_SPLITS in attention.cu (decode_combine keeps a weight per split in shared memory).</summary>
     private const int MaxDecodeSplits = 256;
 
     /// <summary>Splits of the keys per (token, head) for flash decoding: enough work items for about four per
@@ -201,7 +220,8 @@ public sealed unsafe partial class CudaBackend
             _device.Kernel("attention.cu", "decode_attention_split").Launch((uint)T, (uint)H, (uint)splits, 128, 0,
                 qs, qs.KernelType, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches, KernelType(cacheType),
                 H, shape.KvHeads, d, 1f / MathF.Sqrt(d), MinDecodeSplitKeys, splits, partial);
-        _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0, partial, splits, H, d, os, os.KernelType);
+        _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0,
+            partial, args.TokenPos, MinDecodeSplitKeys, splits, H, d, os, os.KernelType);
     }
 
     /// <summary>Queries per flash-attention CTA (FA_BM_WIDE in attention.cu).</summary>
@@ -240,14 +260,8 @@ public sealed unsafe partial class CudaBackend
         var xs = AsCuda(x);
         var os = AsCuda(output);
         var rs = AsCuda(router);
+        int inter = CheckMoe(xs, rs, experts, topK, os);
         int T = (int)xs.Rows, hidden = xs.Cols, E = experts.Count;
-        if (E == 0 || rs.Rows != E || rs.Cols != hidden || os.Rows != T || os.Cols != hidden || topK < 1 || topK > E)
-            throw new ArgumentException($"MoE: x {xs}, router {rs}, {E} experts, top-{topK}, output {os}");
-        int inter = (int)experts[0].W1.Rows;
-        foreach (var ex in experts)
-            if (ex.W1.DType != experts[0].W1.DType || ex.W2.DType != ex.W1.DType || ex.W3.DType != ex.W1.DType
-                || ex.W1.Rows != inter || ex.W1.Cols != hidden || ex.W3.Rows != inter || ex.W3.Cols != hidden || ex.W2.Rows != hidden || ex.W2.Cols != inter)
-                throw new ArgumentException($"MoE: expert weights w1 {ex.W1}, w3 {ex.W3}, w2 {ex.W2} do not fit hidden {hidden}, intermediate {inter} and one dtype");
         if (T == 0) return;
         _device.MakeCurrent();
         int pairs = T * topK;
@@ -324,13 +338,74 @@ public sealed unsafe partial class CudaBackend
             chosen, pairs, topK, E, MoeGroupChunk, chunkCounts, slotToken, pairSlot);
     }
 
-    /// <summary>Router logits [T, E] (float32 product, also in training's bf16 product mode, so routing is the float32 one), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.</summary>
+    /// <summary>Validates a MoE op's shapes; returns the experts' intermediate size.</summary>
+    private static int CheckMoe(CudaTensor xs, CudaTensor rs, IReadOnlyList<ExpertWeights> experts, int topK, CudaTensor os)
+    {
+        int T = (int)xs.Rows, hidden = xs.Cols, E = experts.Count;
+        if (E == 0 || rs.Rows != E || rs.Cols != hidden || os.Rows != T || os.Cols != hidden || topK < 1 || topK > E)
+            throw new ArgumentException($"MoE: x {xs}, router {rs}, {E} experts, top-{topK}, output {os}");
+        int inter = (int)experts[0].W1.Rows;
+        foreach (var ex in experts)
+            if (ex.W1.DType != experts[0].W1.DType || ex.W2.DType != ex.W1.DType || ex.W3.DType != ex.W1.DType
+                || ex.W1.Rows != inter || ex.W1.Cols != hidden || ex.W3.Rows != inter || ex.W3.Cols != hidden || ex.W2.Rows != hidden || ex.W2.Cols != inter)
+                throw new ArgumentException($"MoE: expert weights w1 {ex.W1}, w3 {ex.W3}, w2 {ex.W2} do not fit hidden {hidden}, intermediate {inter} and one dtype");
+        return inter;
+    }
+
+    /// <summary>Experts <c>scale_add_rms_norm_route</c> routes at most (ROUTE_MAX_EXPERTS in moe.cu).</summary>
+    private const int FusedRouteMaxExperts = 64;
+
+    // Few bf16 tokens (decode): the residual add, the norm and the routing in one launch
+    // (scale_add_rms_norm_route), then the few-token expert kernels; otherwise the two ops.
+    public void ScaleAddRmsNormMoe(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor residual,
+        DeviceTensor weight, float eps, DeviceTensor normed, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
+        int topK, DeviceTensor output)
+    {
+        var sa = AsCuda(a);
+        var sb = AsCuda(b);
+        var r = AsCuda(residual);
+        var w = AsCuda(weight);
+        var ns = AsCuda(normed);
+        var rs = AsCuda(router);
+        var os = AsCuda(output);
+        int T = (int)r.Rows, cols = r.Cols, E = experts.Count;
+        // One 8-column piece per thread, and a thread per expert for the final sums.
+        uint normThreads = NormThreads(cols, sa.Pointer, sb.Pointer, r.Pointer, w.Pointer, ns.Pointer, rs.Pointer);
+        uint threads = Math.Max(normThreads, (uint)(E + 31) / 32 * 32);
+        bool fused = T > 0 && T * topK <= FewTokenMoePairs && normThreads > 0 && cols / 8 <= 1024 && threads <= 1024
+            && E <= FusedRouteMaxExperts && ns.DType == DType.BF16 && rs.DType == DType.BF16
+            && sa.ElementCount == r.ElementCount && sb.ElementCount == r.ElementCount && w.ElementCount == cols && ns.Rows == T && ns.Cols == cols;
+        if (!fused)
+        {
+            ScaleAddRmsNorm(a, alpha, b, beta, residual, weight, eps, normed);
+            MixtureOfExperts(normed, router, experts, topK, output);
+            return;
+        }
+        int inter = CheckMoe(ns, rs, experts, topK, os);
+        _device.MakeCurrent();
+        ulong logits = Scratch("moe router logits", (long)T * E * 4);
+        ulong chosen = Scratch("moe choices", (long)T * topK * 4);
+        ulong weights = Scratch("moe weights", (long)T * topK * 4);
+        _device.Kernel("moe.cu", "scale_add_rms_norm_route").Launch((uint)T, 1, 1, threads, 0,
+            sa, sa.KernelType, alpha, sb, sb.KernelType, beta, r, r.KernelType, w, w.KernelType, ns, cols, eps,
+            rs, E, topK, logits, chosen, weights);
+        MixtureOfExpertsFewTokens(ns, experts, topK, inter, chosen, weights, os);
+    }
+
+    /// <summary>Router logits [T, E] (float32 product, also in training's bf16 product mode, so routing is the float32 one), then each token's top-k experts and renormalised weights [T, k] (<c>router_topk</c>), in scratch buffers.
+    /// A few bf16 tokens (decode) take <c>router_decode</c>: both in one launch.</summary>
     private (ulong Logits, ulong Chosen, ulong Weights) Route(CudaTensor xs, CudaTensor rs, int E, int topK)
     {
         int T = (int)xs.Rows;
         ulong logits = Scratch("moe router logits", (long)T * E * 4);
         ulong chosen = Scratch("moe choices", (long)T * topK * 4);
         ulong weights = Scratch("moe weights", (long)T * topK * 4);
+        if (T * topK <= FewTokenMoePairs && xs.DType == DType.BF16 && rs.DType == DType.BF16 && xs.Cols % 8 == 0
+            && xs.Pointer % 16 == 0 && rs.Pointer % 16 == 0)
+        {
+            _device.Kernel("moe.cu", "router_decode").Launch((uint)T, 1, 1, 256, E * 4, xs, rs, xs.Cols, E, topK, logits, chosen, weights);
+            return (logits, chosen, weights);
+        }
         Gemm(xs.Pointer, xs.DType, T, xs.Cols, rs.Pointer, rs.DType, E, logits, DType.F32, exact: true);
         _device.Kernel("moe.cu", "router_topk").Launch((uint)((T + 127) / 128), 1, 1, 128, 0, logits, T, E, topK, chosen, weights);
         return (logits, chosen, weights);

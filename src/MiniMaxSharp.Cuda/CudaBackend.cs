@@ -190,8 +190,48 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             throw new ArgumentException($"rms norm of {xs} with weight {w} into {os}");
         if (xs.Rows == 0) return;
         _device.MakeCurrent();
-        _device.Kernel("elementwise.cu", "rms_norm").Launch((uint)xs.Rows, 1, 1, 256, 0,
-            xs, xs.KernelType, w, w.KernelType, os, os.KernelType, xs.Cols, eps);
+        uint threads = NormThreads(xs.Cols, xs.Pointer, w.Pointer, os.Pointer);
+        if (threads > 0)
+            _device.Kernel("elementwise.cu", "rms_norm_vec8").Launch((uint)xs.Rows, 1, 1, threads, 0,
+                xs, xs.KernelType, w, w.KernelType, 0UL, 0, os, os.KernelType, xs.Cols, eps);
+        else
+            _device.Kernel("elementwise.cu", "rms_norm").Launch((uint)xs.Rows, 1, 1, 256, 0,
+                xs, xs.KernelType, w, w.KernelType, os, os.KernelType, xs.Cols, eps);
+    }
+
+    public void RmsNormSigmoidGate(DeviceTensor x, DeviceTensor weight, float eps, DeviceTensor gate, DeviceTensor output)
+    {
+        var xs = AsCuda(x);
+        var w = AsCuda(weight);
+        var g = AsCuda(gate);
+        var os = AsCuda(output);
+        if (w.ElementCount != xs.Cols || os.Cols != xs.Cols || os.Rows != xs.Rows || g.Cols != xs.Cols || g.Rows != xs.Rows)
+            throw new ArgumentException($"rms norm of {xs} with weight {w}, gated by {g}, into {os}");
+        uint threads = NormThreads(xs.Cols, xs.Pointer, w.Pointer, g.Pointer, os.Pointer);
+        if (threads == 0)
+        {
+            RmsNorm(xs, w, eps, os);
+            SigmoidGate(g, os, os);
+            return;
+        }
+        if (xs.Rows == 0) return;
+        _device.MakeCurrent();
+        _device.Kernel("elementwise.cu", "rms_norm_vec8").Launch((uint)xs.Rows, 1, 1, threads, 0,
+            xs, xs.KernelType, w, w.KernelType, g, g.KernelType, os, os.KernelType, xs.Cols, eps);
+    }
+
+    /// <summary>Pieces of 8 columns a thread of the <c>*_vec8</c> norm kernels holds at most (NORM_PIECES in elementwise.cu).</summary>
+    private const int NormPiecesPerThread = 4;
+
+    /// <summary>Threads per row for the <c>*_vec8</c> norm kernels (one 8-column piece per thread where the block allows),
+    /// or 0 when a row does not suit them: columns not a multiple of 8, too many for the block, or a tensor not
+    /// 16-byte aligned.</summary>
+    internal static uint NormThreads(int cols, params ReadOnlySpan<ulong> pointers)
+    {
+        if (cols <= 0 || cols % 8 != 0 || cols / 8 > NormPiecesPerThread * 1024) return 0;
+        foreach (ulong p in pointers)
+            if (p % 16 != 0) return 0;
+        return (uint)Math.Min(1024, (cols / 8 + 31) / 32 * 32);
     }
 
     public void ScaleAdd(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor output)
@@ -219,7 +259,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             throw new ArgumentException($"scale-add of {sa} and {sb} into {r}, then rms norm with weight {w} into {os}");
         if (r.Rows == 0) return;
         _device.MakeCurrent();
-        _device.Kernel("elementwise.cu", "scale_add_rms_norm").Launch((uint)r.Rows, 1, 1, 256, 0,
+        uint threads = NormThreads(r.Cols, sa.Pointer, sb.Pointer, r.Pointer, w.Pointer, os.Pointer);
+        _device.Kernel("elementwise.cu", threads > 0 ? "scale_add_rms_norm_vec8" : "scale_add_rms_norm").Launch((uint)r.Rows, 1, 1, threads > 0 ? threads : 256, 0,
             sa, sa.KernelType, alpha, sb, sb.KernelType, beta, r, r.KernelType, w, w.KernelType, os, os.KernelType, r.Cols, eps);
     }
 
@@ -246,8 +287,50 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         Gemm(xs.Pointer, xs.DType, (int)xs.Rows, xs.Cols, ws.Pointer, ws.DType, (int)ws.Rows, os.Pointer, os.DType);
     }
 
+    public void MatMulMany(DeviceTensor x, IReadOnlyList<DeviceTensor> weights, IReadOnlyList<DeviceTensor> outputs)
+    {
+        if (weights.Count != outputs.Count) throw new ArgumentException($"{weights.Count} weights but {outputs.Count} outputs");
+        var xs = AsCuda(x);
+        var ws = weights.Select(AsCuda).ToArray();
+        var os = outputs.Select(AsCuda).ToArray();
+        for (int i = 0; i < ws.Length; i++)
+            if (ws[i].Cols != xs.Cols || os[i].Rows != xs.Rows || os[i].Cols != ws[i].Rows)
+                throw new ArgumentException($"matmul of {xs} by {ws[i]}ᵀ into {os[i]}");
+        bool together = ws.Length is >= 2 and <= MatVecManyProducts && xs.Rows > 0
+            && Enumerable.Range(0, ws.Length).All(i => os[i].DType == os[0].DType
+                && UsesMatVec(xs.Pointer, xs.DType, (int)xs.Rows, xs.Cols, ws[i].Pointer, ws[i].DType, os[i].DType));
+        if (!together)
+        {
+            for (int i = 0; i < ws.Length; i++) MatMul(xs, ws[i], os[i]);
+            return;
+        }
+        _device.MakeCurrent();
+        // Unused product slots: no weights, no outputs.
+        var slots = new KernelArg[3 * MatVecManyProducts];
+        int total = 0;
+        for (int i = 0; i < MatVecManyProducts; i++)
+        {
+            bool used = i < ws.Length;
+            slots[3 * i] = used ? ws[i].Pointer : 0UL;
+            slots[3 * i + 1] = used ? os[i].Pointer : 0UL;
+            slots[3 * i + 2] = used ? (int)ws[i].Rows : 0;
+            total += used ? (int)ws[i].Rows : 0;
+        }
+        const int warps = 8;
+        _device.Kernel("elementwise.cu", "matvec_bf16_many").Launch((uint)((total + warps - 1) / warps), 1, 1, 32 * warps, 0,
+            [xs.Pointer, (int)xs.Rows, xs.Cols, KernelType(os[0].DType), .. slots]);
+    }
+
+    /// <summary>Products <c>matvec_bf16_many</c> takes in one launch.</summary>
+    private const int MatVecManyProducts = 4;
+
     /// <summary>Products of at most this many rows with bf16 weights run <c>matvec_bf16</c> (as <c>MATVEC_MAX_ROWS</c> in elementwise.cu).</summary>
     private const int MatVecMaxRows = 4;
+
+    /// <summary>Whether a product runs <c>matvec_bf16</c>: a few bf16 rows (decode) by bf16 weights, 16-byte aligned, into bf16 or float32.</summary>
+    private static bool UsesMatVec(ulong x, DType xType, int rows, int inFeatures, ulong w, DType wType, DType yType) =>
+        rows <= MatVecMaxRows && wType == DType.BF16 && xType == DType.BF16 && (yType is DType.BF16 or DType.F32)
+        && inFeatures % 8 == 0 && x % 16 == 0 && w % 16 == 0;
 
     /// <summary>
     /// y[rows, outFeatures] = x[rows, inFeatures] · w[outFeatures, inFeatures]ᵀ, row-major, via cuBLAS
@@ -269,8 +352,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
                 $"{rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ");
             return;
         }
-        if (rows <= MatVecMaxRows && wType == DType.BF16 && xType == DType.BF16 && (yType is DType.BF16 or DType.F32)
-            && inFeatures % 8 == 0 && x % 16 == 0 && w % 16 == 0)
+        if (UsesMatVec(x, xType, rows, inFeatures, w, wType, yType))
         {
             const int warps = 8;
             _device.Kernel("elementwise.cu", "matvec_bf16").Launch((uint)((outFeatures + warps - 1) / warps), 1, 1, 32 * warps, 0,

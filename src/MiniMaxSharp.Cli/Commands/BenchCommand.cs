@@ -134,10 +134,13 @@ internal static class BenchCommand
                 for (int i = 0; i < warmup; i++)
                     m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
                 var graphsBefore = GraphCounters(b);
+                var split = new StepSplit(b, steps);
                 long start = Stopwatch.GetTimestamp();
                 for (int i = 0; i < steps; i++)
                 {
+                    long stepStart = Stopwatch.GetTimestamp();
                     logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
+                    split.Step(stepStart);
                     next = TensorPrimitives.IndexOfMax(logits);
                 }
                 double perToken = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
@@ -146,6 +149,7 @@ internal static class BenchCommand
                 Console.WriteLine($"decode at context {ctx}: {perToken * 1e3:F2} ms/token ({1 / perToken:F1} tokens/s); active weights {bytes / 1e6:F1} MB/token -> {bytes / perToken / 1e9:F1} GB/s" +
                     (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of {(b.Name == "cpu" ? "measured" : "reference")} bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
                 PrintGraphSteps(b, graphsBefore, steps);
+                split.Print(perToken);
                 PrintDecodePhases(profiler, m, () =>
                 {
                     logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
@@ -176,15 +180,19 @@ internal static class BenchCommand
                     logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);   // warm-up step
                     Pick();
                     var graphsBefore = GraphCounters(b);
+                    var split = new StepSplit(b, steps);
                     long start = Stopwatch.GetTimestamp();
                     for (int i = 0; i < steps; i++)
                     {
+                        long stepStart = Stopwatch.GetTimestamp();
                         logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);
+                        split.Step(stepStart);
                         Pick();
                     }
                     double perStep = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
                     Console.WriteLine($"decode, batch {B} at context {bctx}: {perStep * 1e3:F2} ms/step, {B / perStep:F0} tokens/s");
                     PrintGraphSteps(b, graphsBefore, steps);
+                    split.Print(perStep);
                     PrintDecodePhases(profiler, m, () =>
                     {
                         logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);
@@ -211,6 +219,50 @@ internal static class BenchCommand
         Console.WriteLine(g.StepGraphsEnabled
             ? $"  graph steps ({steps} timed): {d}"
             : "  graph steps: off (MINIMAXSHARP_CUDA_GRAPHS=0), every step eager");
+    }
+
+    /// <summary>
+    /// Where a timed decode step's time goes when it runs as a CUDA graph: the host's share (from the step's start
+    /// to the graph launch: validation, the replay's bookkeeping and argument staging) and the GPU's (events
+    /// around the argument copy and the graph launch, read once at the end, so no step waits for them). The
+    /// rest of a step is waiting for the GPU, the logits download and the argmax.
+    /// </summary>
+    private sealed class StepSplit
+    {
+        private readonly CudaBackend? _cuda;
+        private long _hostTicks;
+        private int _launched;
+
+        public StepSplit(IComputeBackend b, int steps)
+        {
+            _cuda = b as CudaBackend;
+            _cuda?.StartGraphTiming(steps);
+        }
+
+        /// <summary>After a step's Forward: counts the host's share when the step launched a graph.</summary>
+        public void Step(long stepStart)
+        {
+            if (_cuda is null) return;
+            long launch = _cuda.LastGraphLaunchTimestamp;
+            if (launch <= stepStart) return;   // ran eagerly
+            _hostTicks += launch - stepStart;
+            _launched++;
+        }
+
+        public void Print(double secondsPerStep)
+        {
+            if (_cuda is null) return;
+            var (timed, gpuMs) = _cuda.StopGraphTiming();
+            if (_launched == 0)
+            {
+                Console.WriteLine("  step split: no step ran as a graph");
+                return;
+            }
+            double hostMs = Stopwatch.GetElapsedTime(0, _hostTicks).TotalMilliseconds / _launched;
+            Console.WriteLine($"  step split ({_launched} graph steps, GPU timed on {timed}): host {hostMs:F3} ms/step (step start to graph launch), " +
+                $"GPU {gpuMs:F3} ms/step (events around the graph), wall {secondsPerStep * 1e3:F3} ms/step; " +
+                $"wall - host - GPU = {secondsPerStep * 1e3 - hostMs - gpuMs:F3} ms (download, argmax, gaps)");
+        }
     }
 
     private const double H100Bf16Tflops = 753;

@@ -35,6 +35,7 @@ internal static partial class VerifyCommand
             if (device is CudaBackend cuda) Console.WriteLine($"device: {cuda.DeviceDescription}\nlibraries: {cuda.LibrarySources}");
             var clock = Stopwatch.StartNew();
             v.RunOps();
+            v.RunDecodeKernelChecks();
             v.RunAttentionGradientOps();
             v.RunGradientOps();
             string? fixtureModel = r.GetValue(fixtures) is { } dir ? Path.Combine(dir.FullName, "tiny-hybrid") : null;

@@ -320,27 +320,43 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_split(const v
     if (threadIdx.x == 0) { dst[0] = mAll; dst[1] = lAll; }
 }
 
-// out[t, h] = sum over splits of exp(m_s - M) o_s / sum of exp(m_s - M) l_s. grid (tokens, heads).
-extern "C" __global__ void decode_combine(const float* partial, int maxSplits, int heads, int d, void* out, int dtOut)
+// out[t, h] = sum over splits of exp(m_s - M) o_s / sum of exp(m_s - M) l_s. grid (tokens, heads), a block of
+// 128 threads. Only the token's live splits (those holding keys: pos / splitKeys + 1 of them, as the split
+// kernels count) are read: the threads share them for the maximum and the weights exp(m_s - M) (kept in shared
+// memory), then each thread sums its channels over the splits with independent loads.
+#define COMBINE_MAX_SPLITS 256
+extern "C" __global__ void decode_combine(const float* partial, const int* tokenPos, int minSplitKeys, int maxSplits,
+    int heads, int d, void* out, int dtOut)
 {
+    __shared__ float factor[COMBINE_MAX_SPLITS];
+    __shared__ float reduce[32];
     const int t = blockIdx.x, h = blockIdx.y;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int pos = tokenPos[t];
+    const int live = min(min(maxSplits, COMBINE_MAX_SPLITS), pos / decode_split_keys(pos, minSplitKeys, maxSplits) + 1);
     const float* src = partial + ((i64)t * heads + h) * maxSplits * (d + 2);
+    float m = NEG_INF;
+    for (int s = threadIdx.x; s < live; s += blockDim.x) m = fmaxf(m, src[(i64)s * (d + 2)]);
+    m = warp_max(m);
+    if (lane == 0) reduce[warp] = m;
+    __syncthreads();
     float mAll = NEG_INF;
-    for (int s = 0; s < maxSplits; s++) mAll = fmaxf(mAll, src[(i64)s * (d + 2)]);
-    float lAll = 0.0f;
-    for (int s = 0; s < maxSplits; s++)
+    for (int w = 0; w < warps; w++) mAll = fmaxf(mAll, reduce[w]);
+    __syncthreads();
+    float l = 0.0f;
+    for (int s = threadIdx.x; s < live; s += blockDim.x)
     {
         float ms = src[(i64)s * (d + 2)];
-        if (ms != NEG_INF) lAll += src[(i64)s * (d + 2) + 1] * expf(ms - mAll);
+        float f = ms == NEG_INF ? 0.0f : expf(ms - mAll);
+        factor[s] = f;
+        l += src[(i64)s * (d + 2) + 1] * f;
     }
+    const float lAll = block_sum(l);   // its barriers also publish factor[]
     for (int ch = threadIdx.x; ch < d; ch += blockDim.x)
     {
         float acc = 0.0f;
-        for (int s = 0; s < maxSplits; s++)
-        {
-            float ms = src[(i64)s * (d + 2)];
-            if (ms != NEG_INF) acc += src[(i64)s * (d + 2) + 2 + ch] * expf(ms - mAll);
-        }
+        #pragma unroll 8
+        for (int s = 0; s < live; s++) acc += src[(i64)s * (d + 2) + 2 + ch] * factor[s];
         st(out, (i64)t * heads * d + (i64)h * d + ch, dtOut, acc / lAll);
     }
 }
@@ -385,31 +401,42 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
     __syncthreads();
 
     float m[DG_MAX_GROUP], l[DG_MAX_GROUP], acc[DG_MAX_GROUP][4];
+    #pragma unroll
     for (int g = 0; g < DG_MAX_GROUP; g++) { m[g] = NEG_INF; l[g] = 0.0f; acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = 0.0f; }
     for (int tile = first + 32 * warp; tile <= lastKey; tile += 128)
     {
         const int key = tile + lane;
         const bool live = key <= lastKey;
         float s[DG_MAX_GROUP];
+        #pragma unroll
         for (int g = 0; g < DG_MAX_GROUP; g++) s[g] = 0.0f;
         if (live)
         {
+            // The whole 256-byte key row is requested before the products (16 loads in flight per lane).
             const uint4* row = (const uint4*)(K + (i64)key * kvWidth);
+            uint4 kr[16];
+            #pragma unroll
+            for (int c8 = 0; c8 < 16; c8++) kr[c8] = row[c8];
+            #pragma unroll
             for (int c8 = 0; c8 < 16; c8++)
             {
-                uint4 kv = row[c8];
+                uint4 kv = kr[c8];
                 u32 w[4] = { kv.x, kv.y, kv.z, kv.w };
                 for (int e = 0; e < 4; e++)
                 {
                     float k0 = __uint_as_float(w[e] << 16), k1 = __uint_as_float(w[e] & 0xffff0000u);
+                    #pragma unroll
                     for (int g = 0; g < DG_MAX_GROUP; g++)
                         if (g < group) s[g] += qs[g][8 * c8 + 2 * e] * k0 + qs[g][8 * c8 + 2 * e + 1] * k1;
                 }
             }
         }
+        // Every loop over the group is unrolled to DG_MAX_GROUP with a guard (not a break at the runtime group size),
+        // so m, l and acc are indexed statically and stay in registers (with a break they lived in local memory).
+        #pragma unroll
         for (int g = 0; g < DG_MAX_GROUP; g++)
         {
-            if (g >= group) break;
+            if (g >= group) continue;
             float v = live ? s[g] : NEG_INF;
             float mNew = fmaxf(m[g], warp_max(v));
             float p = live ? expf(v - mNew) : 0.0f;
@@ -420,23 +447,36 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
             ps[warp][lane][g] = p;
         }
         __syncwarp();
+        // The tile's value rows are all requested before they are used (keys past the split read as zero, with
+        // probability 0 in ps).
         const int keys = min(32, lastKey - tile + 1);
-        for (int j = 0; j < keys; j++)
+        uint2 vr[32];
+        #pragma unroll
+        for (int j = 0; j < 32; j++)
         {
-            uint2 vv = *(const uint2*)(V + (i64)(tile + j) * kvWidth + 4 * lane);
+            vr[j].x = 0u; vr[j].y = 0u;
+            if (j < keys) vr[j] = *(const uint2*)(V + (i64)(tile + j) * kvWidth + 4 * lane);
+        }
+        #pragma unroll
+        for (int j = 0; j < 32; j++)
+        {
+            uint2 vv = vr[j];
             float v0 = __uint_as_float(vv.x << 16), v1 = __uint_as_float(vv.x & 0xffff0000u);
             float v2 = __uint_as_float(vv.y << 16), v3 = __uint_as_float(vv.y & 0xffff0000u);
+            #pragma unroll
             for (int g = 0; g < DG_MAX_GROUP; g++)
             {
-                if (g >= group) break;
+                if (g >= group) continue;
                 float p = ps[warp][j][g];
                 acc[g][0] += p * v0; acc[g][1] += p * v1; acc[g][2] += p * v2; acc[g][3] += p * v3;
             }
         }
         __syncwarp();
     }
-    for (int g = 0; g < group; g++)
+    #pragma unroll
+    for (int g = 0; g < DG_MAX_GROUP; g++)
     {
+        if (g >= group) continue;
         if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = l[g]; }
         wo[warp][g][4 * lane] = acc[g][0]; wo[warp][g][4 * lane + 1] = acc[g][1];
         wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];

@@ -78,3 +78,46 @@ __device__ __forceinline__ float dot8_bf16_f32(uint4 a, float4 lo, float4 hi)
          + __uint_as_float(a.z << 16) * hi.x + __uint_as_float(a.z & 0xffff0000u) * hi.y
          + __uint_as_float(a.w << 16) * hi.z + __uint_as_float(a.w & 0xffff0000u) * hi.w;
 }
+
+// Vector constructors (own names: the kernels include no CUDA header, so make_uint4 and friends are not relied on).
+__device__ __forceinline__ uint4 mk_uint4(u32 x, u32 y, u32 z, u32 w) { uint4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
+__device__ __forceinline__ float4 mk_float4(float x, float y, float z, float w) { float4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
+
+// 8 values from element i (a multiple of 8) of a float32 or bf16 tensor: two or one 16-byte loads.
+__device__ __forceinline__ void load8(const void* p, i64 i, int dt, float* v)
+{
+    if (dt == DT_F32)
+    {
+        float4 a = ((const float4*)((const float*)p + i))[0], b = ((const float4*)((const float*)p + i))[1];
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    }
+    else
+    {
+        uint4 a = *(const uint4*)((const bf16*)p + i);
+        u32 w[4] = { a.x, a.y, a.z, a.w };
+        #pragma unroll
+        for (int e = 0; e < 4; e++) { v[2 * e] = __uint_as_float(w[e] << 16); v[2 * e + 1] = __uint_as_float(w[e] & 0xffff0000u); }
+    }
+}
+
+__device__ __forceinline__ void store8(void* p, i64 i, int dt, const float* v)
+{
+    if (dt == DT_F32)
+    {
+        float4* d = (float4*)((float*)p + i);
+        d[0] = mk_float4(v[0], v[1], v[2], v[3]);
+        d[1] = mk_float4(v[4], v[5], v[6], v[7]);
+    }
+    else
+    {
+        uint4 a;
+        a.x = (u32)f2bf(v[0]) | ((u32)f2bf(v[1]) << 16);
+        a.y = (u32)f2bf(v[2]) | ((u32)f2bf(v[3]) << 16);
+        a.z = (u32)f2bf(v[4]) | ((u32)f2bf(v[5]) << 16);
+        a.w = (u32)f2bf(v[6]) | ((u32)f2bf(v[7]) << 16);
+        *(uint4*)((bf16*)p + i) = a;
+    }
+}
+
+// The value a store of dtype dt keeps (bf16 rounding, or the value itself).
+__device__ __forceinline__ float as_stored(float v, int dt) { return dt == DT_F32 ? v : bf2f(f2bf(v)); }

@@ -46,6 +46,89 @@ extern "C" __global__ void scale_add_rms_norm(const void* a, int dtA, float alph
         st(out, base + c, dtOut, ld(w, c, dtW) * (ld(residual, base + c, dtRes) * scale));
 }
 
+// ---- Row norms with every load of a row issued at once (decode steps: the generic kernels above walk a row in
+// a loop whose loads wait on each other, a memory latency per iteration). Thread i of a row's block takes the
+// 8-column pieces i, i + blockDim, ... (at most NORM_PIECES of them), kept in registers between the sum of
+// squares and the output. Needs cols % 8 == 0 and 16-byte aligned tensors (the host checks). ----
+#define NORM_PIECES 4
+
+// As rms_norm, one block per row. gate != 0: out = sigmoid(gate) * (the norm's output as stored in out's dtype),
+// the lightning block's output norm and its sigmoid gate in one pass (the same roundings as the two ops).
+extern "C" __global__ void rms_norm_vec8(const void* x, int dtX, const void* w, int dtW, const void* gate, int dtGate,
+    void* out, int dtOut, int cols, float eps)
+{
+    const i64 base = (i64)blockIdx.x * cols;
+    const int pieces = cols / 8;
+    float v[NORM_PIECES][8], wv[NORM_PIECES][8], g[NORM_PIECES][8];
+    float ss = 0.0f;
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        load8(x, base + 8 * i, dtX, v[c]);
+        load8(w, 8 * i, dtW, wv[c]);
+        if (gate) load8(gate, base + 8 * i, dtGate, g[c]);
+        #pragma unroll
+        for (int e = 0; e < 8; e++) ss += v[c][e] * v[c][e];
+    }
+    const float scale = rsqrtf(block_sum(ss) / cols + eps);
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        float o[8];
+        #pragma unroll
+        for (int e = 0; e < 8; e++)
+        {
+            o[e] = wv[c][e] * (v[c][e] * scale);
+            if (gate) o[e] = 1.0f / (1.0f + expf(-g[c][e])) * as_stored(o[e], dtOut);
+        }
+        store8(out, base + 8 * i, dtOut, o);
+    }
+}
+
+// As scale_add_rms_norm (the norm reads the residual as stored), one block per row.
+extern "C" __global__ void scale_add_rms_norm_vec8(const void* a, int dtA, float alpha, const void* b, int dtB, float beta,
+    void* residual, int dtRes, const void* w, int dtW, void* out, int dtOut, int cols, float eps)
+{
+    const i64 base = (i64)blockIdx.x * cols;
+    const int pieces = cols / 8;
+    float r[NORM_PIECES][8], wv[NORM_PIECES][8];
+    float ss = 0.0f;
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        float av[8], bv[8];
+        load8(a, base + 8 * i, dtA, av);
+        load8(b, base + 8 * i, dtB, bv);
+        load8(w, 8 * i, dtW, wv[c]);
+        #pragma unroll
+        for (int e = 0; e < 8; e++) r[c][e] = alpha * av[e] + beta * bv[e];
+        store8(residual, base + 8 * i, dtRes, r[c]);
+        #pragma unroll
+        for (int e = 0; e < 8; e++)
+        {
+            r[c][e] = as_stored(r[c][e], dtRes);
+            ss += r[c][e] * r[c][e];
+        }
+    }
+    const float scale = rsqrtf(block_sum(ss) / cols + eps);
+    #pragma unroll
+    for (int c = 0; c < NORM_PIECES; c++)
+    {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i >= pieces) continue;
+        float o[8];
+        #pragma unroll
+        for (int e = 0; e < 8; e++) o[e] = wv[c][e] * (r[c][e] * scale);
+        store8(out, base + 8 * i, dtOut, o);
+    }
+}
+
 extern "C" __global__ void scale_add(const void* a, int dtA, float alpha, const void* b, int dtB, float beta, void* out, int dtOut, i64 n)
 {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
@@ -150,23 +233,39 @@ extern "C" __global__ void convert(const void* src, int dtSrc, void* dst, int dt
 // Matrix-vector products for a few rows (decode): y[t, o] = x[t] · w[o] for t < rows ≤ MATVEC_MAX_ROWS, bf16 x
 // and w (16-byte aligned rows, in a multiple of 8), float32 accumulation. One warp per output o reads the
 // weight row once for all rows of x: the step is bound by reading the weights, which cuBLAS does slowly at
-// one row.
+// one row. A lane issues MATVEC_UNROLL 16-byte loads of the row before it uses any (a 2048-wide row is one
+// such round), so a whole product's weights are in flight at once instead of a memory latency per few loads.
 #define MATVEC_MAX_ROWS 4
-extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY)
+#define MATVEC_UNROLL 8
+
+// acc[t] (lane's share) = x[t] · w row for t < rows; the caller sums over the warp.
+__device__ __forceinline__ void matvec_lane(const bf16* x, int rows, int in, const uint4* wv, int lane, float* acc)
 {
-    int lane = threadIdx.x & 31;
-    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (o >= out) return;
-    const uint4* wv = (const uint4*)(w + (i64)o * in);
-    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
-    #pragma unroll 4
-    for (int i = lane; i < in / 8; i += 32)
+    const int n8 = in / 8;
+    for (int base = 0; base < n8; base += 32 * MATVEC_UNROLL)
     {
-        uint4 a = wv[i];
+        uint4 a[MATVEC_UNROLL];
         #pragma unroll
-        for (int t = 0; t < MATVEC_MAX_ROWS; t++)
-            if (t < rows) acc[t] += dot8_bf16(a, ((const uint4*)(x + (i64)t * in))[i]);
+        for (int u = 0; u < MATVEC_UNROLL; u++)
+        {
+            int i = base + 32 * u + lane;
+            a[u] = i < n8 ? wv[i] : mk_uint4(0u, 0u, 0u, 0u);
+        }
+        #pragma unroll
+        for (int u = 0; u < MATVEC_UNROLL; u++)
+        {
+            int i = base + 32 * u + lane;
+            if (i >= n8) break;
+            #pragma unroll
+            for (int t = 0; t < MATVEC_MAX_ROWS; t++)
+                if (t < rows) acc[t] += dot8_bf16(a[u], ((const uint4*)(x + (i64)t * in))[i]);
+        }
     }
+}
+
+// Sums the lanes' shares and writes y[t, o] for t < rows (lane 0).
+__device__ __forceinline__ void matvec_store(float* acc, int rows, int lane, void* y, int out, int o, int dtY)
+{
     #pragma unroll
     for (int t = 0; t < MATVEC_MAX_ROWS; t++)
     {
@@ -174,4 +273,34 @@ extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf
         float s = warp_sum(acc[t]);
         if (lane == 0) st(y, (i64)t * out + o, dtY, s);
     }
+}
+
+extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY)
+{
+    int lane = threadIdx.x & 31;
+    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (o >= out) return;
+    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    matvec_lane(x, rows, in, (const uint4*)(w + (i64)o * in), lane, acc);
+    matvec_store(acc, rows, lane, y, out, o, dtY);
+}
+
+// Up to four products of the same x in one launch (e.g. a layer's q, k and v projections): the warps run over
+// the outputs of w0, then w1, ...; an unused product has out 0.
+extern "C" __global__ void matvec_bf16_many(const bf16* x, int rows, int in, int dtY,
+    const bf16* w0, void* y0, int out0, const bf16* w1, void* y1, int out1,
+    const bf16* w2, void* y2, int out2, const bf16* w3, void* y3, int out3)
+{
+    int lane = threadIdx.x & 31;
+    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const bf16* w = w0;
+    void* y = y0;
+    int out = out0;
+    if (o >= out) { o -= out; w = w1; y = y1; out = out1; }
+    if (o >= out) { o -= out; w = w2; y = y2; out = out2; }
+    if (o >= out) { o -= out; w = w3; y = y3; out = out3; }
+    if (o >= out) return;
+    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    matvec_lane(x, rows, in, (const uint4*)(w + (i64)o * in), lane, acc);
+    matvec_store(acc, rows, lane, y, out, o, dtY);
 }

@@ -52,6 +52,67 @@ extern "C" __global__ void lightning_recurrent(const void* qkv, int dtIn, void* 
         for (int i = w; i < d; i += warps) state[(i64)i * d + col] = S[i * 32 + j];
 }
 
+// Decode steps (one token per sequence, head_dim 128): o = q (λS + kᵀv), S ← λS + kᵀv. A CTA of 128 threads takes 16
+// state columns of one head of one sequence: thread (row group rg = tid / 4, column quad cq = tid % 4) holds rows
+// rg, rg + 32, rg + 64, rg + 96 of columns 4cq..4cq+3 (four float4 loads, all issued before any arithmetic; the
+// recurrent kernel walks its state slice with a memory latency per row step). Partial outputs are summed over the
+// row groups with shuffles (8 per warp), then over the 4 warps in shared memory. grid (128 / 16, heads, sequences).
+#define LD_D 128
+#define LD_COLS 16
+extern "C" __global__ void __launch_bounds__(128) lightning_decode(const void* qkv, int dtIn, void* out, int dtOut,
+    const int* tokenOffset, const unsigned long long* states, const float* slopes, int heads)
+{
+    __shared__ float partial[4][LD_COLS];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, rg = tid >> 2, cq = tid & 3;
+    const int h = blockIdx.y, seq = blockIdx.z;
+    const int col = blockIdx.x * LD_COLS + 4 * cq;
+    float* state = (float*)states[seq] + (i64)h * LD_D * LD_D;
+    const int token = tokenOffset[seq];
+    const i64 in = (i64)token * 3 * heads * LD_D + (i64)h * 3 * LD_D;
+    float4 S[4];
+    #pragma unroll
+    for (int m = 0; m < 4; m++) S[m] = *(const float4*)(state + (i64)(rg + 32 * m) * LD_D + col);
+    float q[4], k[4], v[4];
+    #pragma unroll
+    for (int m = 0; m < 4; m++)
+    {
+        q[m] = ld(qkv, in + rg + 32 * m, dtIn);
+        k[m] = ld(qkv, in + LD_D + rg + 32 * m, dtIn);
+        v[m] = ld(qkv, in + 2 * LD_D + col + m, dtIn);
+    }
+    const float lambda = (float)exp(-(double)slopes[h]);
+    #pragma unroll
+    for (int m = 0; m < 4; m++) { q[m] = silu(q[m]); k[m] = silu(k[m]); v[m] = silu(v[m]); }
+    float o[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    #pragma unroll
+    for (int m = 0; m < 4; m++)
+    {
+        float s0 = S[m].x * lambda + k[m] * v[0], s1 = S[m].y * lambda + k[m] * v[1];
+        float s2 = S[m].z * lambda + k[m] * v[2], s3 = S[m].w * lambda + k[m] * v[3];
+        S[m] = mk_float4(s0, s1, s2, s3);
+        o[0] += q[m] * s0; o[1] += q[m] * s1; o[2] += q[m] * s2; o[3] += q[m] * s3;
+    }
+    #pragma unroll
+    for (int m = 0; m < 4; m++) *(float4*)(state + (i64)(rg + 32 * m) * LD_D + col) = S[m];
+    // Lanes with the same column quad (lane % 4) hold the same columns: sum over lane bits 2..4.
+    #pragma unroll
+    for (int c = 0; c < 4; c++)
+    {
+        o[c] += __shfl_xor_sync(0xffffffffu, o[c], 4);
+        o[c] += __shfl_xor_sync(0xffffffffu, o[c], 8);
+        o[c] += __shfl_xor_sync(0xffffffffu, o[c], 16);
+    }
+    if (lane < 4)
+    {
+        #pragma unroll
+        for (int c = 0; c < 4; c++) partial[warp][4 * lane + c] = o[c];
+    }
+    __syncthreads();
+    if (tid < LD_COLS)
+        st(out, (i64)token * heads * LD_D + (i64)h * LD_D + blockIdx.x * LD_COLS + tid, dtOut,
+            partial[0][tid] + partial[1][tid] + partial[2][tid] + partial[3][tid]);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Tensor-core chunked prefill for head_dim 128, bf16 q/k/v/o (mma.sync m16n8k16, float32 accumulate).
 // A work item is a chunk of one sequence's tokens for one head; a CTA of 16 warps walks its chunk in

@@ -79,8 +79,24 @@ public interface IComputeBackend : IDisposable
     /// <summary>output[T, out] = x[T, in] · weight[out, in]ᵀ (a Linear layer without bias).</summary>
     void MatMul(DeviceTensor x, DeviceTensor weight, DeviceTensor output);
 
+    /// <summary>outputs[i] = x · weights[i]ᵀ for every i: products of one input (a layer's q, k and v projections),
+    /// which a backend may run as one.</summary>
+    void MatMulMany(DeviceTensor x, IReadOnlyList<DeviceTensor> weights, IReadOnlyList<DeviceTensor> outputs)
+    {
+        if (weights.Count != outputs.Count) throw new ArgumentException($"{weights.Count} weights but {outputs.Count} outputs");
+        for (int i = 0; i < weights.Count; i++) MatMul(x, weights[i], outputs[i]);
+    }
+
     /// <summary>output = sigmoid(gate) ⊙ x element-wise; output may alias either.</summary>
     void SigmoidGate(DeviceTensor gate, DeviceTensor x, DeviceTensor output);
+
+    /// <summary>output = sigmoid(gate) ⊙ RmsNorm(x, weight, eps): the lightning block's output norm and its gate,
+    /// which a backend may fuse into one pass. output may alias x (not gate).</summary>
+    void RmsNormSigmoidGate(DeviceTensor x, DeviceTensor weight, float eps, DeviceTensor gate, DeviceTensor output)
+    {
+        RmsNorm(x, weight, eps, output);
+        SigmoidGate(gate, output, output);
+    }
 
     /// <summary>
     /// Lightning attention over a packed batch. qkv [T, 3·H·d] is the raw projection
@@ -111,6 +127,17 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void MixtureOfExperts(DeviceTensor x, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
         int topK, DeviceTensor output);
+
+    /// <summary>ScaleAddRmsNorm into <paramref name="normed"/>, then MixtureOfExperts of <paramref name="normed"/>
+    /// into <paramref name="output"/>: a layer's post-attention residual add and norm and its MoE, which a backend may
+    /// partly fuse (the norm and the routing in one pass). normed may alias a.</summary>
+    void ScaleAddRmsNormMoe(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor residual,
+        DeviceTensor weight, float eps, DeviceTensor normed, DeviceTensor router, IReadOnlyList<ExpertWeights> experts,
+        int topK, DeviceTensor output)
+    {
+        ScaleAddRmsNorm(a, alpha, b, beta, residual, weight, eps, normed);
+        MixtureOfExperts(normed, router, experts, topK, output);
+    }
 
     /// <summary>Blocks until every op issued so far has finished.</summary>
     void Synchronize();

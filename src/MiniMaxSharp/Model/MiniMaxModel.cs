@@ -172,12 +172,20 @@ public sealed class MiniMaxModel : IDisposable
             if (w.Kind == LayerKind.Lightning) LightningBlock(l, w, y, branch, layout, sequences, ws);
             else SoftmaxBlock(l, w, y, branch, layout, sequences, ws);
             var ra = c.AttentionResidual(l);
-            Begin();
-            b.ScaleAddRmsNorm(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y);   // residual over the normed input
-            End(StepPhase.Norms);
-            Begin();
-            b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
-            End(StepPhase.MixtureOfExperts);
+            // The residual over the normed input, the post-attention norm and the MoE: one op (a backend may fuse the
+            // norm with the routing), or two when the profiler times the phases apart.
+            if (Profiler is null)
+                b.ScaleAddRmsNormMoe(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y,
+                    w.Router, w.Experts, c.ExpertsPerToken, branch);
+            else
+            {
+                Begin();
+                b.ScaleAddRmsNorm(y, ra.Alpha, branch, ra.Beta, x, w.PostAttentionNorm, c.RmsNormEps, y);
+                End(StepPhase.Norms);
+                Begin();
+                b.MixtureOfExperts(y, w.Router, w.Experts, c.ExpertsPerToken, branch);
+                End(StepPhase.MixtureOfExperts);
+            }
             // The residual add and the next layer's input norm (the final norm after the last layer) in one op.
             var nextNorm = l + 1 < c.NumLayers ? Weights.Layers[l + 1].InputNorm : Weights.FinalNorm;
             Begin();
@@ -210,16 +218,14 @@ public sealed class MiniMaxModel : IDisposable
         using var o = ws.Attn.RowSlice(0, T);
         using var gate = ws.Gate.RowSlice(0, T);
         Begin();
-        b.MatMul(y, w.QkvProj!, qkv);
+        b.MatMulMany(y, [w.QkvProj!, w.OutputGate!], [qkv, gate]);   // the output gate reads the same input
         End(StepPhase.Projections);
         var states = sequences.Select(s => s.LightningState(layer)).ToArray();
         Begin();
         b.LightningAttention(qkv, layout, states, _slopes[layer], c.HeadDim, c.BlockSize, o);
         End(StepPhase.LightningCore);
         Begin();
-        b.RmsNorm(o, w.OutputNorm!, c.LightningNormEps, o);
-        b.MatMul(y, w.OutputGate!, gate);
-        b.SigmoidGate(gate, o, o);
+        b.RmsNormSigmoidGate(o, w.OutputNorm!, c.LightningNormEps, gate, o);
         b.MatMul(o, w.OutProj!, output);
         End(StepPhase.Projections);
     }
@@ -235,9 +241,7 @@ public sealed class MiniMaxModel : IDisposable
         using var v = ws.Values.RowSlice(0, T);
         using var o = ws.Gate.RowSlice(0, T);
         Begin();
-        b.MatMul(y, w.QProj!, q);
-        b.MatMul(y, w.KProj!, k);
-        b.MatMul(y, w.VProj!, v);
+        b.MatMulMany(y, [w.QProj!, w.KProj!, w.VProj!], [q, k, v]);
         End(StepPhase.Projections);
         var caches = sequences.Select(s => s.Cache(layer)).ToArray();
         Begin();

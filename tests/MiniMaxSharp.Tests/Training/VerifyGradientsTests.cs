@@ -57,6 +57,27 @@ public sealed class VerifyGradientsTests
     }
 
     [Fact]
+    public void EveryDecodeKernelRowRunsAndMatchesExactlyForTheReferenceBackend()
+    {
+        using var device = new CpuBackend(2);
+        using var cpu = new CpuBackend(2);
+        var v = new VerifyCommand.Verifier(device, cpu, 5);
+        var saved = Console.Error;
+        Console.SetError(TextWriter.Null);
+        try
+        {
+            v.RunDecodeKernelChecks();
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        Assert.True(v.Rows.Count >= 25, $"{v.Rows.Count} rows");
+        Assert.All(v.Rows, r => Assert.Equal(0, r.Error));
+        Assert.Contains(v.Rows, r => r.Op == "RmsNormSigmoidGate" && r.Shape == "[1,2048] F32");
+    }
+
+    [Fact]
     public void FixtureBatchPairsTheInputIdsWithTheTrainingLabels()
     {
         var batch = VerifyCommand.Verifier.FixtureTrainingBatch(TestPaths.Fixture("tiny-hybrid"), out double loss);
