@@ -369,10 +369,11 @@ public sealed unsafe partial class CudaBackend
         var rs = AsCuda(router);
         var os = AsCuda(output);
         int T = (int)r.Rows, cols = r.Cols, E = experts.Count;
-        // One 8-column piece per thread, and a thread per expert for the final sums.
+        // Exactly one 8-column piece per thread (the kernel holds one), and a thread per expert for the final sums;
+        // at most MaxNormThreads threads (registers: wider rows take the two ops).
         uint normThreads = NormThreads(cols, sa.Pointer, sb.Pointer, r.Pointer, w.Pointer, ns.Pointer, rs.Pointer);
-        uint threads = Math.Max(normThreads, (uint)(E + 31) / 32 * 32);
-        bool fused = T > 0 && T * topK <= FewTokenMoePairs && normThreads > 0 && cols / 8 <= 1024 && threads <= 1024
+        uint threads = (uint)Math.Max((cols / 8 + 31) / 32 * 32, (E + 31) / 32 * 32);
+        bool fused = T > 0 && T * topK <= FewTokenMoePairs && normThreads > 0 && threads <= MaxNormThreads
             && E <= FusedRouteMaxExperts && ns.DType == DType.BF16 && rs.DType == DType.BF16
             && sa.ElementCount == r.ElementCount && sb.ElementCount == r.ElementCount && w.ElementCount == cols && ns.Rows == T && ns.Cols == cols;
         if (!fused)

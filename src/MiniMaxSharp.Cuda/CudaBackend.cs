@@ -223,15 +223,19 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     /// <summary>Pieces of 8 columns a thread of the <c>*_vec8</c> norm kernels holds at most (NORM_PIECES in elementwise.cu).</summary>
     private const int NormPiecesPerThread = 4;
 
+    /// <summary>Threads of a vectorised norm block: with 4 pieces of 8 in registers a thread needs ~100 registers, so
+    /// 768 threads (6144 columns, one piece each) asked for more than a block's 64k and failed to launch on the H100.</summary>
+    private const int MaxNormThreads = 256;
+
     /// <summary>Threads per row for the <c>*_vec8</c> norm kernels (one 8-column piece per thread where the block allows),
     /// or 0 when a row does not suit them: columns not a multiple of 8, too many for the block, or a tensor not
     /// 16-byte aligned.</summary>
     internal static uint NormThreads(int cols, params ReadOnlySpan<ulong> pointers)
     {
-        if (cols <= 0 || cols % 8 != 0 || cols / 8 > NormPiecesPerThread * 1024) return 0;
+        if (cols <= 0 || cols % 8 != 0 || cols / 8 > NormPiecesPerThread * MaxNormThreads) return 0;
         foreach (ulong p in pointers)
             if (p % 16 != 0) return 0;
-        return (uint)Math.Min(1024, (cols / 8 + 31) / 32 * 32);
+        return (uint)Math.Min(MaxNormThreads, (cols / 8 + 31) / 32 * 32);
     }
 
     public void ScaleAdd(DeviceTensor a, float alpha, DeviceTensor b, float beta, DeviceTensor output)

@@ -14,7 +14,8 @@ internal static partial class VerifyCommand
         {
             RmsNorm(1, 2048);                      // one 8-column piece per thread
             RmsNorm(2, 1004);                      // columns not a multiple of 8: the generic kernel
-            RmsNorm(3, 40000);                     // more pieces than 4 per thread of 1024: the generic kernel
+            RmsNorm(3, 40000);                     // more pieces than 4 per thread of 256: the generic kernel
+            RmsNorm(1, 6144);                      // 768 pieces: 3 per thread (a 768-thread block did not launch)
             RmsNormSigmoidGate(1, 2048);
             RmsNormSigmoidGate(5, 1000);           // 125 pieces: a partly idle warp
             RmsNormSigmoidGate(3, 1004);           // the two ops (generic kernels)
@@ -37,6 +38,7 @@ internal static partial class VerifyCommand
             ScaleAddRmsNormMoe(2, 1004, 4, 64, 2);    // columns not a multiple of 8: the two ops
             ScaleAddRmsNormMoe(20, 128, 4, 32, 2);    // 40 pairs: the two ops (grouped MoE)
             ScaleAddRmsNormMoe(1, 64, 72, 16, 2);     // more experts than the fused kernel routes: the two ops
+            ScaleAddRmsNormMoe(1, 6144, 8, 64, 2);    // 768 pieces, more than one per thread of 256: the two ops
             Lightning(16, 128, [1], [5]);          // bench-1b's lightning decode step
             Lightning(4, 128, [1, 1, 1], [3, 0, 100]);
             Softmax(16, 2, 128, [1], [4096]);      // bench-1b's softmax decode step: 33 live splits of 128 keys
