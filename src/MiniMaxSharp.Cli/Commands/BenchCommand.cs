@@ -28,13 +28,14 @@ internal static class BenchCommand
         var decodeContext = new Option<int>("--decode-context") { Description = "Tokens in the sequence before the timed decode steps", DefaultValueFactory = _ => 256 };
         var repeats = new Option<int>("--repeats") { Description = "Timed repetitions of each prefill (best is reported)", DefaultValueFactory = _ => 2 };
         var skipLimits = new Option<bool>("--skip-machine-limits") { Description = "Do not measure the matrix-product peak and memory bandwidth" };
+        var noPhases = new Option<bool>("--no-phase-split") { Description = "Skip the extra profiled prefill that splits the time by phase (for prompts of millions of tokens)" };
         var prefillChunk = new Option<int>("--prefill-chunk") { Description = "Prefill in chunks of this many tokens (0: one pass)", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--decode-batch") { Description = "Also time decode of this many sequences, one step over all of them (0: skip)", DefaultValueFactory = _ => 0 };
         var batchContext = new Option<int>("--batch-context") { Description = "Tokens in each sequence of the batched decode before the timed steps", DefaultValueFactory = _ => 128 };
         var threads = CommonOptions.Threads();
         var backend = CommonOptions.Backend();
         var cmd = new Command("bench", "Measure prefill and decode throughput against the machine's limits")
-            { model, preset, configFile, weights, lengths, decodeTokens, decodeContext, repeats, skipLimits, prefillChunk, batch, batchContext, threads, backend };
+            { model, preset, configFile, weights, lengths, decodeTokens, decodeContext, repeats, skipLimits, noPhases, prefillChunk, batch, batchContext, threads, backend };
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             int t = r.GetValue(threads) is int n && n > 0 ? n : Environment.ProcessorCount;
@@ -74,11 +75,15 @@ internal static class BenchCommand
             void Prefill(SequenceState seq, int[] ids)
             {
                 int step = chunk > 0 ? chunk : ids.Length;
+                bool progress = ids.Length >= 1 << 20 && step < ids.Length;   // minutes of work: show where it stands
+                long started = Stopwatch.GetTimestamp();
                 for (int at = 0; at < ids.Length; at += step)
                 {
                     int n = Math.Min(step, ids.Length - at);
                     m.Forward([seq], [ids.AsMemory(at, n)], at + n == ids.Length ? LogitsSelection.LastPerSequence : LogitsSelection.None);
+                    if (progress) Console.Error.Write($"\r  prefill {at + n}/{ids.Length} tokens, {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s");
                 }
+                if (progress) Console.Error.WriteLine();
             }
             var profiler = new StepProfiler(b);
             m.Profiler = profiler;
@@ -102,15 +107,20 @@ internal static class BenchCommand
                     Prefill(seq, ids);
                     best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
                 }
-                m.Profiler = profiler;
                 profiler.Reset();
-                using (var seq = m.CreateSequence(len)) Prefill(seq, ids);
-                m.Profiler = null;
+                if (!r.GetValue(noPhases))
+                {
+                    m.Profiler = profiler;
+                    using (var seq = m.CreateSequence(len)) Prefill(seq, ids);
+                    m.Profiler = null;
+                }
                 double[] phases = Enum.GetValues<StepPhase>().Select(p => profiler.Seconds(p)).ToArray();
                 double flops = ModelCost.PrefillFlops(c, len);
                 double gflops = flops / best / 1e9;
                 string frac = peakGflops > 0 ? $"{gflops / peakGflops:P0}" : "-";
-                Console.WriteLine($"{len,8} {best * 1e3,9:F1} {len / best,9:F0} {gflops,8:F1} {frac,8} | {phases[(int)StepPhase.LightningCore] * 1e3,12:F1} {phases[(int)StepPhase.SoftmaxCore] * 1e3,10:F1} {phases[(int)StepPhase.MixtureOfExperts] * 1e3,8:F1} {phases[(int)StepPhase.Projections] * 1e3,8:F1}");
+                string split = r.GetValue(noPhases) ? $"{"-",12} {"-",10} {"-",8} {"-",8}"
+                    : $"{phases[(int)StepPhase.LightningCore] * 1e3,12:F1} {phases[(int)StepPhase.SoftmaxCore] * 1e3,10:F1} {phases[(int)StepPhase.MixtureOfExperts] * 1e3,8:F1} {phases[(int)StepPhase.Projections] * 1e3,8:F1}";
+                Console.WriteLine($"{len,8} {best * 1e3,9:F1} {len / best,9:F0} {gflops,8:F1} {frac,8} | {split}");
                 lightningMs.Add((len, phases[(int)StepPhase.LightningCore] * 1e3, phases[(int)StepPhase.SoftmaxCore] * 1e3));
             }
             for (int i = 1; i < lightningMs.Count; i++)
