@@ -30,6 +30,7 @@ public sealed class MiniMaxModel : IDisposable
     private readonly float[][] _slopes;
     private Workspace? _workspace;
     private DeviceTensor? _logits;
+    private DeviceTensor? _lastRows;
 
     public MiniMaxModel(ModelConfig config, ModelWeights weights, IComputeBackend backend)
     {
@@ -98,7 +99,7 @@ public sealed class MiniMaxModel : IDisposable
         };
         var logits = logitRows > 0 ? LogitsBuffer(logitRows) : null;
         DeviceTensor? gathered = selection == LogitsSelection.LastPerSequence && T != sequences.Count
-            ? b.Allocate(b.ActivationType, sequences.Count, c.HiddenSize) : null;
+            ? LastRowsBuffer(sequences.Count).RowSlice(0, sequences.Count) : null;
         try
         {
             void Step() => RunStep(ids, layout, sequences, ws, observer, gathered, logits, logitRows);
@@ -274,10 +275,22 @@ public sealed class MiniMaxModel : IDisposable
         return _logits;
     }
 
+    /// <summary>The last hidden row of each sequence (a prefill step's LM-head input), kept across steps like the logits:
+    /// serving mixes prefill chunks into most steps, and a device allocation and free per step cost a synchronisation.</summary>
+    private DeviceTensor LastRowsBuffer(int rows)
+    {
+        if (_lastRows is { } g && g.Rows >= rows) return g;
+        _lastRows?.Dispose();
+        _lastRows = null;
+        _lastRows = Backend.Allocate(Backend.ActivationType, rows, Config.HiddenSize);
+        return _lastRows;
+    }
+
     public void Dispose()
     {
         (Backend as IStepGraphs)?.ForgetStepGraphs(this);
         _logits?.Dispose();
+        _lastRows?.Dispose();
         _workspace?.Dispose();
         Weights.Dispose();
     }

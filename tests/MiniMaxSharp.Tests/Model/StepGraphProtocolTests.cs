@@ -54,6 +54,28 @@ public sealed class StepGraphProtocolTests
         Assert.Contains(model, fake.Forgotten);
     }
 
+    [Fact]
+    public void RepeatedPrefillSteps_AllocateNothingOnceBuffersExist()
+    {
+        // Serving packs a prefill chunk of several tokens per sequence into most steps and takes each sequence's
+        // last row: after the first steps (workspace, KV caches, logits, last-row buffer), such steps allocate nothing.
+        var weights = TestModels.Weights(Config, seed: 3);
+        using var fake = new FakeGraphBackend(new CpuBackend(1), Answer.Off);
+        using var model = new MiniMaxModel(Config, WeightLoader.Load(new DictionaryTensorSource(weights), Config, fake), fake);
+        using var a = model.CreateSequence(64);
+        using var b = model.CreateSequence(64);
+        var ids = new[] { 1, 2, 3 };
+        int[] allocations = new int[5];
+        for (int step = 0; step < 5; step++)
+        {
+            int before = fake.Allocations;
+            model.Forward([a, b], [ids, ids], LogitsSelection.LastPerSequence);
+            allocations[step] = fake.Allocations - before;
+        }
+        Assert.True(allocations[0] > 0);
+        Assert.Equal([0, 0, 0], allocations[2..]);
+    }
+
     /// <summary>Two sequences: a 6-token prefill in chunks of 4 and 2, then 5 one-token steps; every row of logits.</summary>
     private static float[] Decode(MiniMaxModel model, out MiniMaxModel used)
     {
@@ -133,9 +155,12 @@ public sealed class StepGraphProtocolTests
         public DType ActivationType => inner.ActivationType;
         public DType ResidualType => ((IComputeBackend)inner).ResidualType;
 
+        public int Allocations { get; private set; }
+
         public DeviceTensor Allocate(DType type, params int[] shape)
         {
             NotInStep("Allocate");
+            Allocations++;
             return inner.Allocate(type, shape);
         }
 
