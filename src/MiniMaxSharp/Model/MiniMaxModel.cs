@@ -264,26 +264,22 @@ public sealed class MiniMaxModel : IDisposable
         return _workspace;
     }
 
-    /// <summary>Float32 logits for at least <paramref name="rows"/> rows, kept across steps: allocating and
-    /// freeing them every decode step cost a device allocation and a synchronizing free per token.</summary>
-    private DeviceTensor LogitsBuffer(int rows)
-    {
-        if (_logits is { } l && l.Rows >= rows) return l;
-        _logits?.Dispose();
-        _logits = null;
-        _logits = Backend.Allocate(DType.F32, rows, Config.VocabSize);
-        return _logits;
-    }
+    /// <summary>Float32 logits for at least <paramref name="rows"/> rows (see <see cref="KeptBuffer"/>).</summary>
+    private DeviceTensor LogitsBuffer(int rows) => KeptBuffer(ref _logits, DType.F32, rows, Config.VocabSize);
 
-    /// <summary>The last hidden row of each sequence (a prefill step's LM-head input), kept across steps like the logits:
-    /// serving mixes prefill chunks into most steps, and a device allocation and free per step cost a synchronisation.</summary>
-    private DeviceTensor LastRowsBuffer(int rows)
+    /// <summary>The last hidden row of each sequence, a prefill step's LM-head input (see <see cref="KeptBuffer"/>).</summary>
+    private DeviceTensor LastRowsBuffer(int rows) => KeptBuffer(ref _lastRows, Backend.ActivationType, rows, Config.HiddenSize);
+
+    /// <summary>A buffer of at least <paramref name="rows"/> rows kept across steps and regrown only when a step needs
+    /// more: allocating and freeing per step cost a device allocation and a synchronising free each time (every decode
+    /// step for the logits; most serving steps, which carry a prefill chunk, for the last rows).</summary>
+    private DeviceTensor KeptBuffer(ref DeviceTensor? buffer, DType type, int rows, int cols)
     {
-        if (_lastRows is { } g && g.Rows >= rows) return g;
-        _lastRows?.Dispose();
-        _lastRows = null;
-        _lastRows = Backend.Allocate(Backend.ActivationType, rows, Config.HiddenSize);
-        return _lastRows;
+        if (buffer is { } kept && kept.Rows >= rows) return kept;
+        buffer?.Dispose();
+        buffer = null;
+        buffer = Backend.Allocate(type, rows, cols);
+        return buffer;
     }
 
     public void Dispose()

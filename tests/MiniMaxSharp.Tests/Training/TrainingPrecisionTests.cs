@@ -1,3 +1,4 @@
+using static MiniMaxSharp.Tests.Training.VerifierRuns;
 using MiniMaxSharp.Backends;
 using MiniMaxSharp.Backends.Cpu;
 using MiniMaxSharp.Cli.Commands;
@@ -125,17 +126,7 @@ public sealed class TrainingPrecisionTests(Xunit.Abstractions.ITestOutputHelper 
     {
         using var mixed = new MixedPrecisionCpuBackend(2);
         using var cpu = new CpuBackend(2);
-        var v = new VerifyCommand.Verifier(mixed, cpu, 5);
-        var saved = Console.Error;
-        Console.SetError(TextWriter.Null);
-        try
-        {
-            v.RunBf16ProductChecks(TestPaths.Fixture("tiny-hybrid"));
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
+        var v = Quietly(new VerifyCommand.Verifier(mixed, cpu, 5), verifier => verifier.RunBf16ProductChecks(TestPaths.Fixture("tiny-hybrid")));
         Assert.Equal(TrainingPrecision.F32, mixed.ProductPrecision);
         Assert.True(mixed.ScopesOpened >= 4, $"{mixed.ScopesOpened} scopes");   // the scope check's two, the fixture's forward + backward and step
         Assert.Equal(0, v.Failures);

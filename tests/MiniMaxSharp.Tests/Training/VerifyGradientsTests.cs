@@ -1,3 +1,4 @@
+using static MiniMaxSharp.Tests.Training.VerifierRuns;
 using MiniMaxSharp.Backends.Cpu;
 using MiniMaxSharp.Cli.Commands;
 
@@ -15,17 +16,7 @@ public sealed class VerifyGradientsTests
     {
         using var device = new CpuBackend(2);
         using var cpu = new CpuBackend(2);
-        var v = new VerifyCommand.Verifier(device, cpu, 5);
-        var saved = Console.Error;
-        Console.SetError(TextWriter.Null);
-        try
-        {
-            v.RunGradientFixture(TestPaths.Fixture("tiny-hybrid"));
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
+        var v = Quietly(new VerifyCommand.Verifier(device, cpu, 5), verifier => verifier.RunGradientFixture(TestPaths.Fixture("tiny-hybrid")));
         Assert.Equal(7, v.Rows.Count);
         Assert.Equal(0, v.Failures);
         Assert.Equal(0, v.Rows.Single(r => r.Op.StartsWith("model gradients vs CPU", StringComparison.Ordinal)).Error);
@@ -38,17 +29,7 @@ public sealed class VerifyGradientsTests
     {
         using var device = new CpuBackend(2);
         using var cpu = new CpuBackend(2);
-        var v = new VerifyCommand.Verifier(device, cpu, 5);
-        var saved = Console.Error;
-        Console.SetError(TextWriter.Null);
-        try
-        {
-            v.RunGradientOps();
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
+        var v = Quietly(new VerifyCommand.Verifier(device, cpu, 5), verifier => verifier.RunGradientOps());
         Assert.True(v.Rows.Count > 40, $"{v.Rows.Count} rows");
         Assert.All(v.Rows, r => Assert.Equal(0, r.Error));
         // The training-forward rows ran with float32 activations under the float32 bound.
@@ -61,17 +42,7 @@ public sealed class VerifyGradientsTests
     {
         using var device = new CpuBackend(2);
         using var cpu = new CpuBackend(2);
-        var v = new VerifyCommand.Verifier(device, cpu, 5);
-        var saved = Console.Error;
-        Console.SetError(TextWriter.Null);
-        try
-        {
-            v.RunDecodeKernelChecks();
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
+        var v = Quietly(new VerifyCommand.Verifier(device, cpu, 5), verifier => verifier.RunDecodeKernelChecks());
         Assert.True(v.Rows.Count >= 25, $"{v.Rows.Count} rows");
         Assert.All(v.Rows, r => Assert.Equal(0, r.Error));
         Assert.Contains(v.Rows, r => r.Op == "RmsNormSigmoidGate" && r.Shape == "[1,2048] F32");
