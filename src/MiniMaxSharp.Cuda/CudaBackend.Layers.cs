@@ -172,7 +172,10 @@ public sealed unsafe partial class CudaBackend
             }
         }
         bool flash = d == FlashHeadDim && qs.DType == DType.BF16 && os.DType == DType.BF16 && cacheType == DType.BF16 && T >= 16 * layout.Count;
-        int[] flashItems = flash ? FlashItems(layout) : [];
+        // Long query runs go to cuDNN's fused attention where it is there; the rest to the flash kernel.
+        long cudnnWorkspace = 0;
+        bool[]? viaCudnn = flash ? CudnnSequences(layout, shape, out cudnnWorkspace) : null;
+        int[] flashItems = flash ? FlashItems(layout, viaCudnn) : [];
         var meta = new MetaBuilder();
         int seqAt = meta.Add(tokenSeq), posAt = meta.Add(tokenPos), keyAt = meta.Add(keyPtrs), valueAt = meta.Add(valuePtrs);
         int itemsAt = flash ? meta.Add(flashItems) : 0;
@@ -181,8 +184,9 @@ public sealed unsafe partial class CudaBackend
         long rowUnits = (long)kvw * DTypeInfo.SizeOf(cacheType!.Value) / 2;
         _device.Kernel("attention.cu", "kv_append").Launch(Blocks(T * rowUnits), 1, 1, ElementwiseBlock, 0,
             ks, vs, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches, T, rowUnits);
-        if (flash) FlashAttention(qs, flashItems.Length / 4, m + (ulong)itemsAt, args, shape, os);
-        else SoftmaxAttentionSplit(qs, T, args, cacheType.Value, shape, os);
+        if (viaCudnn is not null) CudnnAttentionRun(qs, layout, caches, shape, viaCudnn, cudnnWorkspace, os);
+        if (flash && flashItems.Length > 0) FlashAttention(qs, flashItems.Length / 4, m + (ulong)itemsAt, args, shape, os);
+        else if (!flash) SoftmaxAttentionSplit(qs, T, args, cacheType.Value, shape, os);
     }
 
     /// <summary>Device addresses of a softmax attention op's per-token sequence and position arrays and its cache pointer tables.</summary>
@@ -229,12 +233,13 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>Work items of <see cref="FlashQueryRows"/> queries (sequence, first row, rows, first position), the ones
     /// with the most keys first, so the long causal tiles start early.</summary>
-    private static int[] FlashItems(BatchLayout layout)
+    private static int[] FlashItems(BatchLayout layout, bool[]? skip = null)
     {
         var items = new List<(int Seq, int Row, int Rows, int Pos)>();
         int block = FlashQueryRows;
         for (int s = 0; s < layout.Count; s++)
         {
+            if (skip is not null && skip[s]) continue;
             var span = layout.Sequences[s];
             for (int r = 0; r < span.TokenCount; r += block)
                 items.Add((s, span.TokenOffset + r, Math.Min(block, span.TokenCount - r), span.StartPosition + r));

@@ -487,6 +487,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         foreach (var (_, table) in _expertTables.Values) _device.Free(table);
         _expertTables.Clear();
         ReleaseWeightCopies();
+        _cudnn?.Dispose();
         _device.Dispose();
     }
 

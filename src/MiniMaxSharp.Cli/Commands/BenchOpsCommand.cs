@@ -35,8 +35,17 @@ internal static class BenchOpsCommand
                     rows.Add(Lightning(cuda, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth)));
             if (which is "all" or "softmax")
             {
-                foreach (var (B, H, KV, T) in new[] { (1, 64, 8, 4096), (1, 64, 8, 16384) })
-                    rows.Add(Softmax(cuda, B, H, KV, Math.Max(1, T / div), n));
+                // The model's prefill path (cuDNN's fused attention where it is there), then the built-in flash kernel.
+                Console.WriteLine($"softmax prefill: {cuda.CudnnAttentionStatus}");
+                bool cudnn = cuda.CudnnAttentionEnabled;
+                foreach (bool useCudnn in cuda.CudnnAttentionAvailable ? new[] { true, false } : [false])
+                {
+                    cuda.CudnnAttentionEnabled = useCudnn;
+                    foreach (var (B, H, KV, T) in new[] { (1, 64, 8, 4096), (1, 64, 8, 16384) })
+                        rows.Add(Softmax(cuda, B, H, KV, Math.Max(1, T / div), n, useCudnn ? "cuDNN fused attention" : "flash kernel"));
+                }
+                cuda.CudnnAttentionEnabled = cudnn;
+                Console.WriteLine($"softmax prefill: {cuda.CudnnAttentionStatus}");
                 foreach (var (B, context) in new[] { (1, 65536), (8, 32768) })
                     rows.Add(Decode(cuda, B, 64, 8, Math.Max(2, context / div), n, r.GetValue(bandwidth)));
             }
@@ -164,7 +173,7 @@ internal static class BenchOpsCommand
         return line;
     }
 
-    private static string Softmax(CudaBackend b, int batch, int heads, int kvHeads, int tokens, int runs)
+    private static string Softmax(CudaBackend b, int batch, int heads, int kvHeads, int tokens, int runs, string kernel)
     {
         const int d = 128;
         var shape = new AttentionShape(heads, kvHeads, d);
@@ -182,7 +191,7 @@ internal static class BenchOpsCommand
         {
             float ms = Median(b, runs, () => b.SoftmaxAttention(q, k, v, layout, caches, shape, o));
             double flops = 4.0 * batch * heads * d * ((double)tokens * (tokens + 1) / 2);
-            string line = $"| softmax prefill (causal) | B={batch} H={heads}/KV={kvHeads} T={tokens} d={d} | {ms:F2} | {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s |";
+            string line = $"| softmax prefill (causal), {kernel} | B={batch} H={heads}/KV={kvHeads} T={tokens} d={d} | {ms:F2} | {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s |";
             Console.Error.WriteLine(line);
             return line;
         }

@@ -10,6 +10,8 @@ internal enum CudaLibrary
     Nvrtc,
     Cublas,
     CublasLt,
+    /// <summary>cuDNN 9's graph API (optional: the fused attention uses it when it is there).</summary>
+    Cudnn,
 }
 
 /// <summary>
@@ -26,6 +28,7 @@ internal static class CudaLibrarySearch
     public const string DriverImport = "cuda";
     public const string NvrtcImport = "nvrtc";
     public const string CublasImport = "cublas";
+    public const string CudnnImport = "cudnn";
 
     public static IReadOnlyList<string> FileNames(CudaLibrary library) => library switch
     {
@@ -33,6 +36,7 @@ internal static class CudaLibrarySearch
         CudaLibrary.Nvrtc => ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"],
         CudaLibrary.Cublas => ["libcublas.so.13", "libcublas.so.12", "libcublas.so"],
         CudaLibrary.CublasLt => ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"],
+        CudaLibrary.Cudnn => ["libcudnn_graph.so.9"],
         _ => throw new ArgumentOutOfRangeException(nameof(library)),
     };
 
@@ -171,6 +175,7 @@ internal static class CudaLibraries
             CudaLibrarySearch.DriverImport => CudaLibrary.Driver,
             CudaLibrarySearch.NvrtcImport => CudaLibrary.Nvrtc,
             CudaLibrarySearch.CublasImport => CudaLibrary.Cublas,
+            CudaLibrarySearch.CudnnImport => CudaLibrary.Cudnn,
             _ => null,
         };
         return lib is { } l ? Load(l, Environment.GetEnvironmentVariable) : 0;
@@ -218,7 +223,19 @@ internal static class CudaLibraries
             foreach (string f in Directory.GetFiles(dir, "libnvrtc-builtins.so*").OrderByDescending(f => f.Length))
                 if (NativeLibrary.TryLoad(f, out _)) break;
         }
+        else if (library == CudaLibrary.Cudnn)
+        {
+            // The graph library opens its engine libraries by soname at run time.
+            foreach (string name in CudnnCompanions)
+                if (File.Exists(Path.Combine(dir, name))) NativeLibrary.TryLoad(Path.Combine(dir, name), out _);
+        }
     }
+
+    private static readonly string[] CudnnCompanions =
+    [
+        "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9", "libcudnn_heuristic.so.9",
+        "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9", "libcudnn.so.9",
+    ];
 
     private static string Describe(CudaLibrary library) => library switch
     {
@@ -226,6 +243,7 @@ internal static class CudaLibraries
         CudaLibrary.Nvrtc => "NVRTC runtime compiler (libnvrtc.so.13 or .12)",
         CudaLibrary.Cublas => "cuBLAS (libcublas.so.13 or .12)",
         CudaLibrary.CublasLt => "cuBLASLt (libcublasLt.so.13 or .12)",
+        CudaLibrary.Cudnn => "cuDNN 9 (libcudnn_graph.so.9)",
         _ => library.ToString(),
     };
 }
