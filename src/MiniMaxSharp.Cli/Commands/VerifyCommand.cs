@@ -36,6 +36,7 @@ internal static partial class VerifyCommand
             var clock = Stopwatch.StartNew();
             v.RunOps();
             v.RunDecodeKernelChecks();
+            v.RunLightningPrefillChecks();
             v.RunAttentionGradientOps();
             v.RunGradientOps();
             string? fixtureModel = r.GetValue(fixtures) is { } dir ? Path.Combine(dir.FullName, "tiny-hybrid") : null;
