@@ -422,9 +422,10 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
 //   warps 4-7 (state):  S = exp(-s m) S + Kdᵀ V for a 64-row x 64-column tile of the float32 state each
 //                       (128 registers), then the bf16 copy of S that the output warps read next block.
 // All 8 warps compute the scores P = (Q Kᵀ) ⊙ D (lower-triangular 16x16 tiles only) and stage blocks.
-// q/k/v tiles and the bf16 state copy are double-buffered, so a block costs two barriers: phase A
-// (scores of block b, SiLU staging of block b+1 into the other buffer, global loads of block b+2 into
-// registers) and phase B (outputs and state update of block b, both roles at once). Each role runs its
+// q/k/v tiles and the bf16 state copy are double-buffered, so a block costs two barriers: phase A (the
+// scores of block b) and phase B (outputs and state update of block b, both roles at once, and in every
+// warp after its products the SiLU staging of block b+1 into the other buffer and the global loads of
+// block b+2 into registers: the special-function work overlaps the tensor-core work). Each role runs its
 // own copy of the block loop, so the state registers are live only in the state warps (one loop with
 // both roles would keep S and the output accumulators live together: over 255 registers). Both loops
 // meet at the same barriers (bar.sync counts arrivals, whichever instruction they come from).
@@ -491,12 +492,11 @@ __device__ __forceinline__ void lp_stage(const uint4 (&pre)[LP_PIECES], const Lp
     }
 }
 
-// Phase A of block blk (both roles): scores into As (mode 1), staging of block blk+1, loads of block blk+2.
-// Warp w computes score rows 16 (w & 3)..+15, columns 32 (w >> 2)..+31, skipping tiles above the diagonal.
-__device__ __forceinline__ void lp_phase_a(uint4 (&pre)[LP_PIECES], const LpStaging& st, bf16* tiles, bf16* As,
-    int blk, int nBlocks, int warp, int lane)
+// Phase A of block blk (both roles, mode 1): scores into As. Warp w computes rows 16 (w & 3)..+15, columns
+// 32 (w >> 2)..+31, skipping tiles above the diagonal.
+__device__ __forceinline__ void lp_scores(const LpStaging& st, const bf16* tiles, bf16* As, int blk, int warp, int lane)
 {
-    const int buf = blk & 1, b0 = blk * LC_BM, g = lane >> 2, t = lane & 3;
+    const int buf = blk & 1, g = lane >> 2, t = lane & 3;
     const int r0 = 16 * (warp & 3), c0 = 32 * (warp >> 2);
     const bf16* Qs = tiles + buf * 4 * LP_TILE;
     const bf16* Ks = Qs + LP_TILE;
@@ -523,9 +523,6 @@ __device__ __forceinline__ void lp_phase_a(uint4 (&pre)[LP_PIECES], const LpStag
                 }
         }
     }
-    // The staging's SiLU work runs while the score products are in flight.
-    if (blk + 1 < nBlocks) lp_stage(pre, st, b0 + LC_BM, tiles + (buf ^ 1) * 4 * LP_TILE);
-    if (blk + 2 < nBlocks) lp_load(pre, st, b0 + 2 * LC_BM);
     if (st.mode == 1)
     {
         #pragma unroll
@@ -541,6 +538,15 @@ __device__ __forceinline__ void lp_phase_a(uint4 (&pre)[LP_PIECES], const LpStag
                     *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
                 }
     }
+}
+
+// In phase B of block blk, after a warp has issued its tensor-core work: SiLU staging of block blk+1 into the
+// other buffer (its special-function work overlaps the products of the other warps), then the global loads
+// of block blk+2 into the registers the staging has just emptied.
+__device__ __forceinline__ void lp_next(uint4 (&pre)[LP_PIECES], const LpStaging& st, bf16* tiles, int blk, int nBlocks)
+{
+    if (blk + 1 < nBlocks) lp_stage(pre, st, (blk + 1) * LC_BM, tiles + ((blk & 1) ^ 1) * 4 * LP_TILE);
+    if (blk + 2 < nBlocks) lp_load(pre, st, (blk + 2) * LC_BM);
 }
 
 extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
@@ -589,7 +595,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
         for (int blk = 0; blk < nBlocks; blk++)
         {
             const int b0 = blk * LC_BM, m = min(LC_BM, count - b0), buf = blk & 1;
-            lp_phase_a(pre, st, tiles, As, blk, nBlocks, warp, lane);
+            lp_scores(st, tiles, As, blk, warp, lane);
             lp_barrier();
             if (mode == 1)
             {
@@ -650,6 +656,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
                         }
                     }
                 }
+                lp_next(pre, st, tiles, blk, nBlocks);
                 #pragma unroll
                 for (int mt = 0; mt < 2; mt++)
                     #pragma unroll
@@ -662,6 +669,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
                         for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[mt][nt][2 * half], o[mt][nt][2 * half + 1]);
                     }
             }
+            else lp_next(pre, st, tiles, blk, nBlocks);
             lp_barrier();
         }
         return;
@@ -700,7 +708,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     for (int blk = 0; blk < nBlocks; blk++)
     {
         const int m = min(LC_BM, count - blk * LC_BM), buf = blk & 1;
-        lp_phase_a(pre, st, tiles, As, blk, nBlocks, warp, lane);
+        lp_scores(st, tiles, As, blk, warp, lane);
         lp_barrier();
         const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
         const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
@@ -728,6 +736,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
                 }
             }
         }
+        lp_next(pre, st, tiles, blk, nBlocks);
         if (mode == 1 && blk + 1 < nBlocks)
         {
             // The other buffer: the output warps read this block's copy now, the new one next block.
