@@ -133,7 +133,8 @@ public sealed unsafe partial class CudaBackend
     private void LightningChunked(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
-        bool pipelined = LightningKernel == LightningPrefillKernel.Pipelined;
+        // lightning_pipe needs 213 KB of shared memory per CTA (H100: 227 KB); GPUs with less take lightning_chunk.
+        bool pipelined = LightningKernel == LightningPrefillKernel.Pipelined && _device.MaxSharedMemoryPerBlock >= LightningPipeShared;
         int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
         var items = new List<int>();
         var seqItems = new int[2 * layout.Count];
