@@ -96,8 +96,8 @@ int main(int argc, char** argv)
     int which = argc > 1 ? atoi(argv[1]) : 0;
     struct Case { std::vector<int> counts, carried; int heads, sms; };
     std::vector<Case> cases = {
-        { {150, 300, 40}, {1, 0, 1}, 2, 1000 },   // one chunk per sequence
-        { {150, 300, 40}, {1, 0, 1}, 2, 8 },      // split: 300 -> 256 + 44 (pipe plan)
+        { {150, 300, 40}, {1, 0, 1}, 2, 1000 },   // many idle SMs: both plans split 300 into 256 + 44
+        { {150, 300, 40}, {1, 0, 1}, 2, 8 },      // items fill the SMs exactly (pipe plan: chunks of 256)
         { {700}, {1}, 1, 3 },                     // three chunks of one sequence
         { {1, 64, 65}, {1, 1, 0}, 1, 1000 },      // a 1-token sequence, exact block, block + 1
         { {150, 300, 40}, {1, 0, 1}, 2, 4 },      // pairs fill the "GPU": one chunk per sequence
