@@ -78,7 +78,49 @@ public sealed unsafe partial class CudaBackend
             qkv, qkv.KernelType, output, output.KernelType, m + (ulong)offsets, m + (ulong)counts, m + (ulong)ptrs, m + (ulong)slopeAt, heads, d);
     }
 
-    /// <summary>Chunk length (a multiple of the 64-token block) that gives about two work items per SM.</summary>
+    /// <summary>
+    /// Prefill kernel for head_dim 128 in bf16: <see cref="LightningPrefillKernel.Pipelined"/> (<c>lightning_pipe</c>, the
+    /// default) or <see cref="LightningPrefillKernel.Chunk"/> (<c>lightning_chunk</c>, the kernel before it, kept for A/B
+    /// runs); MINIMAXSHARP_LIGHTNING_KERNEL=chunk picks the latter at start-up.
+    /// </summary>
+    public LightningPrefillKernel LightningKernel { get; set; } = ParseLightningKernel(Environment.GetEnvironmentVariable("MINIMAXSHARP_LIGHTNING_KERNEL"));
+
+    internal static LightningPrefillKernel ParseLightningKernel(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "pipe" or "pipelined" => LightningPrefillKernel.Pipelined,
+        "chunk" => LightningPrefillKernel.Chunk,
+        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_KERNEL is '{value}': use 'pipe' (the default) or 'chunk'"),
+    };
+
+    /// <summary>Dynamic shared memory of <c>lightning_pipe</c> (LP_SHARED in lightning.cu): q, k, k⊙decay, v tiles and
+    /// the bf16 state, each twice (double-buffered), and the score tile.</summary>
+    private const int LightningPipeShared = (8 * 64 * 136 + 2 * 128 * 136 + 64 * 72) * 2;
+
+    /// <summary>Shortest chunk the prefill splits a sequence into: shorter ones cost more in chunk states than they gain.</summary>
+    private const int LightningMinChunk = 256;
+
+    /// <summary>
+    /// Chunk length for <c>lightning_pipe</c> (one CTA per SM: 213 KB of shared memory): the shortest multiple of 64
+    /// (at least 256) whose work items (chunks × heads) still fit in one wave, so that every item runs at once and
+    /// no wave is left nearly empty; one chunk per sequence when the sequences and heads alone fill the GPU.
+    /// </summary>
+    internal static int LightningPipeChunkLength(BatchLayout layout, int heads, int multiprocessors)
+    {
+        int longest = Math.Max(1, layout.Sequences.Max(s => s.TokenCount));
+        long Items(int chunk) => heads * layout.Sequences.Sum(s => (long)((s.TokenCount + chunk - 1) / chunk));
+        if (longest <= LightningMinChunk || Items(longest) >= multiprocessors) return longest;
+        // Items(chunk) falls as the chunk grows: binary search over multiples of 64.
+        int lo = LightningMinChunk / 64, hi = (longest + 63) / 64;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) / 2;
+            if (Items(64 * mid) <= multiprocessors) hi = mid;
+            else lo = mid + 1;
+        }
+        return Math.Min(longest, 64 * lo);
+    }
+
+    /// <summary>Chunk length (a multiple of the 64-token block) that gives about two work items per SM (<c>lightning_chunk</c>).</summary>
     internal static int LightningChunkLength(BatchLayout layout, int heads, int multiprocessors)
     {
         int longest = layout.Sequences.Max(s => s.TokenCount);
@@ -91,7 +133,9 @@ public sealed unsafe partial class CudaBackend
     private void LightningChunked(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
-        int chunk = LightningChunkLength(layout, heads, _device.Multiprocessors);
+        // lightning_pipe needs 213 KB of shared memory per CTA (H100: 227 KB); GPUs with less take lightning_chunk.
+        bool pipelined = LightningKernel == LightningPrefillKernel.Pipelined && _device.MaxSharedMemoryPerBlock >= LightningPipeShared;
+        int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
         var items = new List<int>();
         var seqItems = new int[2 * layout.Count];
         bool anySplit = false;
@@ -111,16 +155,18 @@ public sealed unsafe partial class CudaBackend
         ulong m = UploadMeta(meta);
         long stateBytes = (long)ChunkedHeadDim * ChunkedHeadDim * 4;
         ulong slots = anySplit ? Scratch("lightning chunk states", itemCount * heads * stateBytes) : 0;
-        const int shared = (4 * 64 * 136 + 128 * 136 + 64 * 72) * 2;   // q, k, k⊙decay, v, S, scores (bf16)
-        var kernel = _device.Kernel("lightning.cu", "lightning_chunk");
+        const int chunkShared = (4 * 64 * 136 + 128 * 136 + 64 * 72) * 2;   // q, k, k⊙decay, v, S, scores (bf16)
+        var kernel = _device.Kernel("lightning.cu", pipelined ? "lightning_pipe" : "lightning_chunk");
+        uint threads = pipelined ? 256u : 512u;
+        int shared = pipelined ? LightningPipeShared : chunkShared;
         if (anySplit)
         {
-            kernel.Launch((uint)itemCount, (uint)heads, 1, 512, shared,
+            kernel.Launch((uint)itemCount, (uint)heads, 1, threads, shared,
                 qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0);
             _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)layout.Count, (uint)heads, (uint)(stateBytes / 4 / 256), 256, 0,
                 m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads);
         }
-        kernel.Launch((uint)itemCount, (uint)heads, 1, 512, shared,
+        kernel.Launch((uint)itemCount, (uint)heads, 1, threads, shared,
             qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1);
     }
 
@@ -471,4 +517,13 @@ public sealed unsafe partial class CudaBackend
         ulong d = table.Device;
         return (d, d + (ulong)(E * 8), d + (ulong)(2 * E * 8), aligned);
     }
+}
+
+/// <summary>Which kernel runs lightning attention prefill for head_dim 128 in bf16 (see <see cref="CudaBackend.LightningKernel"/>).</summary>
+public enum LightningPrefillKernel
+{
+    /// <summary><c>lightning_pipe</c>: 8 warps in two roles (outputs, state), double-buffered staging, two barriers per block.</summary>
+    Pipelined,
+    /// <summary><c>lightning_chunk</c>: 16 warps, every warp on every stage, three barriers per block (the earlier kernel).</summary>
+    Chunk,
 }

@@ -31,8 +31,10 @@ internal static class BenchOpsCommand
             int n = Math.Max(1, r.GetValue(repeat)), div = Math.Max(1, r.GetValue(scale));
             var rows = new List<string>();
             if (which is "all" or "lightning")
+                // Each shape with the default kernel and with the one before it (A/B in one call).
                 foreach (var (B, H, T) in new[] { (8, 32, 16384), (1, 16, 131072), (1, 64, 65536) })
-                    rows.Add(Lightning(cuda, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth)));
+                    foreach (var kernel in new[] { LightningPrefillKernel.Pipelined, LightningPrefillKernel.Chunk })
+                        rows.Add(Lightning(cuda, kernel, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth)));
             if (which is "all" or "softmax")
             {
                 // The model's prefill path (cuDNN's fused attention where it is there), then the built-in flash kernel.
@@ -71,7 +73,7 @@ internal static class BenchOpsCommand
         return times[times.Length / 2];
     }
 
-    private static string Lightning(CudaBackend b, int batch, int heads, int tokens, int runs, double tbPerSecond)
+    private static string Lightning(CudaBackend b, LightningPrefillKernel kernel, int batch, int heads, int tokens, int runs, double tbPerSecond)
     {
         const int d = 128;
         var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
@@ -81,17 +83,21 @@ internal static class BenchOpsCommand
         b.FillRandom(qkv, 17, 2f);
         var states = Enumerable.Range(0, batch).Select(_ => b.Allocate(DType.F32, heads, d * d)).ToArray();
         float[] slopes = LightningDecay.Slopes(heads, 0, 80);
+        var before = b.LightningKernel;
         try
         {
+            b.LightningKernel = kernel;
             float ms = Median(b, runs, () => b.LightningAttention(qkv, layout, states, slopes, d, 256, o));
             double bytes = 4.0 * T * heads * d * 2;   // q, k, v read + o written, bf16
             double floorMs = bytes / (tbPerSecond * 1e12) * 1e3;
-            string line = $"| lightning prefill | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
+            string name = kernel == LightningPrefillKernel.Pipelined ? "lightning_pipe" : "lightning_chunk";
+            string line = $"| lightning prefill ({name}) | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
             Console.Error.WriteLine(line);
             return line;
         }
         finally
         {
+            b.LightningKernel = before;
             foreach (var s in states) s.Dispose();
         }
     }

@@ -37,6 +37,7 @@ internal static partial class VerifyCommand
             v.RunOps();
             v.RunDecodeKernelChecks();
             v.RunCudnnAttentionChecks();
+            v.RunLightningPrefillChecks();
             v.RunAttentionGradientOps();
             v.RunGradientOps();
             string? fixtureModel = r.GetValue(fixtures) is { } dir ? Path.Combine(dir.FullName, "tiny-hybrid") : null;

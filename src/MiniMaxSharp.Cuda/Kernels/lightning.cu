@@ -410,3 +410,363 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
         *slot = run;
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Pipelined prefill for head_dim 128, bf16 (the default; lightning_chunk above stays for A/B runs).
+// Same work items, modes and chunk states as lightning_chunk; what changes is how a CTA spends its
+// shared-memory bandwidth, which bounds lightning_chunk: its 16 warps own 16x32 output tiles and 16x64
+// state tiles, so every operand is re-read by 4-8 warps (~490 KB of ldmatrix reads per 64-token block
+// against 64 KB of DRAM traffic; docs/cuda.md has the budget). Here a CTA has 8 warps (up to 255
+// registers each) in two roles:
+//   warps 0-3 (output): O = diag(q_decay) (Q S) + P V for a 32-token x 64-channel tile each;
+//   warps 4-7 (state):  S = exp(-s m) S + Kdᵀ V for a 64-row x 64-column tile of the float32 state each
+//                       (128 registers), then the bf16 copy of S that the output warps read next block.
+// All 8 warps compute the scores P = (Q Kᵀ) ⊙ D (lower-triangular 16x16 tiles only) and stage blocks.
+// q/k/v tiles and the bf16 state copy are double-buffered, so a block costs two barriers: phase A (the
+// scores of block b) and phase B (outputs and state update of block b, both roles at once, and in every
+// warp after its products the SiLU staging of block b+1 into the other buffer and the global loads of
+// block b+2 into registers: the special-function work overlaps the tensor-core work). Each role runs its
+// own copy of the block loop, so the state registers are live only in the state warps (one loop with
+// both roles would keep S and the output accumulators live together: over 255 registers). Both loops
+// meet at the same barriers (bar.sync counts arrivals, whichever instruction they come from).
+#define LP_THREADS 256
+#define LP_PIECES 12              // 16-byte pieces per thread per block: 64 tokens x 48 / 256
+#define LP_TILE (LC_BM * LC_LD)   // one 64 x 128 bf16 tile (row stride 136)
+#define LP_STATE (LC_D * LC_LD)   // one 128 x 128 bf16 tile
+#define LP_SHARED ((8 * LP_TILE + 2 * LP_STATE + LC_BM * LC_LDA) * 2)
+
+__device__ __forceinline__ void lp_barrier() { asm volatile("bar.sync 0, 256;\n" ::: "memory"); }
+
+// Where this thread's 16-byte pieces of a block come from: piece r is channels part*8..+7 of token
+// rowBase + 16 (r & 3) of q (r < 4), k (r < 8) or v (r < 12), so each piece's tensor is a compile-time fact.
+struct LpStaging
+{
+    const bf16* base;   // qkv at (tokStart + rowBase, head, part*8)
+    i64 inWidth;
+    int rowBase, part, count, mode;
+    float s;
+};
+
+__device__ __forceinline__ void lp_load(uint4 (&pre)[LP_PIECES], const LpStaging& st, int b0)
+{
+    const int m = min(LC_BM, st.count - b0);
+    #pragma unroll
+    for (int r = 0; r < LP_PIECES; r++)
+    {
+        const int tok = st.rowBase + 16 * (r & 3);
+        if (tok < m && (st.mode == 1 || r >= 4))
+            pre[r] = *(const uint4*)(st.base + (i64)(b0 + 16 * (r & 3)) * st.inWidth + (r >> 2) * LC_D);
+        else
+            pre[r] = u4(0u, 0u, 0u, 0u);
+    }
+}
+
+// SiLU, the key decays and bf16 into buffer `tiles` ([Q, K, Kd, V][64][136]) for the block at b0.
+__device__ __forceinline__ void lp_stage(const uint4 (&pre)[LP_PIECES], const LpStaging& st, int b0, bf16* tiles)
+{
+    const int m = min(LC_BM, st.count - b0);
+    #pragma unroll
+    for (int r = 0; r < LP_PIECES; r++)
+    {
+        const int which = r >> 2, tok = st.rowBase + 16 * (r & 3);
+        if (st.mode == 0 && which == 0) continue;   // the state pass needs no queries
+        const u32 w[4] = { pre[r].x, pre[r].y, pre[r].z, pre[r].w };
+        float x[8];
+        #pragma unroll
+        for (int e = 0; e < 4; e++)
+        {
+            x[2 * e] = silu_fast(__uint_as_float(w[e] << 16));
+            x[2 * e + 1] = silu_fast(__uint_as_float(w[e] & 0xffff0000u));
+        }
+        const int at = tok * LC_LD + st.part * 8;
+        const uint4 packed = u4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+        if (which == 0) *(uint4*)(tiles + at) = packed;
+        else if (which == 1)
+        {
+            if (st.mode == 1) *(uint4*)(tiles + LP_TILE + at) = packed;
+            const float kd = tok < m ? __expf(-st.s * (float)(m - 1 - tok)) : 0.0f;
+            *(uint4*)(tiles + 2 * LP_TILE + at) = u4(pack_bf16(x[0] * kd, x[1] * kd), pack_bf16(x[2] * kd, x[3] * kd),
+                pack_bf16(x[4] * kd, x[5] * kd), pack_bf16(x[6] * kd, x[7] * kd));
+        }
+        else *(uint4*)(tiles + 3 * LP_TILE + at) = packed;
+    }
+}
+
+// Phase A of block blk (both roles, mode 1): scores into As. Warp w computes rows 16 (w & 3)..+15, columns
+// 32 (w >> 2)..+31, skipping tiles above the diagonal.
+__device__ __forceinline__ void lp_scores(const LpStaging& st, const bf16* tiles, bf16* As, int blk, int warp, int lane)
+{
+    const int buf = blk & 1, g = lane >> 2, t = lane & 3;
+    const int r0 = 16 * (warp & 3), c0 = 32 * (warp >> 2);
+    const bf16* Qs = tiles + buf * 4 * LP_TILE;
+    const bf16* Ks = Qs + LP_TILE;
+    float a[2][2][4];
+    #pragma unroll
+    for (int ct = 0; ct < 2; ct++)
+        #pragma unroll
+        for (int nt = 0; nt < 2; nt++) a[ct][nt][0] = a[ct][nt][1] = a[ct][nt][2] = a[ct][nt][3] = 0.0f;
+    if (st.mode == 1 && c0 <= r0)
+    {
+        #pragma unroll
+        for (int k0 = 0; k0 < LC_D; k0 += 16)
+        {
+            u32 af[4];
+            frag_a(af, Qs, LC_LD, r0, k0, lane);
+            #pragma unroll
+            for (int ct = 0; ct < 2; ct++)
+                if (c0 + 16 * ct <= r0)
+                {
+                    u32 bf[4];
+                    frag_b_n(bf, Ks, LC_LD, c0 + 16 * ct, k0, lane);
+                    mma_bf16(a[ct][0], af, bf[0], bf[1]);
+                    mma_bf16(a[ct][1], af, bf[2], bf[3]);
+                }
+        }
+    }
+    if (st.mode == 1)
+    {
+        #pragma unroll
+        for (int ct = 0; ct < 2; ct++)
+            #pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+                #pragma unroll
+                for (int half = 0; half < 2; half++)
+                {
+                    const int i = r0 + g + 8 * half, j = c0 + 16 * ct + 8 * nt + 2 * t;
+                    const float v0 = j <= i ? a[ct][nt][2 * half] * __expf(-st.s * (float)(i - j)) : 0.0f;
+                    const float v1 = j + 1 <= i ? a[ct][nt][2 * half + 1] * __expf(-st.s * (float)(i - j - 1)) : 0.0f;
+                    *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
+                }
+    }
+}
+
+// In phase B of block blk, after a warp has issued its tensor-core work: SiLU staging of block blk+1 into the
+// other buffer (its special-function work overlaps the products of the other warps), then the global loads
+// of block blk+2 into the registers the staging has just emptied.
+__device__ __forceinline__ void lp_next(uint4 (&pre)[LP_PIECES], const LpStaging& st, bf16* tiles, int blk, int nBlocks)
+{
+    if (blk + 1 < nBlocks) lp_stage(pre, st, (blk + 1) * LC_BM, tiles + ((blk & 1) ^ 1) * 4 * LP_TILE);
+    if (blk + 2 < nBlocks) lp_load(pre, st, (blk + 2) * LC_BM);
+}
+
+extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
+    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
+{
+    extern __shared__ unsigned char lp_smem[];    // 16-byte aligned
+    bf16* tiles = (bf16*)lp_smem;                 // [2 buffers][Q, K, Kd, V][64][136]
+    bf16* Sb = tiles + 8 * LP_TILE;               // [2 buffers][128][136] bf16 S at a block's start
+    bf16* As = Sb + 2 * LP_STATE;                 // [64][72] scores (Q Kᵀ) ⊙ D
+
+    const int item = blockIdx.x, h = blockIdx.y;
+    const int seq = items[4 * item], tokStart = items[4 * item + 1], count = items[4 * item + 2], chunk = items[4 * item + 3];
+    const int nChunks = seqItems[2 * seq + 1];
+    const bool last = chunk == nChunks - 1;
+    if (mode == 0 && last) return;
+    const i64 dd = (i64)LC_D * LC_D;
+    float* seqState = (float*)states[seq] + h * dd;
+    const float s = slopes[h];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
+    const int nBlocks = (count + LC_BM - 1) / LC_BM;
+
+    LpStaging st;
+    st.rowBase = tid >> 4;
+    st.part = tid & 15;
+    st.inWidth = inWidth;
+    st.base = qkv + (i64)h * 3 * LC_D + (i64)(tokStart + st.rowBase) * inWidth + st.part * 8;
+    st.count = count;
+    st.mode = mode;
+    st.s = s;
+    uint4 pre[LP_PIECES];
+
+    if (warp < 4)
+    {
+        // ---- output warps: tokens tr0..tr0+31, channels oc0..oc0+63 ----
+        const int tr0 = 32 * (warp & 1), oc0 = 64 * (warp >> 1);
+        lp_load(pre, st, 0);
+        lp_stage(pre, st, 0, tiles);
+        if (nBlocks > 1) lp_load(pre, st, LC_BM);
+        float qd[2][2];   // query decays of this warp's rows (the same in every block)
+        #pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+            #pragma unroll
+            for (int half = 0; half < 2; half++) qd[mt][half] = __expf(-s * (float)(tr0 + 16 * mt + g + 8 * half + 1));
+        lp_barrier();
+        for (int blk = 0; blk < nBlocks; blk++)
+        {
+            const int b0 = blk * LC_BM, m = min(LC_BM, count - b0), buf = blk & 1;
+            lp_scores(st, tiles, As, blk, warp, lane);
+            lp_barrier();
+            if (mode == 1)
+            {
+                const bf16* Qs = tiles + buf * 4 * LP_TILE;
+                const bf16* Vs = Qs + 3 * LP_TILE;
+                const bf16* Sc = Sb + buf * LP_STATE;   // S at this block's start
+                float o[2][8][4];
+                #pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+                    #pragma unroll
+                    for (int nt = 0; nt < 8; nt++) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.0f;
+                #pragma unroll
+                for (int k0 = 0; k0 < LC_D; k0 += 16)
+                {
+                    u32 af[2][4];
+                    frag_a(af[0], Qs, LC_LD, tr0, k0, lane);
+                    frag_a(af[1], Qs, LC_LD, tr0 + 16, k0, lane);
+                    #pragma unroll
+                    for (int np = 0; np < 4; np++)
+                    {
+                        u32 b[4];
+                        frag_b_k(b, Sc, LC_LD, oc0 + 16 * np, k0, lane);
+                        #pragma unroll
+                        for (int mt = 0; mt < 2; mt++)
+                        {
+                            mma_bf16(o[mt][2 * np], af[mt], b[0], b[1]);
+                            mma_bf16(o[mt][2 * np + 1], af[mt], b[2], b[3]);
+                        }
+                    }
+                }
+                #pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+                    #pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+                    {
+                        o[mt][nt][0] *= qd[mt][0]; o[mt][nt][1] *= qd[mt][0];
+                        o[mt][nt][2] *= qd[mt][1]; o[mt][nt][3] *= qd[mt][1];
+                    }
+                // P V over the keys up to each row tile's last row (later scores are zero).
+                #pragma unroll
+                for (int js = 0; js < 4; js++)
+                {
+                    if (16 * js > tr0 + 31) continue;
+                    u32 b[4][4];
+                    #pragma unroll
+                    for (int np = 0; np < 4; np++) frag_b_k(b[np], Vs, LC_LD, oc0 + 16 * np, 16 * js, lane);
+                    #pragma unroll
+                    for (int mt = 0; mt < 2; mt++)
+                    {
+                        if (16 * js > tr0 + 16 * mt + 15) continue;
+                        u32 af[4];
+                        frag_a(af, As, LC_LDA, tr0 + 16 * mt, 16 * js, lane);
+                        #pragma unroll
+                        for (int np = 0; np < 4; np++)
+                        {
+                            mma_bf16(o[mt][2 * np], af, b[np][0], b[np][1]);
+                            mma_bf16(o[mt][2 * np + 1], af, b[np][2], b[np][3]);
+                        }
+                    }
+                }
+                lp_next(pre, st, tiles, blk, nBlocks);
+                #pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+                    #pragma unroll
+                    for (int half = 0; half < 2; half++)
+                    {
+                        const int i = tr0 + 16 * mt + g + 8 * half;
+                        if (i >= m) continue;
+                        bf16* row = out + (i64)(tokStart + b0 + i) * outWidth + (i64)h * LC_D + oc0 + 2 * t;
+                        #pragma unroll
+                        for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[mt][nt][2 * half], o[mt][nt][2 * half + 1]);
+                    }
+            }
+            else lp_next(pre, st, tiles, blk, nBlocks);
+            lp_barrier();
+        }
+        return;
+    }
+
+    // ---- state warps: rows kr0..kr0+63, columns sc0..sc0+63 of the float32 state ----
+    const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
+    float S[4][8][4];
+    {
+        const float* src = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+            {
+                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                if (mode == 0)
+                {
+                    S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.0f;
+                }
+                else
+                {
+                    S[mt][nt][0] = src[r * LC_D + c];
+                    S[mt][nt][1] = src[r * LC_D + c + 1];
+                    S[mt][nt][2] = src[(r + 8) * LC_D + c];
+                    S[mt][nt][3] = src[(r + 8) * LC_D + c + 1];
+                    *(u32*)(Sb + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
+                    *(u32*)(Sb + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
+                }
+            }
+    }
+    lp_load(pre, st, 0);
+    lp_stage(pre, st, 0, tiles);
+    if (nBlocks > 1) lp_load(pre, st, LC_BM);
+    lp_barrier();
+    for (int blk = 0; blk < nBlocks; blk++)
+    {
+        const int m = min(LC_BM, count - blk * LC_BM), buf = blk & 1;
+        lp_scores(st, tiles, As, blk, warp, lane);
+        lp_barrier();
+        const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
+        const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
+        const float bd = __expf(-s * (float)m);
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < 8; nt++) { S[mt][nt][0] *= bd; S[mt][nt][1] *= bd; S[mt][nt][2] *= bd; S[mt][nt][3] *= bd; }
+        #pragma unroll
+        for (int js = 0; js < 4; js++)
+        {
+            u32 af[4][4];
+            #pragma unroll
+            for (int mt = 0; mt < 4; mt++) frag_a_t(af[mt], Kd, LC_LD, kr0 + 16 * mt, 16 * js, lane);
+            #pragma unroll
+            for (int np = 0; np < 4; np++)
+            {
+                u32 b[4];
+                frag_b_k(b, Vs, LC_LD, sc0 + 16 * np, 16 * js, lane);
+                #pragma unroll
+                for (int mt = 0; mt < 4; mt++)
+                {
+                    mma_bf16(S[mt][2 * np], af[mt], b[0], b[1]);
+                    mma_bf16(S[mt][2 * np + 1], af[mt], b[2], b[3]);
+                }
+            }
+        }
+        lp_next(pre, st, tiles, blk, nBlocks);
+        if (mode == 1 && blk + 1 < nBlocks)
+        {
+            // The other buffer: the output warps read this block's copy now, the new one next block.
+            bf16* Sn = Sb + (buf ^ 1) * LP_STATE;
+            #pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+                #pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+                {
+                    const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                    *(u32*)(Sn + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
+                    *(u32*)(Sn + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
+                }
+        }
+        lp_barrier();
+    }
+
+    float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
+    if (dst)
+    {
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+            {
+                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                dst[r * LC_D + c] = S[mt][nt][0];
+                dst[r * LC_D + c + 1] = S[mt][nt][1];
+                dst[(r + 8) * LC_D + c] = S[mt][nt][2];
+                dst[(r + 8) * LC_D + c + 1] = S[mt][nt][3];
+            }
+    }
+}

@@ -34,4 +34,42 @@ public sealed class LightningChunkPlanTests
         var tiny = BatchLayout.Create([100], [0]);
         Assert.Equal(100, CudaBackend.LightningChunkLength(tiny, heads: 2, multiprocessors: 132));
     }
+
+    [Theory]
+    [InlineData(8, 32, 16384, 16384)]     // 256 pairs fill the GPU: one chunk per sequence
+    [InlineData(1, 16, 131072, 16384)]    // 8 chunks per head: 128 items, one wave
+    [InlineData(1, 64, 65536, 32768)]     // 2 chunks per head: 128 items
+    [InlineData(1, 66, 4096, 2048)]       // exactly 132 items
+    public void ThePipelinedKernelSplitsIntoOneFullWave(int batch, int heads, int tokens, int expected)
+    {
+        var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
+        Assert.Equal(expected, CudaBackend.LightningPipeChunkLength(layout, heads, multiprocessors: 132));
+    }
+
+    [Fact]
+    public void ThePipelinedPlanTakesTheShortestChunkThatFitsOneWave()
+    {
+        var layout = BatchLayout.Create([3000, 1500, 70, 9000], new int[4]);
+        int chunk = CudaBackend.LightningPipeChunkLength(layout, heads: 4, multiprocessors: 132);
+        Assert.Equal(0, chunk % 64);
+        Assert.True(ItemCount(layout, 4, chunk) <= 132);
+        Assert.True(ItemCount(layout, 4, chunk - 64) > 132);
+    }
+
+    [Fact]
+    public void ThePipelinedPlanKeepsChunksOfAtLeast256Tokens()
+    {
+        Assert.Equal(256, CudaBackend.LightningPipeChunkLength(BatchLayout.Create([600], [0]), heads: 2, multiprocessors: 132));
+        Assert.Equal(100, CudaBackend.LightningPipeChunkLength(BatchLayout.Create([100], [0]), heads: 2, multiprocessors: 132));
+    }
+
+    [Fact]
+    public void TheKernelChoiceIsReadFromItsEnvironmentVariable()
+    {
+        Assert.Equal(LightningPrefillKernel.Pipelined, CudaBackend.ParseLightningKernel(null));
+        Assert.Equal(LightningPrefillKernel.Pipelined, CudaBackend.ParseLightningKernel("pipe"));
+        Assert.Equal(LightningPrefillKernel.Chunk, CudaBackend.ParseLightningKernel(" Chunk "));
+        var e = Assert.Throws<ArgumentException>(() => CudaBackend.ParseLightningKernel("fast"));
+        Assert.Contains("MINIMAXSHARP_LIGHTNING_KERNEL", e.Message);
+    }
 }

@@ -49,6 +49,19 @@ public sealed class VerifyGradientsTests
     }
 
     [Fact]
+    public void LightningPrefillRowsCompareAgainstTheFloat64Recurrence()
+    {
+        using var device = new CpuBackend(2);
+        using var cpu = new CpuBackend(2);
+        // Two sequences, one with a carried state, lengths not multiples of the block: the float32 CPU backend is the
+        // "device"; it must sit far below the rows' bound, and not at zero (the reference is a separate computation).
+        var v = Quietly(new VerifyCommand.Verifier(device, cpu, 5), verifier => verifier.LightningPrefill(2, [150, 70], [0, 4]));
+        Assert.Equal(["Lightning prefill out vs float64", "Lightning prefill state vs float64"], v.Rows.Select(r => r.Op));
+        Assert.All(v.Rows, r => Assert.InRange(r.Error, 1e-9, 1e-4));
+        Assert.All(v.Rows, r => Assert.Equal(VerifyCommand.Verifier.LightningPrefillBound, r.Bound));
+    }
+
+    [Fact]
     public void FixtureBatchPairsTheInputIdsWithTheTrainingLabels()
     {
         var batch = VerifyCommand.Verifier.FixtureTrainingBatch(TestPaths.Fixture("tiny-hybrid"), out double loss);

@@ -1,0 +1,115 @@
+// CPU check of the lightning prefill kernels (see run.sh): each case runs the chunk plan of CudaBackend (both
+// kernels' plans, with a chosen SM count so that the split paths run), the kernels through the emulation, and
+// compares outputs and final states with a float64 recurrence (bound 5e-3, as minimax verify).
+#include "kernels.inc"
+#include <random>
+#include <functional>
+typedef void (*KernelFn)(const bf16*, bf16*, const int*, const int*, const unsigned long long*, float*, const float*, int, int);
+
+static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigned gz, unsigned block)
+{
+    for (unsigned z = 0; z < gz; z++) for (unsigned y = 0; y < gy; y++) for (unsigned x = 0; x < gx; x++)
+    {
+        blockIdx = { x, y, z }; blockDim = { block, 1, 1 };
+        memset(emu_smem, 0xff, sizeof emu_smem);   // uninitialised shared memory reads as NaN
+        std::barrier<> cta(block);
+        emu_block_barrier = &cta;
+        std::vector<std::barrier<>*> wb;
+        for (unsigned w = 0; w < block / 32; w++) { wb.push_back(new std::barrier<>(32)); emu_warps[w].bar = wb.back(); }
+        std::vector<std::thread> th;
+        for (unsigned t = 0; t < block; t++)
+            th.emplace_back([t, &body] { threadIdx = { t, 0, 0 }; emu_lane = t & 31; emu_warp = t >> 5; body(); });
+        for (auto& t : th) t.join();
+        for (auto* b : wb) delete b;
+    }
+}
+
+static int pipePlan(const std::vector<int>& counts, int heads, int sms)
+{
+    int longest = std::max(1, *std::max_element(counts.begin(), counts.end()));
+    auto items = [&](int c) { long n = 0; for (int t : counts) n += (t + c - 1) / c; return heads * n; };
+    if (longest <= 256 || items(longest) >= sms) return longest;
+    int lo = 4, hi = (longest + 63) / 64;
+    while (lo < hi) { int mid = (lo + hi) / 2; if (items(64 * mid) <= sms) hi = mid; else lo = mid + 1; }
+    return std::min(longest, 64 * lo);
+}
+static int chunkPlan(const std::vector<int>& counts, int heads, int sms)
+{
+    int longest = *std::max_element(counts.begin(), counts.end());
+    long total = 0; for (int t : counts) total += t;
+    if ((long)counts.size() * heads >= sms) return longest;
+    long target = 2L * sms;
+    long perItem = std::max(256L, (total * heads + target - 1) / target);
+    return (int)std::min((long)longest, (perItem + 63) / 64 * 64);
+}
+
+static double run(bool pipe, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
+{
+    const int d = 128;
+    int T = 0; std::vector<int> offs; for (int c : counts) { offs.push_back(T); T += c; }
+    std::mt19937 rng(seed); std::uniform_real_distribution<float> U(-1.f, 1.f);
+    std::vector<bf16> qkv((size_t)T * 3 * heads * d);
+    for (auto& v : qkv) v = emu_f2bf((U(rng) + U(rng) + U(rng)) * 1.5f);
+    int B = counts.size();
+    std::vector<std::vector<float>> st(B, std::vector<float>((size_t)heads * d * d));
+    for (int s = 0; s < B; s++) if (carried[s]) for (auto& v : st[s]) v = U(rng) * 0.5f;
+    std::vector<float> slopes(heads); for (int h = 0; h < heads; h++) slopes[h] = 0.05f * (h + 1) + 0.01f;
+    // float64 reference
+    std::vector<double> refOut((size_t)T * heads * d); std::vector<std::vector<double>> refSt(B);
+    auto silu = [](double x) { return x / (1 + std::exp(-x)); };
+    auto bf = [](bf16 v) { return (double)__uint_as_float((u32)v << 16); };
+    for (int s = 0; s < B; s++) { refSt[s].assign(st[s].begin(), st[s].end());
+        for (int h = 0; h < heads; h++) { double* S = refSt[s].data() + (size_t)h * d * d; double lam = std::exp(-(double)slopes[h]);
+            for (int t = 0; t < counts[s]; t++) { size_t row = (size_t)(offs[s] + t) * 3 * heads * d + h * 3 * d;
+                double q[128], k[128], v[128], o[128] = {0};
+                for (int i = 0; i < d; i++) { q[i] = silu(bf(qkv[row + i])); k[i] = silu(bf(qkv[row + d + i])); v[i] = silu(bf(qkv[row + 2 * d + i])); }
+                for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) { double x = lam * S[i * d + j] + k[i] * v[j]; S[i * d + j] = x; o[j] += q[i] * x; }
+                for (int j = 0; j < d; j++) refOut[(size_t)(offs[s] + t) * heads * d + h * d + j] = o[j]; } } }
+    // device path
+    int chunk = pipe ? pipePlan(counts, heads, sms) : chunkPlan(counts, heads, sms);
+    std::vector<int> items, seqItems(2 * B); bool anySplit = false;
+    for (int s = 0; s < B; s++) { int n = (counts[s] + chunk - 1) / chunk; seqItems[2 * s] = items.size() / 4; seqItems[2 * s + 1] = n; anySplit |= n > 1;
+        for (int c = 0; c < n; c++) { items.push_back(s); items.push_back(offs[s] + c * chunk); items.push_back(std::min(chunk, counts[s] - c * chunk)); items.push_back(c); } }
+    int itemCount = items.size() / 4;
+    std::vector<unsigned long long> ptrs(B); for (int s = 0; s < B; s++) ptrs[s] = (unsigned long long)st[s].data();
+    std::vector<float> slots(anySplit ? (size_t)itemCount * heads * d * d : 1, NAN);
+    std::vector<bf16> out((size_t)T * heads * d, 0xffff);
+    KernelFn k = pipe ? lightning_pipe : lightning_chunk;
+    unsigned threads = pipe ? 256 : 512;
+    printf("  %s: chunk %d, %d items%s\n", pipe ? "lightning_pipe" : "lightning_chunk", chunk, itemCount, anySplit ? " (split)" : "");
+    if (anySplit)
+    {
+        launch([&] { k(qkv.data(), out.data(), items.data(), seqItems.data(), ptrs.data(), slots.data(), slopes.data(), heads, 0); }, itemCount, heads, 1, threads);
+        launch([&] { lightning_chunk_scan(items.data(), seqItems.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
+    }
+    launch([&] { k(qkv.data(), out.data(), items.data(), seqItems.data(), ptrs.data(), slots.data(), slopes.data(), heads, 1); }, itemCount, heads, 1, threads);
+    double num = 0, den = 0, snum = 0, sden = 0;
+    for (size_t i = 0; i < out.size(); i++) { double x = bf(out[i]) - refOut[i]; num += x * x; den += refOut[i] * refOut[i]; }
+    for (int s = 0; s < B; s++) for (size_t i = 0; i < st[s].size(); i++) { double x = st[s][i] - refSt[s][i]; snum += x * x; sden += refSt[s][i] * refSt[s][i]; }
+    double eo = std::sqrt(num / den), es = std::sqrt(snum / sden);
+    printf("  out rel err %.3e, state rel err %.3e\n", eo, es);
+    return std::max(eo, es);
+}
+
+int main(int argc, char** argv)
+{
+    int which = argc > 1 ? atoi(argv[1]) : 0;
+    struct Case { std::vector<int> counts, carried; int heads, sms; };
+    std::vector<Case> cases = {
+        { {150, 300, 40}, {1, 0, 1}, 2, 1000 },   // many idle SMs: both plans split 300 into 256 + 44
+        { {150, 300, 40}, {1, 0, 1}, 2, 8 },      // items fill the SMs exactly (pipe plan: chunks of 256)
+        { {700}, {1}, 1, 3 },                     // three chunks of one sequence
+        { {1, 64, 65}, {1, 1, 0}, 1, 1000 },      // a 1-token sequence, exact block, block + 1
+        { {150, 300, 40}, {1, 0, 1}, 2, 4 },      // pairs fill the "GPU": one chunk per sequence
+    };
+    double worst = 0;
+    for (size_t c = 0; c < cases.size(); c++)
+        for (int pipe = 1; pipe >= 0; pipe--)
+        {
+            if (which && which != (int)c + 1) continue;
+            printf("case %zu\n", c + 1);
+            worst = std::max(worst, run(pipe, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, 7 + c));
+        }
+    printf("worst %.3e\n", worst);
+    return worst < 5e-3 ? 0 : 1;
+}
