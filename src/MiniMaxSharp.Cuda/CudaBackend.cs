@@ -482,6 +482,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         _device.Graphs.Reset();
         _device.Synchronize();
         ReleaseGraphs();
+        ReleaseGreedy();
         foreach (var (p, _) in _scratch.Values) _device.Free(p);
         _scratch.Clear();
         foreach (var (_, table) in _expertTables.Values) _device.Free(table);

@@ -21,6 +21,8 @@ internal static unsafe partial class CudaDriver
     public const int FuncAttrMaxDynamicSharedSizeBytes = 8;
     public const uint StreamNonBlocking = 1;
     public const uint EventDefault = 0;
+    /// <summary>CU_EVENT_DISABLE_TIMING: an event only waited on (cheaper to record and to wait for).</summary>
+    public const uint EventDisableTiming = 2;
     /// <summary>CU_STREAM_CAPTURE_MODE_RELAXED: the capturing thread may still make calls the driver deems
     /// unsafe during a capture; the backend itself refuses allocations, copies and synchronisations then.</summary>
     public const int StreamCaptureModeRelaxed = 2;
