@@ -16,17 +16,16 @@ public sealed unsafe partial class CudaBackend : IGreedyDecoding
     private nint _idsCopied;
     private int _pendingIds = -1;
 
-    public void ArgMaxRows(DeviceTensor logits, DeviceTensor ids)
+    public void ArgMaxRows(DeviceTensor logits, int columns, DeviceTensor ids)
     {
         var l = AsCuda(logits);
         var d = AsCuda(ids);
-        if (l.DType != DType.F32 || d.DType != DType.I32 || d.ElementCount < l.Rows || l.Cols == 0)
-            throw new ArgumentException($"argmax of the rows of {l} into {d}: needs float32 logits with columns and at least one I32 id per row");
+        GreedyArguments.CheckArgMax(l, columns, d);
         if (l.Rows == 0) return;
         _device.MakeCurrent();
-        int vec4 = l.Cols % 4 == 0 && l.Pointer % 16 == 0 ? 1 : 0;
+        int vec4 = columns % 4 == 0 && l.Cols % 4 == 0 && l.Pointer % 16 == 0 ? 1 : 0;
         _device.Kernel("sampling.cu", "argmax_rows").Launch(RowBlocks(l.Rows), 1, 1, ArgMaxThreads, 0,
-            l.Pointer, (int)l.Rows, l.Cols, vec4, d.Pointer);
+            l.Pointer, (int)l.Rows, columns, l.Cols, vec4, d.Pointer);
     }
 
     public void EmbeddingFromDevice(DeviceTensor table, DeviceTensor ids, DeviceTensor output)

@@ -18,12 +18,14 @@ internal static partial class VerifyCommand
         public void RunGreedyDecodeChecks()
         {
             if (device is not IGreedyDecoding) return;
-            ArgMax(1, 32000, ties: false, nan: false);   // bench-1b's vocabulary: float4 loads
-            ArgMax(1, 32768, ties: true, nan: false);
-            ArgMax(3, 32771, ties: true, nan: false);    // odd length: scalar loads
-            ArgMax(5, 97, ties: true, nan: false);       // fewer columns than threads
-            ArgMax(4, 1025, ties: true, nan: true);      // the first NaN wins
-            ArgMax(2, 1, ties: false, nan: false);
+            ArgMax(1, 32000, 32000, ties: false, nan: false);   // bench-1b's vocabulary: float4 loads
+            ArgMax(1, 32768, 32768, ties: true, nan: false);
+            ArgMax(3, 32771, 32771, ties: true, nan: false);    // odd length: scalar loads
+            ArgMax(5, 97, 97, ties: true, nan: false);          // fewer columns than threads
+            ArgMax(4, 1025, 1025, ties: true, nan: true);       // the first NaN wins
+            ArgMax(2, 1, 1, ties: false, nan: false);
+            ArgMax(3, 32000, 31996, ties: true, nan: false);    // a tokenizer smaller than the vocabulary: float4 loads
+            ArgMax(3, 1000, 999, ties: true, nan: true);        // the same with scalar loads
             EmbeddingFromDevice(1000, 512, [0, 999, 17, 5, 5]);
             var tiny = BuiltInConfigs.Get("tiny");
             PipelinedDecode("random tiny bf16", tiny, sequences: 3, prompt: 21, steps: 24);
@@ -31,7 +33,8 @@ internal static partial class VerifyCommand
             PipelinedDecode("random bf16 head_dim 128", wide, sequences: 1, prompt: 40, steps: 40);   // the KV cache grows at 64
         }
 
-        private void ArgMax(int rows, int cols, bool ties, bool nan)
+        /// <summary>The choice among the first <paramref name="columns"/> of each row, against IndexOfMax on the host.</summary>
+        private void ArgMax(int rows, int cols, int columns, bool ties, bool nan)
         {
             var values = new float[(long)rows * cols];
             for (long i = 0; i < values.Length; i++)
@@ -43,14 +46,14 @@ internal static partial class VerifyCommand
             using var logits = device.Allocate(DType.F32, rows, cols);
             using var ids = device.Allocate(DType.I32, rows, 1);
             device.Upload(values, logits);
-            greedy.ArgMaxRows(logits, ids);
+            greedy.ArgMaxRows(logits, columns, ids);
             var chosen = new int[rows];
             greedy.StartIdsDownload(ids, rows);
             greedy.FinishIdsDownload(chosen);
             int wrong = 0;
             for (int r = 0; r < rows; r++)
-                if (chosen[r] != TensorPrimitives.IndexOfMax(values.AsSpan(r * cols, cols))) wrong++;
-            Record("ArgMaxRows (wrong ids)", $"[{rows},{cols}]{(ties ? " ties, ±0" : "")}{(nan ? ", NaN" : "")}", wrong, 0);
+                if (chosen[r] != TensorPrimitives.IndexOfMax(values.AsSpan(r * cols, columns))) wrong++;
+            Record("ArgMaxRows (wrong ids)", $"[{rows},{cols}]{(columns < cols ? $" first {columns}" : "")}{(ties ? " ties, ±0" : "")}{(nan ? ", NaN" : "")}", wrong, 0);
         }
 
         /// <summary>Ids read on the device against the host-id embedding of the CPU; an id past the table gives NaN.</summary>

@@ -34,16 +34,17 @@ __device__ __forceinline__ void greedy_warp(float& best, int& bi)
     }
 }
 
-// ids[row] = greedy choice of logits[row, 0..cols). One block per row (grid-stride over rows); blockDim.x a
-// multiple of 32, at most 1024. vec4: cols a multiple of 4 and logits 16-byte aligned (float4 loads).
-extern "C" __global__ void argmax_rows(const float* logits, int rows, int cols, int vec4, int* ids)
+// ids[row] = greedy choice of logits[row, 0..cols), rows stride floats apart. One block per row (grid-stride over
+// rows); blockDim.x a multiple of 32, at most 1024. vec4: cols and stride multiples of 4, logits 16-byte aligned
+// (float4 loads).
+extern "C" __global__ void argmax_rows(const float* logits, int rows, int cols, int stride, int vec4, int* ids)
 {
     __shared__ float warpBest[32];
     __shared__ int warpIndex[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (int row = blockIdx.x; row < rows; row += gridDim.x)
     {
-        const float* x = logits + (i64)row * cols;
+        const float* x = logits + (i64)row * stride;
         float best = 0.0f;
         int bi = -1;
         if (vec4)

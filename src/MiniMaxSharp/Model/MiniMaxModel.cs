@@ -45,6 +45,9 @@ public sealed class MiniMaxModel : IDisposable
         Pipelined,
     }
 
+    /// <summary>Where a step writes its greedy choice, made among the first <see cref="Columns"/> logits of each row.</summary>
+    private readonly record struct GreedyChoice(DeviceTensor Ids, int Columns);
+
     public MiniMaxModel(ModelConfig config, ModelWeights weights, IComputeBackend backend)
     {
         Config = config;
@@ -121,10 +124,13 @@ public sealed class MiniMaxModel : IDisposable
     /// <see cref="Forward"/> with <see cref="LogitsSelection.LastPerSequence"/> followed by the greedy choice
     /// (argmax, ties to the lowest index, as <see cref="Generation.Sampler"/> with temperature 0 and no penalties) of
     /// each sequence's next token, made on the device: 4 bytes per sequence come back instead of a row of logits.
+    /// With <paramref name="emittableTokens"/> the choice is among ids below it (a tokenizer smaller than the vocabulary).
     /// </summary>
-    public int[] ForwardGreedy(IReadOnlyList<SequenceState> sequences, IReadOnlyList<ReadOnlyMemory<int>> tokens)
+    public int[] ForwardGreedy(IReadOnlyList<SequenceState> sequences, IReadOnlyList<ReadOnlyMemory<int>> tokens, int? emittableTokens = null)
     {
         var greedy = GreedyBackend();
+        int choiceColumns = Math.Min(emittableTokens ?? Config.VocabSize, Config.VocabSize);
+        if (choiceColumns < 1) throw new ArgumentOutOfRangeException(nameof(emittableTokens), $"at least one token must be emittable, got {emittableTokens}");
         var (ids, counts, layout) = PlanStep(sequences, tokens);
         int T = layout.TotalTokens, count = sequences.Count;
         var ws = WorkspaceFor(T);
@@ -133,7 +139,7 @@ public sealed class MiniMaxModel : IDisposable
         DeviceTensor? gathered = T != count ? LastRowsBuffer(count).RowSlice(0, count) : null;
         try
         {
-            void Step() => RunStep(ids, null, layout, sequences, ws, null, gathered, logits, count, chosen);
+            void Step() => RunStep(ids, null, layout, sequences, ws, null, gathered, logits, count, new(chosen, choiceColumns));
             if (Backend is IStepGraphs graphs && T == count && Profiler is null)
                 RunAsGraph(graphs, GraphKey(count, StepVariant.GreedyIds), Step);
             else
@@ -200,7 +206,7 @@ public sealed class MiniMaxModel : IDisposable
             return true;
         }
         var (layout, ws, logits, chosen) = PipelinedStepBuffers(sequences);
-        void Step() => RunStep(null, chosen, layout, sequences, ws, null, null, logits, sequences.Length, chosen);
+        void Step() => RunStep(null, chosen, layout, sequences, ws, null, null, logits, sequences.Length, new(chosen, Config.VocabSize));
         if (graphs is not null && Profiler is null) RunAsGraph(graphs, GraphKey(sequences.Length, StepVariant.Pipelined), Step);
         else Step();
         foreach (var s in sequences) s.Advance(1);
@@ -224,7 +230,7 @@ public sealed class MiniMaxModel : IDisposable
         try
         {
             var (layout, ws, logits, chosen) = PipelinedStepBuffers(sequences);
-            RunStep(null, chosen, layout, sequences, ws, null, null, logits, sequences.Length, chosen);
+            RunStep(null, chosen, layout, sequences, ws, null, null, logits, sequences.Length, new(chosen, Config.VocabSize));
         }
         catch (Exception e)
         {
@@ -312,9 +318,10 @@ public sealed class MiniMaxModel : IDisposable
 
     /// <summary>The device work of one step, from the embedding of <paramref name="ids"/> (or of the ids in
     /// <paramref name="deviceIds"/>) to the LM head product into <paramref name="logits"/> (when given) and the greedy
-    /// choice of each row into <paramref name="chosen"/> (when given); issues ops only, reads nothing back.</summary>
+    /// choice of each row (among its first columns) into <paramref name="chosen"/> (when given); issues ops only, reads
+    /// nothing back.</summary>
     private void RunStep(int[]? ids, DeviceTensor? deviceIds, BatchLayout layout, IReadOnlyList<SequenceState> sequences, Workspace ws,
-        HiddenStateObserver? observer, DeviceTensor? gathered, DeviceTensor? logits, int logitRows, DeviceTensor? chosen)
+        HiddenStateObserver? observer, DeviceTensor? gathered, DeviceTensor? logits, int logitRows, GreedyChoice? chosen)
     {
         var c = Config;
         var b = Backend;
@@ -371,7 +378,7 @@ public sealed class MiniMaxModel : IDisposable
         Begin();   // the LM head phase ends after the download, in Forward
         using var logitRowsView = logits.RowSlice(0, logitRows);
         b.MatMul(rows, Weights.LmHead, logitRowsView);
-        if (chosen is not null) ((IGreedyDecoding)b).ArgMaxRows(logitRowsView, chosen);
+        if (chosen is { } choice) ((IGreedyDecoding)b).ArgMaxRows(logitRowsView, choice.Columns, choice.Ids);
     }
 
     private void LightningBlock(int layer, LayerWeights w, DeviceTensor y, DeviceTensor output, BatchLayout layout,

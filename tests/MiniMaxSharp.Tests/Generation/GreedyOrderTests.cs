@@ -66,13 +66,21 @@ public sealed class GreedyOrderTests
             using var ids = cpu.Allocate(DType.I32, rows + 3, 1);   // more room than rows: only the first rows are written
             cpu.Upload(values, logits);
             cpu.UploadIds(Enumerable.Repeat(-7, rows + 3).ToArray(), ids);
-            cpu.ArgMaxRows(logits, ids);
-            var chosen = new int[rows + 3];
-            cpu.StartIdsDownload(ids, rows + 3);
-            cpu.FinishIdsDownload(chosen);
-            for (int r = 0; r < rows; r++)
-                Assert.Equal(new Sampler(SamplingOptions.Greedy).Sample(values.AsSpan(r * cols, cols), []), chosen[r]);
-            Assert.Equal([-7, -7, -7], chosen[rows..]);
+            foreach (int columns in new[] { cols, (cols + 1) / 2 })
+            {
+                cpu.ArgMaxRows(logits, columns, ids);
+                var chosen = new int[rows + 3];
+                cpu.StartIdsDownload(ids, rows + 3);
+                cpu.FinishIdsDownload(chosen);
+                for (int r = 0; r < rows; r++)
+                {
+                    // The server's way of limiting the choice: the ids past the limit at -inf.
+                    var row = values.AsSpan(r * cols, cols).ToArray();
+                    row.AsSpan(columns).Fill(float.NegativeInfinity);
+                    Assert.Equal(new Sampler(SamplingOptions.Greedy).Sample(row, []), chosen[r]);
+                }
+                Assert.Equal([-7, -7, -7], chosen[rows..]);
+            }
         }
     }
 
@@ -83,8 +91,11 @@ public sealed class GreedyOrderTests
         using var logits = cpu.Allocate(DType.F32, 3, 10);
         using var floats = cpu.Allocate(DType.F32, 3, 1);
         using var small = cpu.Allocate(DType.I32, 2, 1);
-        Assert.Throws<ArgumentException>(() => cpu.ArgMaxRows(logits, floats));
-        Assert.Throws<ArgumentException>(() => cpu.ArgMaxRows(logits, small));
+        Assert.Throws<ArgumentException>(() => cpu.ArgMaxRows(logits, 10, floats));
+        Assert.Throws<ArgumentException>(() => cpu.ArgMaxRows(logits, 10, small));
+        using var ids = cpu.Allocate(DType.I32, 3, 1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => cpu.ArgMaxRows(logits, 0, ids));
+        Assert.Throws<ArgumentOutOfRangeException>(() => cpu.ArgMaxRows(logits, 11, ids));
         Assert.Throws<InvalidOperationException>(() => cpu.FinishIdsDownload(new int[2]));
         cpu.StartIdsDownload(small, 2);
         Assert.Throws<InvalidOperationException>(() => cpu.StartIdsDownload(small, 2));

@@ -181,7 +181,7 @@ public sealed class StepGraphProtocolTests
             HoldsAStep = false;
         }
 
-        public void ArgMaxRows(DeviceTensor logits, DeviceTensor ids) => Op(() => inner.ArgMaxRows(logits, ids));
+        public void ArgMaxRows(DeviceTensor logits, int columns, DeviceTensor ids) => Op(() => inner.ArgMaxRows(logits, columns, ids));
         public void EmbeddingFromDevice(DeviceTensor table, DeviceTensor ids, DeviceTensor output) => Op(() => inner.EmbeddingFromDevice(table, ids, output));
 
         public void UploadIds(ReadOnlySpan<int> values, DeviceTensor ids)

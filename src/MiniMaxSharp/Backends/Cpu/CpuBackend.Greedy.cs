@@ -33,16 +33,15 @@ public sealed unsafe partial class CpuBackend : IGreedyDecoding
         return best;
     }
 
-    public void ArgMaxRows(DeviceTensor logits, DeviceTensor ids)
+    public void ArgMaxRows(DeviceTensor logits, int columns, DeviceTensor ids)
     {
         var l = AsCpu(logits);
         var d = AsCpu(ids);
-        if (l.DType != DType.F32 || d.DType != DType.I32 || d.ElementCount < l.Rows || l.Cols == 0)
-            throw new ArgumentException($"argmax of the rows of {l} into {d}: needs float32 logits with columns and at least one I32 id per row");
+        GreedyArguments.CheckArgMax(l, columns, d);
         var output = IdSpan(d);
         // The host's own greedy choice (what Sampler does at temperature 0), so the reference is that by construction.
         for (long r = 0; r < l.Rows; r++)
-            output[(int)r] = TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(l.F32 + r * l.Cols, l.Cols));
+            output[(int)r] = TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(l.F32 + r * l.Cols, columns));
     }
 
     public void EmbeddingFromDevice(DeviceTensor table, DeviceTensor ids, DeviceTensor output)
