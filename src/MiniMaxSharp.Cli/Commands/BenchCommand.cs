@@ -217,7 +217,7 @@ internal static class BenchCommand
             return new TimedDecode(perStep, next, () =>
             {
                 PrintGraphSteps(b, graphsBefore, steps);
-                Console.WriteLine($"  pipeline: {held} of {steps} timed steps launched from host code run during the previous step; " +
+                if (b is IStepGraphs) Console.WriteLine($"  pipeline: {held} of {steps} timed steps launched from host code run during the previous step; " +
                     $"host ahead {aheadMs:F3} ms/step (overlapped with the GPU), waiting for ids {waitMs:F3} ms/step");
                 split.PrintPipelined(perStep, aheadMs);
             });
