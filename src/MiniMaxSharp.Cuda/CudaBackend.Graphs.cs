@@ -11,6 +11,9 @@ namespace MiniMaxSharp.Backends.Cuda;
 // block, shared memory, every argument) and the op arguments are staged again at the same offsets. When
 // everything matched, one copy of the staged arguments and one graph launch run the step; otherwise
 // nothing was issued, the model runs the step eagerly and the next step captures afresh.
+// A replay may also be held (BeginHeldStep, HoldStep): its host code runs while the previous step is still on the
+// GPU, and LaunchHeldStep issues it later, provided nothing else was issued in between. The staged arguments go up
+// from pinned host memory, two buffers used in turn, each reused only after its previous copy has run.
 public sealed unsafe partial class CudaBackend
 {
     /// <summary>Consecutive failures (capture errors, replay mismatches, aborted steps) after which a key runs eagerly for good.</summary>
@@ -26,6 +29,17 @@ public sealed unsafe partial class CudaBackend
     private nint[] _timingEvents = [];   // start, end, start, end, ... (one pair per timed graph launch)
     private int _timedLaunches;
     private bool _timing;
+    private bool _holding;   // the open step was begun by BeginHeldStep
+    private HeldStep? _held;
+    private byte[] _heldStaged = [];
+    private readonly nint[] _stagingPinned = new nint[2];
+    private readonly int[] _stagingPinnedBytes = new int[2];
+    private readonly nint[] _stagingCopied = new nint[2];   // an event after each buffer's last copy
+    private int _stagingSlot;
+
+    /// <summary>A replay whose host code ran ahead: its graph and exec, its staged argument bytes (in
+    /// <see cref="_heldStaged"/>) and the issued-work count it is valid for.</summary>
+    private sealed record HeldStep(StepGraph Graph, nint Exec, int StagedBytes, long IssuedWork);
 
     private sealed class StepGraph
     {
@@ -86,6 +100,12 @@ public sealed unsafe partial class CudaBackend
         _graphStep = null;
         if (g is null) return false;
         var log = _device.Graphs;
+        if (_holding)
+        {
+            _holding = false;
+            log.Reset();
+            throw new InvalidOperationException("a step begun by BeginHeldStep ends with HoldStep, not EndStep");
+        }
         if (log.Mode == StepGraphMode.Capture)
         {
             var recording = log.EndCapture();
@@ -106,7 +126,7 @@ public sealed unsafe partial class CudaBackend
             DestroyExec(g);
             g.Exec = exec;
             g.Recording = recording;
-            if (!LaunchGraph(g)) return false;
+            if (!LaunchGraph(g, log.Staged)) return false;
             _captured++;
             g.Failures = 0;
             return true;
@@ -120,7 +140,7 @@ public sealed unsafe partial class CudaBackend
                 Fail(g, log.Mismatch ?? "replay mismatch");
                 return false;
             }
-            if (!LaunchGraph(g)) return false;
+            if (!LaunchGraph(g, log.Staged)) return false;
             _replayed++;
             g.Failures = 0;
             return true;
@@ -132,6 +152,8 @@ public sealed unsafe partial class CudaBackend
     {
         var g = _graphStep;
         _graphStep = null;
+        bool holding = _holding;
+        _holding = false;
         var log = _device.Graphs;
         bool capturing = log.Mode == StepGraphMode.Capture;
         log.Reset();
@@ -143,8 +165,62 @@ public sealed unsafe partial class CudaBackend
         }
         if (g is null) return;
         DestroyExec(g);   // the next step captures afresh (and with a larger argument buffer if that was the reason)
-        Fail(g, reason);
+        Fail(g, reason, countEager: !holding);   // a held step that failed is counted when the step itself runs
     }
+
+    public bool BeginHeldStep(StepGraphKey key)
+    {
+        if (!StepGraphsEnabled || _disposed || _graphStep is not null || _device.Graphs.Mode != StepGraphMode.Eager) return false;
+        if (!_graphs.TryGetValue(key, out var g) || g.GivenUp || g.Exec == 0 || g.Recording is not { } recording) return false;
+        _held = null;
+        _device.Graphs.BeginReplay(recording, _graphArgumentBytes);
+        _graphStep = g;
+        _holding = true;
+        return true;
+    }
+
+    public bool HoldStep()
+    {
+        var g = _graphStep;
+        bool holding = _holding;
+        _graphStep = null;
+        _holding = false;
+        if (g is null) return false;
+        var log = _device.Graphs;
+        if (!holding)
+        {
+            log.Reset();
+            throw new InvalidOperationException("only a step begun by BeginHeldStep can be held");
+        }
+        if (!log.EndReplay())
+        {
+            DestroyExec(g);
+            Fail(g, log.Mismatch ?? "replay mismatch", countEager: false);
+            return false;
+        }
+        var staged = log.Staged;
+        if (_heldStaged.Length < staged.Length) _heldStaged = new byte[staged.Length];
+        staged.CopyTo(_heldStaged);
+        _held = new HeldStep(g, g.Exec, staged.Length, log.IssuedWork);
+        return true;
+    }
+
+    public bool LaunchHeldStep()
+    {
+        var h = _held;
+        _held = null;
+        if (h is null || _disposed || _graphStep is not null || _device.Graphs.Mode != StepGraphMode.Eager) return false;
+        // Anything issued since the hold may have moved a buffer or changed what the step's host code would compute.
+        if (h.Graph.Exec != h.Exec || _device.Graphs.IssuedWork != h.IssuedWork) return false;
+        _device.MakeCurrent();
+        if (!LaunchGraph(h.Graph, _heldStaged.AsSpan(0, h.StagedBytes))) return false;
+        h.Graph.Steps++;
+        _replayed++;
+        h.Graph.Failures = 0;
+        return true;
+    }
+
+    public void DiscardHeldStep() => _held = null;
 
     public void ForgetStepGraphs(object owner)
     {
@@ -167,7 +243,8 @@ public sealed unsafe partial class CudaBackend
     public void StartGraphTiming(int launches)
     {
         _device.MakeCurrent();
-        _device.Graphs.RequireEager("creating timing events");
+        // Creating events issues no stream work: checked without counting it, so a held step stays valid.
+        if (_device.Graphs.Mode != StepGraphMode.Eager) throw new StepGraphAbortedException("creating timing events inside a recorded step");
         while (_timingEvents.Length < 2 * launches)
         {
             var more = new nint[Math.Max(2 * launches, 64)];
@@ -199,16 +276,15 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Copies the staged op arguments up (outside any capture) and launches the graph after them on the op stream.</summary>
-    private bool LaunchGraph(StepGraph g)
+    private bool LaunchGraph(StepGraph g, ReadOnlySpan<byte> staged)
     {
-        var staged = _device.Graphs.Staged;
+        _device.Graphs.NoteIssued();
         LastGraphLaunchTimestamp = Stopwatch.GetTimestamp();
         // Timing never decides the step: an event that cannot be recorded just ends the timing.
         bool timed = _timing && 2 * _timedLaunches + 1 < _timingEvents.Length
             && cuEventRecord(_timingEvents[2 * _timedLaunches], _device.Stream) == Success;
         int r = Success;
-        if (staged.Length > 0)
-            fixed (byte* p = staged) r = cuMemcpyHtoDAsync(_graphArguments, p, (nuint)staged.Length, _device.Stream);
+        if (staged.Length > 0) r = UploadStaged(staged);
         if (r == Success) r = cuGraphLaunch(g.Exec, _device.Stream);
         if (r == Success)
         {
@@ -221,16 +297,39 @@ public sealed unsafe partial class CudaBackend
         return false;
     }
 
-    private void Fail(StepGraph g, string reason)
+    /// <summary>Copies <paramref name="staged"/> into the graph argument buffer from the pinned buffer not used by the
+    /// previous launch (so a copy still queued is never overwritten), after that buffer's previous copy has run.</summary>
+    private int UploadStaged(ReadOnlySpan<byte> staged)
     {
-        _eager++;
+        int slot = _stagingSlot ^= 1;
+        int r;
+        if (_stagingCopied[slot] != 0 && (r = cuEventSynchronize(_stagingCopied[slot])) != Success) return r;
+        if (_stagingPinnedBytes[slot] < staged.Length)
+        {
+            if (_stagingPinned[slot] != 0) cuMemFreeHost(_stagingPinned[slot]);
+            _stagingPinned[slot] = 0;
+            _stagingPinnedBytes[slot] = 0;
+            int bytes = Math.Max(staged.Length, _graphArgumentBytes);
+            if ((r = cuMemAllocHost(out _stagingPinned[slot], (nuint)bytes)) != Success) return r;
+            _stagingPinnedBytes[slot] = bytes;
+        }
+        if (_stagingCopied[slot] == 0 && (r = cuEventCreate(out _stagingCopied[slot], EventDisableTiming)) != Success) return r;
+        staged.CopyTo(new Span<byte>((void*)_stagingPinned[slot], staged.Length));
+        if ((r = cuMemcpyHtoDAsync(_graphArguments, (void*)_stagingPinned[slot], (nuint)staged.Length, _device.Stream)) != Success) return r;
+        return cuEventRecord(_stagingCopied[slot], _device.Stream);
+    }
+
+    private void Fail(StepGraph g, string reason, bool countEager = true)
+    {
+        if (countEager) _eager++;
         _fallbacks++;
         _lastFallback = reason;
         if (++g.Failures >= GraphFailureLimit) g.GivenUp = true;
     }
 
-    private static void DestroyExec(StepGraph g)
+    private void DestroyExec(StepGraph g)
     {
+        if (_held?.Graph == g) _held = null;
         // An exec still running is freed when it finishes (driver semantics), so this needs no synchronisation.
         if (g.Exec != 0) cuGraphExecDestroy(g.Exec);
         g.Exec = 0;
@@ -262,5 +361,14 @@ public sealed unsafe partial class CudaBackend
         _graphArguments = 0;
         foreach (nint e in _timingEvents) cuEventDestroy(e);
         _timingEvents = [];
+        _held = null;
+        for (int i = 0; i < 2; i++)
+        {
+            if (_stagingPinned[i] != 0) cuMemFreeHost(_stagingPinned[i]);
+            if (_stagingCopied[i] != 0) cuEventDestroy(_stagingCopied[i]);
+            _stagingPinned[i] = 0;
+            _stagingPinnedBytes[i] = 0;
+            _stagingCopied[i] = 0;
+        }
     }
 }

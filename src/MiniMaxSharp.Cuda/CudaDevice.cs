@@ -10,7 +10,7 @@ namespace MiniMaxSharp.Backends.Cuda;
 /// One GPU: its primary context, one non-blocking stream that every op runs on, a cuBLAS handle bound to
 /// that stream, and the kernel modules (CUDA C embedded in this assembly, compiled by NVRTC at first use).
 /// </summary>
-internal sealed unsafe class CudaDevice : IDisposable
+internal sealed unsafe partial class CudaDevice : IDisposable
 {
     private readonly Dictionary<string, nint> _modules = [];
     private readonly Dictionary<string, CudaKernel> _kernels = [];
@@ -77,7 +77,46 @@ internal sealed unsafe class CudaDevice : IDisposable
         Nvrtc.Check(Nvrtc.nvrtcVersion(out int nvMajor, out int nvMinor), "nvrtcVersion");
         NvrtcVersion = (nvMajor, nvMinor);
         _cache = new KernelCache(KernelCache.DefaultDirectory(Environment.GetEnvironmentVariable));
+        DependentLaunch = Environment.GetEnvironmentVariable("MINIMAXSHARP_CUDA_PDL") == "1" && ComputeCapability >= 90;
     }
+
+    /// <summary>Programmatic dependent launch (MINIMAXSHARP_CUDA_PDL=1, sm_90 and later; off by default until measured):
+    /// every kernel is launched with the programmatic stream serialization attribute and compiled with a prologue that
+    /// waits for the previous kernel (<c>griddepcontrol.wait</c>) and then lets the next one launch, so a kernel's launch
+    /// and block scheduling overlap its predecessor instead of following it.</summary>
+    public bool DependentLaunch { get; }
+
+    /// <summary>
+    /// <paramref name="source"/> with a call of <c>dependent_launch_prologue()</c> (defined in front) as the first statement
+    /// of every <c>extern "C" __global__</c> kernel: wait until the previous kernel of the stream has finished and its
+    /// writes are visible, then allow the next kernel to launch. Waiting first keeps at most one kernel ahead, and no
+    /// kernel reads its predecessor's output early. Without the launch attribute both instructions do nothing.
+    /// </summary>
+    internal static string WithDependentLaunchPrologue(string source, out int kernels)
+    {
+        int count = 0;
+        string body = KernelOpening().Replace(source, m =>
+        {
+            count++;
+            return m.Value + " dependent_launch_prologue();";
+        });
+        kernels = count;
+        return DependentLaunchPrologue + body;
+    }
+
+    private const string DependentLaunchPrologue = """
+        __device__ __forceinline__ void dependent_launch_prologue()
+        {
+        #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+            asm volatile("griddepcontrol.wait;" ::: "memory");
+            asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+        #endif
+        }
+
+        """;
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"extern ""C"" __global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+\w+\s*\([^)]*\)\s*\{")]
+    private static partial System.Text.RegularExpressions.Regex KernelOpening();
 
     public int Ordinal { get; }
     public nint Context { get; }
@@ -161,6 +200,7 @@ internal sealed unsafe class CudaDevice : IDisposable
     private nint LoadModule(string file)
     {
         string source = Source(file);
+        if (DependentLaunch) source = WithDependentLaunchPrologue(source, out _);
         var (target, cubin) = CompileTarget();
         string[] options = ["--gpu-architecture=" + target, "--std=c++17", "-default-device"];
         string key = KernelCache.Key(source, options, target, NvrtcVersion);
@@ -294,6 +334,19 @@ internal sealed unsafe class CudaKernel(CudaDevice device, string name, nint fun
             pointers[i] = slots + i;
         }
         if (!device.Graphs.Launch(Name, (ulong)function, gridX, gridY, gridZ, block, sharedBytes, new ReadOnlySpan<ulong>(slots, args.Length))) return;
+        if (device.DependentLaunch)
+        {
+            LaunchAttribute attribute = default;
+            attribute.Id = LaunchAttributeProgrammaticStreamSerialization;
+            *(int*)attribute.Value = 1;
+            var config = new LaunchConfig
+            {
+                GridDimX = gridX, GridDimY = gridY, GridDimZ = gridZ, BlockDimX = block, BlockDimY = 1, BlockDimZ = 1,
+                SharedMemBytes = (uint)sharedBytes, Stream = device.Stream, Attributes = &attribute, AttributeCount = 1,
+            };
+            Check(cuLaunchKernelEx(&config, function, pointers, null), $"cuLaunchKernelEx({Name}, grid {gridX}x{gridY}x{gridZ}, block {block}, programmatic dependent launch)");
+            return;
+        }
         Check(cuLaunchKernel(function, gridX, gridY, gridZ, block, 1, 1, (uint)sharedBytes, device.Stream, pointers, null),
             $"cuLaunchKernel({Name}, grid {gridX}x{gridY}x{gridZ}, block {block})");
     }

@@ -37,6 +37,13 @@ internal sealed class StepGraphLog
 
     public StepGraphMode Mode { get; private set; }
 
+    /// <summary>Counts what was issued or changed on the device outside recorded steps (eager launches, copies,
+    /// allocations, frees, synchronisations, graph launches): a held step is valid only while this stays the same.</summary>
+    public long IssuedWork { get; private set; }
+
+    /// <summary>Counts a graph launch (or other work issued by the backend itself) in <see cref="IssuedWork"/>.</summary>
+    public void NoteIssued() => IssuedWork++;
+
     /// <summary>Bytes staged so far in this step.</summary>
     public int StagedBytes { get; private set; }
 
@@ -96,16 +103,21 @@ internal sealed class StepGraphLog
     public void Reset() => Mode = StepGraphMode.Eager;
 
     /// <summary>Throws <see cref="StepGraphAbortedException"/> while a step is captured or replayed:
-    /// <paramref name="what"/> cannot be part of a graph.</summary>
+    /// <paramref name="what"/> cannot be part of a graph. Outside a step it counts in <see cref="IssuedWork"/>.</summary>
     public void RequireEager(string what)
     {
-        if (Mode != StepGraphMode.Eager) throw new StepGraphAbortedException($"{what} inside a {(Mode == StepGraphMode.Capture ? "captured" : "replayed")} step");
+        if (Mode == StepGraphMode.Eager) IssuedWork++;
+        else throw new StepGraphAbortedException($"{what} inside a {(Mode == StepGraphMode.Capture ? "captured" : "replayed")} step");
     }
 
     /// <summary>Notes a launch; returns true when the caller should issue it (eager or capture), false in a replay.</summary>
     public bool Launch(string name, ulong id, uint gridX, uint gridY, uint gridZ, uint block, int sharedBytes, ReadOnlySpan<ulong> args)
     {
-        if (Mode == StepGraphMode.Eager) return true;
+        if (Mode == StepGraphMode.Eager)
+        {
+            IssuedWork++;
+            return true;
+        }
         Span<ulong> head = [id, gridX | (ulong)gridY << 32, gridZ | (ulong)block << 32, (uint)sharedBytes | (ulong)(uint)args.Length << 32];
         _launches++;
         if (Mode == StepGraphMode.Capture)

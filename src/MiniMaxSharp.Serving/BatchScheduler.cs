@@ -217,10 +217,19 @@ public sealed class BatchScheduler : IDisposable
         }
         _prefillCursor = count == 0 ? 0 : (_prefillCursor + 1) % count;
 
-        float[] logits;
+        // When every request of the step is plain greedy with the same emittable ids, the backend chooses on the device
+        // (when it can) and 4 bytes per request come back instead of a row of logits.
+        int vocab = _model.Config.VocabSize;
+        int? deviceChoiceColumns = _model.HasDeviceGreedy && batch.All(s => s.Handle.Sampling.IsPlainGreedy)
+            && batch.Select(s => Math.Min(s.Handle.EmittableTokens ?? vocab, vocab)).Distinct().ToArray() is [int columns]
+            ? columns : null;
+        float[] logits = [];
+        int[]? deviceChoice = null;
         try
         {
-            logits = _model.Forward(batch.Select(s => s.State).ToArray(), inputs, LogitsSelection.LastPerSequence);
+            var states = batch.Select(s => s.State).ToArray();
+            if (deviceChoiceColumns is int limit) deviceChoice = _model.ForwardGreedy(states, inputs, limit);
+            else logits = _model.Forward(states, inputs, LogitsSelection.LastPerSequence);
         }
         catch (Exception e)
         {
@@ -233,7 +242,6 @@ public sealed class BatchScheduler : IDisposable
             return;
         }
 
-        int vocab = _model.Config.VocabSize;
         var rows = new List<int>(batch.Count);   // batch rows that sample a token this step
         for (int i = 0; i < batch.Count; i++)
         {
@@ -251,6 +259,11 @@ public sealed class BatchScheduler : IDisposable
         void SampleRow(int r)
         {
             var slot = batch[rows[r]];
+            if (deviceChoice is not null)
+            {
+                chosen[r] = deviceChoice[rows[r]];   // plain greedy: no penalty state for the sampler to keep
+                return;
+            }
             var row = logits.AsSpan(rows[r] * vocab, vocab);
             if (slot.Handle.EmittableTokens is int limit && limit < vocab) row[limit..].Fill(float.NegativeInfinity);
             chosen[r] = slot.Sampler.Sample(row, slot.Seen);

@@ -37,6 +37,35 @@ public class SchedulerTests(ServingTestModel fixture)
     }
 
     [Fact]
+    public async Task GreedyRequestsLimitedToTheEmittableIdsGiveTheHostsChoice()
+    {
+        // Plain greedy steps choose on the backend (IGreedyDecoding) among the first emittable ids only: the tokens of a
+        // host loop that takes IndexOfMax over the allowed part of each logits row.
+        using var text = fixture.Load();
+        using var reference = fixture.Load();
+        int vocab = text.Model.Config.VocabSize, emittable = vocab / 3;
+        const int maxTokens = 10;
+        var prompts = Enumerable.Range(0, 3).Select(fixture.ChatPrompt).ToArray();
+        using var scheduler = new BatchScheduler(text.Model, new ServingOptions());
+        var handles = prompts.Select(p => scheduler.Submit(p, maxTokens, SamplingOptions.Greedy, [], emittableTokens: emittable)).ToArray();
+        var results = await Task.WhenAll(handles.Select(ReadAll)).WaitAsync(TimeSpan.FromSeconds(30));
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            using var seq = reference.Model.CreateSequence(prompts[i].Count + maxTokens);
+            var expected = new List<int>();
+            float[] logits = reference.Model.Forward([seq], [prompts[i].ToArray()], MiniMaxSharp.Model.LogitsSelection.LastPerSequence);
+            while (true)
+            {
+                expected.Add(System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits.AsSpan(0, emittable)));
+                if (expected.Count == maxTokens) break;
+                logits = reference.Model.Forward([seq], [new[] { expected[^1] }], MiniMaxSharp.Model.LogitsSelection.LastPerSequence);
+            }
+            Assert.Equal(expected, results[i]);
+            Assert.All(results[i], id => Assert.True(id < emittable));
+        }
+    }
+
+    [Fact]
     public async Task LongPromptIsPrefilledInChunksWhileOthersDecode()
     {
         using var text = fixture.Load();

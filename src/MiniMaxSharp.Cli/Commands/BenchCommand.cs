@@ -32,10 +32,11 @@ internal static class BenchCommand
         var prefillChunk = new Option<int>("--prefill-chunk") { Description = "Prefill in chunks of this many tokens (0: one pass)", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--decode-batch") { Description = "Also time decode of this many sequences, one step over all of them (0: skip)", DefaultValueFactory = _ => 0 };
         var batchContext = new Option<int>("--batch-context") { Description = "Tokens in each sequence of the batched decode before the timed steps", DefaultValueFactory = _ => 128 };
+        var hostGreedy = new Option<bool>("--greedy-on-host") { Description = "Decode by downloading the logits and choosing on the host, even where the backend chooses tokens on the device (A/B)" };
         var threads = CommonOptions.Threads();
         var backend = CommonOptions.Backend();
         var cmd = new Command("bench", "Measure prefill and decode throughput against the machine's limits")
-            { model, preset, configFile, weights, lengths, decodeTokens, decodeContext, repeats, skipLimits, noPhases, prefillChunk, batch, batchContext, threads, backend };
+            { model, preset, configFile, weights, lengths, decodeTokens, decodeContext, repeats, skipLimits, noPhases, prefillChunk, batch, batchContext, hostGreedy, threads, backend };
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             int t = r.GetValue(threads) is int n && n > 0 ? n : Environment.ProcessorCount;
@@ -131,83 +132,48 @@ internal static class BenchCommand
             }
 
             int ctx = r.GetValue(decodeContext), steps = r.GetValue(decodeTokens);
+            // Greedy decode: on a backend that chooses tokens on the device, the pipelined path (ids stay on the device,
+            // the next step's host code runs during the current one); otherwise, or with --greedy-on-host, the logits
+            // path (download, argmax on the host: a SIMD IndexOfMax, one pass).
+            bool onDevice = m.HasDeviceGreedy && !r.GetValue(hostGreedy);
+            string path = onDevice ? "device greedy (token ids chosen on the device, pipelined steps)" : "host logits (download, argmax on the host)";
             if (steps > 0)
             {
                 // Warm-up steps let tiered JIT compilation settle before the timed loop (the first few steps run
                 // tier-0 code and measured ~40% slower); with step graphs they also hold the eager first step and
-                // the capture. The next token is a SIMD argmax (one pass; LINQ Max + IndexOf took two scalar passes).
+                // the capture.
                 int warmup = Math.Clamp(steps / 2, 1, 16);
                 using var seq = m.CreateSequence(ctx + warmup + steps + steps / 4 + 2);
                 var prompt = Enumerable.Range(0, ctx).Select(_ => rng.Next(c.VocabSize)).ToArray();
-                float[] logits = m.Forward([seq], [prompt], LogitsSelection.LastPerSequence);
-                int next = TensorPrimitives.IndexOfMax(logits);
-                for (int i = 0; i < warmup; i++)
-                    m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
-                var graphsBefore = GraphCounters(b);
-                var split = new StepSplit(b, steps);
-                long start = Stopwatch.GetTimestamp();
-                for (int i = 0; i < steps; i++)
-                {
-                    long stepStart = Stopwatch.GetTimestamp();
-                    logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
-                    split.Step(stepStart);
-                    next = TensorPrimitives.IndexOfMax(logits);
-                }
-                double perToken = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
+                var timed = TimeDecode(m, b, [seq], [prompt], warmup, steps, onDevice);
+                double perToken = timed.SecondsPerStep;
                 double bytes = ModelCost.DecodeWeightBytes(c, weightBytes);
                 Console.WriteLine();
                 Console.WriteLine($"decode at context {ctx}: {perToken * 1e3:F2} ms/token ({1 / perToken:F1} tokens/s); active weights {bytes / 1e6:F1} MB/token -> {bytes / perToken / 1e9:F1} GB/s" +
                     (readGBs > 0 ? $" = {bytes / perToken / 1e9 / readGBs:P0} of {(b.Name == "cpu" ? "measured" : "reference")} bandwidth; {perToken / (bytes / (readGBs * 1e9)):F2}x the time to read the active weights once" : ""));
-                PrintGraphSteps(b, graphsBefore, steps);
-                split.Print(perToken);
-                PrintDecodePhases(profiler, m, () =>
-                {
-                    logits = m.Forward([seq], [new[] { next }], LogitsSelection.LastPerSequence);
-                    next = TensorPrimitives.IndexOfMax(logits);
-                }, Math.Max(1, steps / 4));
+                Console.WriteLine($"  path: {path}");
+                timed.Print();
+                int[] next = timed.Next;
+                PrintDecodePhases(profiler, m, () => next = ProfiledStep(m, [seq], next, onDevice), Math.Max(1, steps / 4));
             }
 
             int B = r.GetValue(batch), bctx = r.GetValue(batchContext);
             if (B > 0 && steps > 0)
             {
                 // B sequences prefilled together, then one forward step per token over all of them; the next
-                // token of each is the argmax of its logits row (on the host, part of the step time).
-                var seqs = Enumerable.Range(0, B).Select(_ => m.CreateSequence(bctx + steps + steps / 4 + 2)).ToArray();
+                // token of each is its greedy choice (on the device, or the argmax of its logits row on the host,
+                // part of the step time).
+                var seqs = Enumerable.Range(0, B).Select(_ => m.CreateSequence(bctx + steps + steps / 4 + 4)).ToArray();
                 try
                 {
-                    var prompts = seqs.Select(_ => (ReadOnlyMemory<int>)Enumerable.Range(0, bctx).Select(_ => rng.Next(c.VocabSize)).ToArray()).ToArray();
-                    float[] logits = m.Forward(seqs, prompts, LogitsSelection.LastPerSequence);
-                    var next = new ReadOnlyMemory<int>[B];
-                    void Pick()
-                    {
-                        for (int i = 0; i < B; i++)
-                        {
-                            var row = logits.AsSpan(i * c.VocabSize, c.VocabSize);
-                            next[i] = new[] { TensorPrimitives.IndexOfMax(row) };
-                        }
-                    }
-                    Pick();
-                    logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);   // warm-up step
-                    Pick();
-                    var graphsBefore = GraphCounters(b);
-                    var split = new StepSplit(b, steps);
-                    long start = Stopwatch.GetTimestamp();
-                    for (int i = 0; i < steps; i++)
-                    {
-                        long stepStart = Stopwatch.GetTimestamp();
-                        logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);
-                        split.Step(stepStart);
-                        Pick();
-                    }
-                    double perStep = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
+                    var prompts = seqs.Select(_ => Enumerable.Range(0, bctx).Select(_ => rng.Next(c.VocabSize)).ToArray()).ToArray();
+                    var timed = TimeDecode(m, b, seqs, prompts, 1, steps, onDevice);
+                    double perStep = timed.SecondsPerStep;
                     Console.WriteLine($"decode, batch {B} at context {bctx}: {perStep * 1e3:F2} ms/step, {B / perStep:F0} tokens/s");
-                    PrintGraphSteps(b, graphsBefore, steps);
-                    split.Print(perStep);
-                    PrintDecodePhases(profiler, m, () =>
-                    {
-                        logits = m.Forward(seqs, next, LogitsSelection.LastPerSequence);
-                        Pick();
-                    }, Math.Max(1, steps / 4));
+                    Console.WriteLine($"  path: {path}");
+                    timed.Print();
+                    int[] next = timed.Next;
+                    PrintDecodePhases(profiler, m, () => next = ProfiledStep(m, seqs, next, onDevice), Math.Max(1, steps / 4));
                 }
                 finally
                 {
@@ -220,6 +186,78 @@ internal static class BenchCommand
     }
 
     private static StepGraphCounters? GraphCounters(IComputeBackend b) => b is IStepGraphs g ? g.StepGraphCounters : null;
+
+    /// <summary>A timed greedy decode: its mean step time, the tokens its last step chose, and what <see cref="Print"/> reports
+    /// (the graph counters of the timed steps and the step split).</summary>
+    private sealed record TimedDecode(double SecondsPerStep, int[] Next, Action Print);
+
+    /// <summary>Prefills every sequence with its prompt, runs <paramref name="warmup"/> untimed greedy steps, then times
+    /// <paramref name="steps"/> of them: pipelined with the choice on the device (<paramref name="onDevice"/>), else
+    /// the logits downloaded and the argmax taken on the host.</summary>
+    private static TimedDecode TimeDecode(MiniMaxModel m, IComputeBackend b, SequenceState[] seqs, int[][] prompts, int warmup, int steps, bool onDevice)
+    {
+        var prompt = prompts.Select(p => (ReadOnlyMemory<int>)p).ToArray();
+        int[] next = onDevice ? m.ForwardGreedy(seqs, prompt) : HostArgMax(m, m.Forward(seqs, prompt, LogitsSelection.LastPerSequence));
+        if (onDevice)
+        {
+            // One step more than the decode takes, so the last timed step launches its successor as every other one
+            // does; that step runs out when the pipeline is disposed, after the clock.
+            using var pipeline = m.StartGreedyDecode(seqs, next, warmup + steps + 1);
+            for (int i = 0; i < warmup; i++) next = pipeline.Next()!;
+            var graphsBefore = GraphCounters(b);
+            var split = new StepSplit(b, steps);
+            int heldBefore = pipeline.HeldLaunches;
+            var aheadBefore = pipeline.AheadTime;
+            var waitBefore = pipeline.WaitTime;
+            long start = Stopwatch.GetTimestamp();
+            for (int i = 0; i < steps; i++) next = pipeline.Next()!;
+            double perStep = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
+            int held = pipeline.HeldLaunches - heldBefore;
+            double aheadMs = (pipeline.AheadTime - aheadBefore).TotalMilliseconds / steps, waitMs = (pipeline.WaitTime - waitBefore).TotalMilliseconds / steps;
+            return new TimedDecode(perStep, next, () =>
+            {
+                PrintGraphSteps(b, graphsBefore, steps);
+                if (b is IStepGraphs) Console.WriteLine($"  pipeline: {held} of {steps} timed steps launched from host code run during the previous step; " +
+                    $"host ahead {aheadMs:F3} ms/step (overlapped with the GPU), waiting for ids {waitMs:F3} ms/step");
+                split.PrintPipelined(perStep, aheadMs);
+            });
+        }
+        else
+        {
+            for (int i = 0; i < warmup; i++) next = HostArgMax(m, m.Forward(seqs, Single(next), LogitsSelection.LastPerSequence));
+            var graphsBefore = GraphCounters(b);
+            var split = new StepSplit(b, steps);
+            long start = Stopwatch.GetTimestamp();
+            for (int i = 0; i < steps; i++)
+            {
+                long stepStart = Stopwatch.GetTimestamp();
+                float[] logits = m.Forward(seqs, Single(next), LogitsSelection.LastPerSequence);
+                split.Step(stepStart);
+                next = HostArgMax(m, logits);
+            }
+            double perStep = Stopwatch.GetElapsedTime(start).TotalSeconds / steps;
+            return new TimedDecode(perStep, next, () =>
+            {
+                PrintGraphSteps(b, graphsBefore, steps);
+                split.Print(perStep);
+            });
+        }
+    }
+
+    /// <summary>One decode step with the profiler attached (runs eagerly), choosing as the timed steps did.</summary>
+    private static int[] ProfiledStep(MiniMaxModel m, SequenceState[] seqs, int[] next, bool onDevice) =>
+        onDevice ? m.ForwardGreedy(seqs, Single(next)) : HostArgMax(m, m.Forward(seqs, Single(next), LogitsSelection.LastPerSequence));
+
+    private static ReadOnlyMemory<int>[] Single(int[] tokens) => tokens.Select(t => (ReadOnlyMemory<int>)new[] { t }).ToArray();
+
+    /// <summary>The host's greedy choice of each logits row (SIMD IndexOfMax).</summary>
+    private static int[] HostArgMax(MiniMaxModel m, float[] logits)
+    {
+        int vocab = m.Config.VocabSize;
+        var next = new int[logits.Length / vocab];
+        for (int i = 0; i < next.Length; i++) next[i] = TensorPrimitives.IndexOfMax(logits.AsSpan(i * vocab, vocab));
+        return next;
+    }
 
     /// <summary>How the timed decode steps ran on a backend with step graphs (MINIMAXSHARP_CUDA_GRAPHS=0 turns them off).</summary>
     private static void PrintGraphSteps(IComputeBackend b, StepGraphCounters? before, int steps)
@@ -257,6 +295,22 @@ internal static class BenchCommand
             if (launch <= stepStart) return;   // ran eagerly
             _hostTicks += launch - stepStart;
             _launched++;
+        }
+
+        /// <summary>The split of pipelined steps: the host's share (the next step's host code) overlaps the GPU, so what
+        /// the wall time adds to the GPU's is waiting for the ids, the launch and the gaps between graphs.</summary>
+        public void PrintPipelined(double secondsPerStep, double aheadMs)
+        {
+            if (_cuda is null) return;
+            var (timed, gpuMs) = _cuda.StopGraphTiming();
+            if (timed == 0)
+            {
+                Console.WriteLine("  step split: no step ran as a graph");
+                return;
+            }
+            Console.WriteLine($"  step split (pipelined, GPU timed on {timed} graph steps): host ahead {aheadMs:F3} ms/step (overlapped), " +
+                $"GPU {gpuMs:F3} ms/step (events around the graph), wall {secondsPerStep * 1e3:F3} ms/step; " +
+                $"wall - GPU = {secondsPerStep * 1e3 - gpuMs:F3} ms (id wait and launch, gaps between graphs)");
         }
 
         public void Print(double secondsPerStep)

@@ -43,6 +43,7 @@ internal static partial class VerifyCommand
             string? fixtureModel = r.GetValue(fixtures) is { } dir ? Path.Combine(dir.FullName, "tiny-hybrid") : null;
             if (fixtureModel is not null) v.RunFixture(fixtureModel);
             v.RunGraphChecks(fixtureModel);
+            v.RunGreedyDecodeChecks();
             if (fixtureModel is not null) v.RunGradientFixture(fixtureModel);
             v.RunBf16ProductChecks(fixtureModel);
             v.PrintTable(Console.Out);

@@ -21,6 +21,8 @@ internal static unsafe partial class CudaDriver
     public const int FuncAttrMaxDynamicSharedSizeBytes = 8;
     public const uint StreamNonBlocking = 1;
     public const uint EventDefault = 0;
+    /// <summary>CU_EVENT_DISABLE_TIMING: an event only waited on (cheaper to record and to wait for).</summary>
+    public const uint EventDisableTiming = 2;
     /// <summary>CU_STREAM_CAPTURE_MODE_RELAXED: the capturing thread may still make calls the driver deems
     /// unsafe during a capture; the backend itself refuses allocations, copies and synchronisations then.</summary>
     public const int StreamCaptureModeRelaxed = 2;
@@ -62,6 +64,7 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(nint function, int attribute, int value);
     [LibraryImport(Lib)] public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ,
         uint blockX, uint blockY, uint blockZ, uint sharedBytes, nint stream, void** parameters, void** extra);
+    [LibraryImport(Lib)] public static partial int cuLaunchKernelEx(LaunchConfig* config, nint function, void** parameters, void** extra);
     [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(nint stream, int mode);
     [LibraryImport(Lib)] public static partial int cuStreamEndCapture(nint stream, out nint graph);
     [LibraryImport(Lib)] public static partial int cuGraphInstantiateWithFlags(out nint graphExec, nint graph, ulong flags);
@@ -72,6 +75,29 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] public static partial int cuGetErrorString(int error, out byte* text);
 
     /// <summary>Throws a <see cref="CudaException"/> naming the call and the driver's error name.</summary>
+    /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: the kernel may start before the previous kernel of
+    /// the stream ends (it waits for it with <c>griddepcontrol.wait</c>).</summary>
+    public const int LaunchAttributeProgrammaticStreamSerialization = 6;
+
+    /// <summary>CUlaunchAttribute: the id, 4 bytes of padding, a 64-byte value union.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct LaunchAttribute
+    {
+        public int Id;
+        public int Padding;
+        public fixed byte Value[64];
+    }
+
+    /// <summary>CUlaunchConfig (56 bytes: seven uints, the stream at offset 32, the attributes, their count).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct LaunchConfig
+    {
+        public uint GridDimX, GridDimY, GridDimZ, BlockDimX, BlockDimY, BlockDimZ, SharedMemBytes;
+        public nint Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
     public static void Check(int result, string call)
     {
         if (result != Success) throw new CudaException($"{call} failed: {ErrorName(result)}");

@@ -2,9 +2,10 @@ namespace MiniMaxSharp.Backends;
 
 /// <summary>
 /// Which recorded step a graph serves: the model that runs it (<paramref name="Owner"/>, compared by
-/// reference) and a shape number the model chooses (e.g. the number of sequences of a decode step).
+/// reference), a shape number the model chooses (e.g. the number of sequences of a decode step) and a variant
+/// for steps of one shape that issue different work (e.g. logits out, or token ids chosen on the device).
 /// </summary>
-public readonly record struct StepGraphKey(object Owner, int Shape);
+public readonly record struct StepGraphKey(object Owner, int Shape, int Variant = 0);
 
 /// <summary>How many steps ran as a replayed graph, as a freshly captured graph, or eagerly (warm-up steps
 /// and fallbacks); <see cref="Fallbacks"/> of the eager ones are steps whose capture or replay failed,
@@ -46,6 +47,28 @@ public interface IStepGraphs
 
     /// <summary>Releases the graphs recorded for <paramref name="owner"/> (a model being disposed).</summary>
     void ForgetStepGraphs(object owner);
+
+    // ---- held steps: a step's host code run ahead, while the previous step still runs, and issued later ----
+
+    /// <summary>Begins a step that <see cref="HoldStep"/> keeps instead of issuing: only when the step would replay a
+    /// recording. False (graphs off, the key not yet recorded, given up, another step open): nothing happened, not even
+    /// in the counters, and the step is later run the ordinary way. After true the caller runs the step's host code,
+    /// then calls HoldStep, or CancelStep after an exception.</summary>
+    bool BeginHeldStep(StepGraphKey key) => false;
+
+    /// <summary>Ends a step begun by <see cref="BeginHeldStep"/> without issuing anything: true when it matched its
+    /// recording and is held for <see cref="LaunchHeldStep"/> (one at a time); false when nothing is held.</summary>
+    bool HoldStep() => false;
+
+    /// <summary>Issues the held step: true when it was still valid, i.e. nothing was issued, allocated, freed or
+    /// copied since HoldStep; false when nothing was issued (the caller runs the step the ordinary way). Either way
+    /// nothing stays held.</summary>
+    bool LaunchHeldStep() => false;
+
+    /// <summary>Drops the held step, if any; it was never issued.</summary>
+    void DiscardHeldStep()
+    {
+    }
 }
 
 /// <summary>Thrown by a backend when an op inside a recorded or replayed step cannot be part of a graph

@@ -26,6 +26,10 @@ public sealed record SamplingOptions
 
     public bool IsGreedy => Temperature == 0f;
 
+    /// <summary>Greedy without penalties: the choice is the argmax of the logits alone, which a backend may make on the
+    /// device (<see cref="Model.MiniMaxModel.ForwardGreedy"/>).</summary>
+    public bool IsPlainGreedy => IsGreedy && RepetitionPenalty == 1f && FrequencyPenalty == 0f && PresencePenalty == 0f;
+
     public void Validate()
     {
         if (!(Temperature >= 0) || float.IsInfinity(Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), $"temperature must be >= 0, got {Temperature}");

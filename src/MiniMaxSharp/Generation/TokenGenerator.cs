@@ -26,19 +26,38 @@ public static class TokenGenerator
         using var seq = model.CreateSequence(capacity);
 
         var ids = prompt.ToArray();
+        // Plain greedy on a backend that chooses tokens on the device: only the chosen ids come back, and the decode
+        // steps run pipelined (GreedyDecodePipeline); the same tokens as the host path below.
+        bool onDevice = options.Sampling.IsPlainGreedy && model.HasDeviceGreedy;
         float[] logits = [];
+        int next = -1;
         for (int at = 0; at < ids.Length; at += options.PrefillChunk)
         {
             cancellationToken.ThrowIfCancellationRequested();
             int n = Math.Min(options.PrefillChunk, ids.Length - at);
             bool last = at + n == ids.Length;
-            logits = model.Forward([seq], [ids.AsMemory(at, n)], last ? LogitsSelection.LastPerSequence : LogitsSelection.None);
+            if (last && onDevice) next = model.ForwardGreedy([seq], [ids.AsMemory(at, n)])[0];
+            else logits = model.Forward([seq], [ids.AsMemory(at, n)], last ? LogitsSelection.LastPerSequence : LogitsSelection.None);
             await Task.Yield();
+        }
+        if (options.MaxNewTokens == 0) yield break;
+        if (onDevice)
+        {
+            yield return next;
+            if (options.StopTokenIds.Contains(next) || options.MaxNewTokens == 1 || seq.Length >= capacity) yield break;
+            using var pipeline = model.StartGreedyDecode([seq], [next], options.MaxNewTokens - 1, chosen => options.StopTokenIds.Contains(chosen[0]));
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (pipeline.Next() is not { } chosen) yield break;
+                yield return chosen[0];
+                await Task.Yield();
+            }
         }
         for (int produced = 0; produced < options.MaxNewTokens; produced++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            int next = sampler.Sample(logits, seen);
+            next = sampler.Sample(logits, seen);
             seen.Add(next);
             yield return next;
             if (options.StopTokenIds.Contains(next) || produced + 1 == options.MaxNewTokens || seq.Length >= capacity) yield break;

@@ -89,6 +89,13 @@ public sealed class SequenceState : IDisposable
         CacheCapacity = capacity;
     }
 
+    /// <summary>Whether <paramref name="additional"/> more tokens fit now without growing the KV caches (no allocation).</summary>
+    internal bool HasRoomWithoutGrowing(int additional)
+    {
+        long needed = (long)Length + additional;
+        return needed <= MaxTokens && (needed <= CacheCapacity || _config.NumSoftmaxLayers == 0);
+    }
+
     internal void Advance(int tokens) => Length += tokens;
 
     public void Dispose()

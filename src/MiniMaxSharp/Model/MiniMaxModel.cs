@@ -31,6 +31,22 @@ public sealed class MiniMaxModel : IDisposable
     private Workspace? _workspace;
     private DeviceTensor? _logits;
     private DeviceTensor? _lastRows;
+    private DeviceTensor? _chosenIds;
+    private GreedyDecodePipeline? _pipeline;
+
+    /// <summary>What a step graph of a given shape issues (<see cref="StepGraphKey.Variant"/>).</summary>
+    private enum StepVariant
+    {
+        /// <summary>Host ids in, float32 logits out.</summary>
+        Logits,
+        /// <summary>Host ids in, greedy ids chosen on the device out.</summary>
+        GreedyIds,
+        /// <summary>Ids chosen by the previous step read on the device, greedy ids out (a pipelined decode step).</summary>
+        Pipelined,
+    }
+
+    /// <summary>Where a step writes its greedy choice, made among the first <see cref="Columns"/> logits of each row.</summary>
+    private readonly record struct GreedyChoice(DeviceTensor Ids, int Columns);
 
     public MiniMaxModel(ModelConfig config, ModelWeights weights, IComputeBackend backend)
     {
@@ -63,6 +79,192 @@ public sealed class MiniMaxModel : IDisposable
     public float[] Forward(IReadOnlyList<SequenceState> sequences, IReadOnlyList<ReadOnlyMemory<int>> tokens,
         LogitsSelection selection, HiddenStateObserver? observer = null)
     {
+        var (ids, counts, layout) = PlanStep(sequences, tokens);
+        int T = layout.TotalTokens;
+        var ws = WorkspaceFor(T);
+        var b = Backend;
+        // Everything the step allocates is allocated before it: a step recorded as a graph may not allocate.
+        int logitRows = selection switch
+        {
+            LogitsSelection.None => 0,
+            LogitsSelection.LastPerSequence => sequences.Count,
+            _ => T,
+        };
+        var logits = logitRows > 0 ? LogitsBuffer(logitRows) : null;
+        DeviceTensor? gathered = selection == LogitsSelection.LastPerSequence && T != sequences.Count
+            ? LastRowsBuffer(sequences.Count).RowSlice(0, sequences.Count) : null;
+        try
+        {
+            void Step() => RunStep(ids, null, layout, sequences, ws, observer, gathered, logits, logitRows, null);
+            // Decode steps (one token per sequence) may run as a recorded graph on a backend that has them;
+            // observers and the profiler need every op eagerly.
+            if (b is IStepGraphs graphs && T == sequences.Count && logits is not null && observer is null && Profiler is null)
+                RunAsGraph(graphs, GraphKey(sequences.Count, StepVariant.Logits), Step);
+            else
+                Step();
+            foreach (var (s, n) in sequences.Zip(counts)) s.Advance(n);
+            if (logits is null) return [];
+            using var rows = logits.RowSlice(0, logitRows);
+            var result = new float[rows.ElementCount];
+            b.Download(rows, result);
+            End(StepPhase.LmHead);
+            return result;
+        }
+        finally
+        {
+            gathered?.Dispose();
+        }
+    }
+
+    /// <summary>Whether greedy decoding can choose tokens on the device (<see cref="ForwardGreedy"/>,
+    /// <see cref="StartGreedyDecode"/>): the backend implements <see cref="IGreedyDecoding"/>.</summary>
+    public bool HasDeviceGreedy => Backend is IGreedyDecoding;
+
+    /// <summary>
+    /// <see cref="Forward"/> with <see cref="LogitsSelection.LastPerSequence"/> followed by the greedy choice
+    /// (argmax, ties to the lowest index, as <see cref="Generation.Sampler"/> with temperature 0 and no penalties) of
+    /// each sequence's next token, made on the device: 4 bytes per sequence come back instead of a row of logits.
+    /// With <paramref name="emittableTokens"/> the choice is among ids below it (a tokenizer smaller than the vocabulary).
+    /// </summary>
+    public int[] ForwardGreedy(IReadOnlyList<SequenceState> sequences, IReadOnlyList<ReadOnlyMemory<int>> tokens, int? emittableTokens = null)
+    {
+        var greedy = GreedyBackend();
+        int choiceColumns = Math.Min(emittableTokens ?? Config.VocabSize, Config.VocabSize);
+        if (choiceColumns < 1) throw new ArgumentOutOfRangeException(nameof(emittableTokens), $"at least one token must be emittable, got {emittableTokens}");
+        var (ids, counts, layout) = PlanStep(sequences, tokens);
+        int T = layout.TotalTokens, count = sequences.Count;
+        var ws = WorkspaceFor(T);
+        var logits = LogitsBuffer(count);
+        var chosen = ChosenIdsBuffer(count);
+        DeviceTensor? gathered = T != count ? LastRowsBuffer(count).RowSlice(0, count) : null;
+        try
+        {
+            void Step() => RunStep(ids, null, layout, sequences, ws, null, gathered, logits, count, new(chosen, choiceColumns));
+            if (Backend is IStepGraphs graphs && T == count && Profiler is null)
+                RunAsGraph(graphs, GraphKey(count, StepVariant.GreedyIds), Step);
+            else
+                Step();
+            foreach (var (s, n) in sequences.Zip(counts)) s.Advance(n);
+            var result = new int[count];
+            greedy.StartIdsDownload(chosen, count);
+            greedy.FinishIdsDownload(result);
+            End(StepPhase.LmHead);
+            return result;
+        }
+        finally
+        {
+            gathered?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Starts a greedy decode of <paramref name="sequences"/> (one token per sequence per step) whose tokens never
+    /// need the host to be fed back: <paramref name="firstTokens"/>[i] is sequence i's next input, each step's choice
+    /// (as <see cref="ForwardGreedy"/>) is the next step's input on the device, and the host code of step n+1 runs
+    /// while step n is on the GPU (see <see cref="GreedyDecodePipeline"/>). The decode ends after
+    /// <paramref name="maxSteps"/> steps, when a sequence is full, or after a step whose ids <paramref name="stopsAfter"/>
+    /// says end it. One pipeline per model at a time; while it runs, its sequences must not be stepped otherwise.
+    /// </summary>
+    public GreedyDecodePipeline StartGreedyDecode(IReadOnlyList<SequenceState> sequences, ReadOnlySpan<int> firstTokens,
+        int maxSteps, Func<int[], bool>? stopsAfter = null)
+    {
+        var greedy = GreedyBackend();
+        if (firstTokens.Length != sequences.Count) throw new ArgumentException($"{sequences.Count} sequences but {firstTokens.Length} first tokens");
+        if (maxSteps < 0) throw new ArgumentOutOfRangeException(nameof(maxSteps), "the step limit must be >= 0");
+        var tokens = firstTokens.ToArray().Select(t => (ReadOnlyMemory<int>)new[] { t }).ToArray();
+        PlanStep(sequences, tokens, reserve: false);   // the same checks as a step: ids in the vocabulary, distinct sequences
+        var chosen = ChosenIdsBuffer(sequences.Count);
+        greedy.UploadIds(firstTokens, chosen);
+        _pipeline = new GreedyDecodePipeline(this, [.. sequences], maxSteps, stopsAfter);
+        return _pipeline;
+    }
+
+    internal void PipelineEnded(GreedyDecodePipeline pipeline)
+    {
+        if (ReferenceEquals(_pipeline, pipeline)) _pipeline = null;
+    }
+
+    private IGreedyDecoding GreedyBackend()
+    {
+        if (Backend is not IGreedyDecoding greedy) throw new NotSupportedException($"the {Backend.Name} backend cannot choose tokens on the device");
+        if (_pipeline is not null) throw new InvalidOperationException("a greedy decode pipeline is running on this model; dispose it first");
+        return greedy;
+    }
+
+    /// <summary>
+    /// Issues one pipelined decode step over <paramref name="sequences"/>: the held one when the backend still has it
+    /// valid, else the step's host code now (as a graph or eagerly). Advances every sequence by one token.
+    /// Returns true when the held step was the one issued.
+    /// </summary>
+    internal bool IssuePipelinedStep(SequenceState[] sequences, bool held)
+    {
+        foreach (var s in sequences) s.Reserve(1);
+        var graphs = Backend as IStepGraphs;
+        if (held && graphs is not null && graphs.LaunchHeldStep())
+        {
+            foreach (var s in sequences) s.Advance(1);
+            return true;
+        }
+        var (layout, ws, logits, chosen) = PipelinedStepBuffers(sequences);
+        void Step() => RunStep(null, chosen, layout, sequences, ws, null, null, logits, sequences.Length, new(chosen, Config.VocabSize));
+        if (graphs is not null && Profiler is null) RunAsGraph(graphs, GraphKey(sequences.Length, StepVariant.Pipelined), Step);
+        else Step();
+        foreach (var s in sequences) s.Advance(1);
+        return false;
+    }
+
+    /// <summary>Drops a step <see cref="HoldPipelinedStep"/> held (the decode ended before it was needed).</summary>
+    internal void DiscardHeldStep() => (Backend as IStepGraphs)?.DiscardHeldStep();
+
+    /// <summary>Runs the host code of the next pipelined step as a held graph step (nothing issued, nothing of the
+    /// sequences changed); true when the backend holds it. Only when the step needs no allocation (the KV caches
+    /// have room) and would replay a recording.</summary>
+    internal bool HoldPipelinedStep(SequenceState[] sequences)
+    {
+        if (Backend is not IStepGraphs graphs || Profiler is not null) return false;
+        int n = sequences.Length;
+        if (_workspace is not { } kept || kept.Capacity < n || _logits is not { } l || l.Rows < n || _chosenIds is not { } c || c.Rows < n) return false;
+        foreach (var s in sequences)
+            if (!s.HasRoomWithoutGrowing(1)) return false;
+        if (!graphs.BeginHeldStep(GraphKey(sequences.Length, StepVariant.Pipelined))) return false;
+        try
+        {
+            var (layout, ws, logits, chosen) = PipelinedStepBuffers(sequences);
+            RunStep(null, chosen, layout, sequences, ws, null, null, logits, sequences.Length, new(chosen, Config.VocabSize));
+        }
+        catch (Exception e)
+        {
+            graphs.CancelStep(e.Message);
+            return false;
+        }
+        return graphs.HoldStep();
+    }
+
+    /// <summary>Starts reading back the ids the last pipelined step chose.</summary>
+    internal void StartPipelinedIdsDownload(int count) => ((IGreedyDecoding)Backend).StartIdsDownload(ChosenIdsBuffer(count), count);
+
+    internal void FinishPipelinedIdsDownload(Span<int> destination) => ((IGreedyDecoding)Backend).FinishIdsDownload(destination);
+
+    /// <summary>The layout and buffers of a pipelined step: kept across steps, so a held step's host code allocates
+    /// nothing (the buffers exist after the pipeline's first step).</summary>
+    private (BatchLayout Layout, Workspace Ws, DeviceTensor Logits, DeviceTensor Chosen) PipelinedStepBuffers(SequenceState[] sequences)
+    {
+        var counts = new int[sequences.Length];
+        var starts = new int[sequences.Length];
+        for (int i = 0; i < sequences.Length; i++)
+        {
+            counts[i] = 1;
+            starts[i] = sequences[i].Length;
+        }
+        return (BatchLayout.Create(counts, starts), WorkspaceFor(sequences.Length), LogitsBuffer(sequences.Length), ChosenIdsBuffer(sequences.Length));
+    }
+
+    private StepGraphKey GraphKey(int sequences, StepVariant variant) => new(this, sequences, (int)variant);
+
+    /// <summary>Checks a step's inputs, packs its ids and (when <paramref name="reserve"/>) makes room in each sequence.</summary>
+    private (int[] Ids, int[] Counts, BatchLayout Layout) PlanStep(IReadOnlyList<SequenceState> sequences,
+        IReadOnlyList<ReadOnlyMemory<int>> tokens, bool reserve = true)
+    {
         if (sequences.Count != tokens.Count) throw new ArgumentException($"{sequences.Count} sequences but {tokens.Count} token lists");
         if (sequences.Count == 0) throw new ArgumentException("a forward step needs at least one sequence");
         if (sequences.Distinct().Count() != sequences.Count) throw new ArgumentException("a sequence appears twice in one batch");
@@ -84,43 +286,9 @@ public sealed class MiniMaxModel : IDisposable
                     throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {span[j]} (sequence {i}, index {j}) is outside the vocabulary 0..{c.VocabSize - 1}");
             span.CopyTo(ids.AsSpan(at));
         }
-        foreach (var (s, n) in sequences.Zip(counts)) s.Reserve(n);
-
-        var layout = BatchLayout.Create(counts, starts);
-        int T = layout.TotalTokens;
-        var ws = WorkspaceFor(T);
-        var b = Backend;
-        // Everything the step allocates is allocated before it: a step recorded as a graph may not allocate.
-        int logitRows = selection switch
-        {
-            LogitsSelection.None => 0,
-            LogitsSelection.LastPerSequence => sequences.Count,
-            _ => T,
-        };
-        var logits = logitRows > 0 ? LogitsBuffer(logitRows) : null;
-        DeviceTensor? gathered = selection == LogitsSelection.LastPerSequence && T != sequences.Count
-            ? LastRowsBuffer(sequences.Count).RowSlice(0, sequences.Count) : null;
-        try
-        {
-            void Step() => RunStep(ids, layout, sequences, ws, observer, gathered, logits, logitRows);
-            // Decode steps (one token per sequence) may run as a recorded graph on a backend that has them;
-            // observers and the profiler need every op eagerly.
-            if (b is IStepGraphs graphs && T == sequences.Count && logits is not null && observer is null && Profiler is null)
-                RunAsGraph(graphs, new StepGraphKey(this, sequences.Count), Step);
-            else
-                Step();
-            foreach (var (s, n) in sequences.Zip(counts)) s.Advance(n);
-            if (logits is null) return [];
-            using var rows = logits.RowSlice(0, logitRows);
-            var result = new float[rows.ElementCount];
-            b.Download(rows, result);
-            End(StepPhase.LmHead);
-            return result;
-        }
-        finally
-        {
-            gathered?.Dispose();
-        }
+        if (reserve)
+            foreach (var (s, n) in sequences.Zip(counts)) s.Reserve(n);
+        return (ids, counts, BatchLayout.Create(counts, starts));
     }
 
     /// <summary>Runs <paramref name="step"/> as a graph when the backend records or replays it, else (or when
@@ -148,10 +316,12 @@ public sealed class MiniMaxModel : IDisposable
         step();
     }
 
-    /// <summary>The device work of one step, from the embedding to the LM head product into
-    /// <paramref name="logits"/> (when given); issues ops only, reads nothing back.</summary>
-    private void RunStep(int[] ids, BatchLayout layout, IReadOnlyList<SequenceState> sequences, Workspace ws,
-        HiddenStateObserver? observer, DeviceTensor? gathered, DeviceTensor? logits, int logitRows)
+    /// <summary>The device work of one step, from the embedding of <paramref name="ids"/> (or of the ids in
+    /// <paramref name="deviceIds"/>) to the LM head product into <paramref name="logits"/> (when given) and the greedy
+    /// choice of each row (among its first columns) into <paramref name="chosen"/> (when given); issues ops only, reads
+    /// nothing back.</summary>
+    private void RunStep(int[]? ids, DeviceTensor? deviceIds, BatchLayout layout, IReadOnlyList<SequenceState> sequences, Workspace ws,
+        HiddenStateObserver? observer, DeviceTensor? gathered, DeviceTensor? logits, int logitRows, GreedyChoice? chosen)
     {
         var c = Config;
         var b = Backend;
@@ -160,7 +330,8 @@ public sealed class MiniMaxModel : IDisposable
         using var y = ws.Normed.RowSlice(0, T);
         using var branch = ws.Branch.RowSlice(0, T);
         Begin();
-        b.Embedding(Weights.Embedding, ids, x);
+        if (deviceIds is not null) ((IGreedyDecoding)b).EmbeddingFromDevice(Weights.Embedding, deviceIds, x);
+        else b.Embedding(Weights.Embedding, ids ?? throw new ArgumentNullException(nameof(ids)), x);
         End(StepPhase.Embedding);
         observer?.Invoke(0, x, layout);
 
@@ -207,6 +378,7 @@ public sealed class MiniMaxModel : IDisposable
         Begin();   // the LM head phase ends after the download, in Forward
         using var logitRowsView = logits.RowSlice(0, logitRows);
         b.MatMul(rows, Weights.LmHead, logitRowsView);
+        if (chosen is { } choice) ((IGreedyDecoding)b).ArgMaxRows(logitRowsView, choice.Columns, choice.Ids);
     }
 
     private void LightningBlock(int layer, LayerWeights w, DeviceTensor y, DeviceTensor output, BatchLayout layout,
@@ -267,6 +439,10 @@ public sealed class MiniMaxModel : IDisposable
     /// <summary>Float32 logits for at least <paramref name="rows"/> rows (see <see cref="KeptBuffer"/>).</summary>
     private DeviceTensor LogitsBuffer(int rows) => KeptBuffer(ref _logits, DType.F32, rows, Config.VocabSize);
 
+    /// <summary>Int32 token ids chosen on the device, one per sequence (see <see cref="KeptBuffer"/>): the same buffer
+    /// every step, so graphs of pipelined steps stay valid from one decode to the next.</summary>
+    private DeviceTensor ChosenIdsBuffer(int rows) => KeptBuffer(ref _chosenIds, DType.I32, rows, 1);
+
     /// <summary>The last hidden row of each sequence, a prefill step's LM-head input (see <see cref="KeptBuffer"/>).</summary>
     private DeviceTensor LastRowsBuffer(int rows) => KeptBuffer(ref _lastRows, Backend.ActivationType, rows, Config.HiddenSize);
 
@@ -284,8 +460,10 @@ public sealed class MiniMaxModel : IDisposable
 
     public void Dispose()
     {
+        _pipeline?.Dispose();
         (Backend as IStepGraphs)?.ForgetStepGraphs(this);
         _logits?.Dispose();
+        _chosenIds?.Dispose();
         _lastRows?.Dispose();
         _workspace?.Dispose();
         Weights.Dispose();

@@ -6,6 +6,8 @@ public enum DType
     F32,
     BF16,
     F16,
+    /// <summary>32-bit signed integers: token ids chosen on the device (<see cref="Backends.IGreedyDecoding"/>), never weights or activations.</summary>
+    I32,
 }
 
 public static class DTypeInfo
@@ -15,6 +17,7 @@ public static class DTypeInfo
         DType.F32 => 4,
         DType.BF16 => 2,
         DType.F16 => 2,
+        DType.I32 => 4,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, null),
     };
 

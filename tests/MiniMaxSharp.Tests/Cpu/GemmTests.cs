@@ -29,7 +29,7 @@ public unsafe class GemmTests
     {
         var data = new TheoryData<string, DType>();
         foreach (string isa in Enum.GetNames<GemmIsa>())
-            foreach (DType t in Enum.GetValues<DType>())
+            foreach (DType t in Enum.GetValues<DType>().Where(t => t != DType.I32))   // every weight type (I32 holds token ids)
                 data.Add(isa, t);
         return data;
     }

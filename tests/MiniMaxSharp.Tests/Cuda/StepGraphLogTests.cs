@@ -38,6 +38,26 @@ public sealed class StepGraphLogTests
     }
 
     [Fact]
+    public void IssuedWorkCountsOnlyWhatRunsOutsideRecordedSteps()
+    {
+        // A held step is valid while this count stands still: eager launches, copies/allocations (RequireEager) and
+        // graph launches move it; the captured or replayed launches of a step do not, nor does a refused RequireEager.
+        var log = new StepGraphLog();
+        log.Launch("k", 1, 1, 1, 1, 32, 0, [5]);
+        log.RequireEager("a copy");
+        log.NoteIssued();
+        Assert.Equal(3, log.IssuedWork);
+        log.BeginCapture(Capacity);
+        Step(log, [], []);
+        Assert.Throws<StepGraphAbortedException>(() => log.RequireEager("a copy"));
+        var recording = log.EndCapture();
+        log.BeginReplay(recording, Capacity);
+        Step(log, [], []);
+        Assert.True(log.EndReplay());
+        Assert.Equal(3, log.IssuedWork);
+    }
+
+    [Fact]
     public void AnIdenticalReplayMatchesLaunchesNothingAndStagesAtTheCapturedOffsets()
     {
         var log = new StepGraphLog();

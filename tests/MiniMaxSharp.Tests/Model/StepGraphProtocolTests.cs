@@ -98,15 +98,27 @@ public sealed class StepGraphProtocolTests
         }
     }
 
-    /// <summary>A CPU backend answering step-graph requests as <see cref="Answer"/> says, noting any op a step must not contain.</summary>
-    private sealed class FakeGraphBackend(CpuBackend inner, Answer answer) : IComputeBackend, IStepGraphs
+    /// <summary>A CPU backend answering step-graph requests as <see cref="Answer"/> says, noting any op a step must not contain.
+    /// With <see cref="HoldSteps"/> it also takes held steps (the answer Issue only): their ops are dropped, as a held
+    /// replay issues nothing, and <see cref="LaunchHeldStep"/> always reports the step no longer valid, so the model
+    /// must run it again the ordinary way.</summary>
+    internal sealed class FakeGraphBackend(CpuBackend inner, Answer answer) : IComputeBackend, IStepGraphs, IGreedyDecoding
     {
         private bool _inStep;
+        private bool _holding;
+
+        public bool HoldSteps { get; init; }
+        public int Held { get; private set; }
+        public int HeldLaunchRequests { get; private set; }
+        public int HeldDiscarded { get; private set; }
+        public int HeldOpsDropped { get; private set; }
+        public bool HoldsAStep { get; private set; }
 
         public int BeginCalls { get; private set; }
         public int Begun { get; private set; }
         public int Cancelled { get; private set; }
         public List<StepGraphKey> Keys { get; } = [];
+        public List<StepGraphKey> HeldKeys { get; } = [];
         public List<object> Forgotten { get; } = [];
         public string? Violation { get; private set; }
 
@@ -138,17 +150,70 @@ public sealed class StepGraphProtocolTests
 
         public void ForgetStepGraphs(object owner) => Forgotten.Add(owner);
 
-        /// <summary>An op of the step: run, dropped, or refused by throwing, as the answer says.</summary>
+        public bool BeginHeldStep(StepGraphKey key)
+        {
+            if (!HoldSteps || answer != Answer.Issue || _inStep || _holding) return false;
+            HeldKeys.Add(key);
+            _holding = true;
+            return true;
+        }
+
+        public bool HoldStep()
+        {
+            if (!_holding) Violation ??= "HoldStep without BeginHeldStep";
+            _holding = false;
+            Held++;
+            HoldsAStep = true;
+            return true;
+        }
+
+        public bool LaunchHeldStep()
+        {
+            if (!HoldsAStep) Violation ??= "LaunchHeldStep without a held step";
+            HeldLaunchRequests++;
+            HoldsAStep = false;
+            return false;
+        }
+
+        public void DiscardHeldStep()
+        {
+            if (HoldsAStep) HeldDiscarded++;
+            HoldsAStep = false;
+        }
+
+        public void ArgMaxRows(DeviceTensor logits, int columns, DeviceTensor ids) => Op(() => inner.ArgMaxRows(logits, columns, ids));
+        public void EmbeddingFromDevice(DeviceTensor table, DeviceTensor ids, DeviceTensor output) => Op(() => inner.EmbeddingFromDevice(table, ids, output));
+
+        public void UploadIds(ReadOnlySpan<int> values, DeviceTensor ids)
+        {
+            NotInStep("UploadIds");
+            inner.UploadIds(values, ids);
+        }
+
+        public void StartIdsDownload(DeviceTensor ids, int count)
+        {
+            NotInStep("StartIdsDownload");
+            inner.StartIdsDownload(ids, count);
+        }
+
+        public void FinishIdsDownload(Span<int> destination)
+        {
+            NotInStep("FinishIdsDownload");
+            inner.FinishIdsDownload(destination);
+        }
+
+        /// <summary>An op of the step: run, dropped, or refused by throwing, as the answer says (dropped in a held step).</summary>
         private void Op(Action run)
         {
-            if (!_inStep || answer == Answer.Issue) run();
+            if (_holding) HeldOpsDropped++;
+            else if (!_inStep || answer == Answer.Issue) run();
             else if (answer == Answer.Abort) throw new StepGraphAbortedException("fake abort");
         }
 
         /// <summary>Something a recorded step may not do.</summary>
         private void NotInStep(string what)
         {
-            if (_inStep) Violation ??= what;
+            if (_inStep || _holding) Violation ??= what;
         }
 
         public string Name => "fake-graphs";
