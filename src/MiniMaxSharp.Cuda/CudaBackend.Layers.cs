@@ -244,6 +244,15 @@ public sealed unsafe partial class CudaBackend
     /// GQA kernel's 4 warps, so a short context (4096 keys at batch 1) still spreads over ~64 CTAs instead of 16
     /// CTAs walking 256 keys each.</summary>
     private const int MinDecodeSplitKeys = 128;
+    /// <summary>Keys a split of <c>decode_attention_gqa_lanes</c> takes at least: one 8-key round for each of its 4 warps,
+    /// so a 4096-key context spreads over ~130 splits per KV head.</summary>
+    private const int LanesMinDecodeSplitKeys = 32;
+
+    /// <summary>Which GQA decode kernel runs (bf16 caches, head_dim 128): <c>decode_attention_gqa_lanes</c> by default,
+    /// <c>decode_attention_gqa</c> (a lane per key) with MINIMAXSHARP_DECODE_ATTENTION=keys, for A/B.</summary>
+    public GqaDecodeKernel GqaDecodeKernel { get; set; } =
+        Environment.GetEnvironmentVariable("MINIMAXSHARP_DECODE_ATTENTION") == "keys" ? GqaDecodeKernel.Keys : GqaDecodeKernel.Lanes;
+
     /// <summary>At most COMBINE_MAX_SPLITS in attention.cu (decode_combine keeps a weight per split in shared memory).</summary>
     private const int MaxDecodeSplits = 256;
 
@@ -262,16 +271,19 @@ public sealed unsafe partial class CudaBackend
         bool grouped = d == 128 && cacheType == DType.BF16 && qs.DType == DType.BF16 && group <= 8;
         int splits = DecodeSplits((long)T * (grouped ? shape.KvHeads : H), _device.Multiprocessors);
         ulong partial = Scratch("attention partial results", (long)T * H * splits * (d + 2) * 4);
+        bool lanes = grouped && GqaDecodeKernel == GqaDecodeKernel.Lanes;
+        // The kernels and the combine must agree on the split size, so both take minKeys.
+        int minKeys = lanes ? LanesMinDecodeSplitKeys : MinDecodeSplitKeys;
         if (grouped)
-            _device.Kernel("attention.cu", "decode_attention_gqa").Launch((uint)T, (uint)shape.KvHeads, (uint)splits, 128, 0,
+            _device.Kernel("attention.cu", lanes ? "decode_attention_gqa_lanes" : "decode_attention_gqa").Launch((uint)T, (uint)shape.KvHeads, (uint)splits, 128, 0,
                 qs, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches,
-                H, shape.KvHeads, 1f / MathF.Sqrt(d), MinDecodeSplitKeys, splits, partial);
+                H, shape.KvHeads, 1f / MathF.Sqrt(d), minKeys, splits, partial);
         else
             _device.Kernel("attention.cu", "decode_attention_split").Launch((uint)T, (uint)H, (uint)splits, 128, 0,
                 qs, qs.KernelType, args.TokenSeq, args.TokenPos, args.KeyCaches, args.ValueCaches, KernelType(cacheType),
-                H, shape.KvHeads, d, 1f / MathF.Sqrt(d), MinDecodeSplitKeys, splits, partial);
+                H, shape.KvHeads, d, 1f / MathF.Sqrt(d), minKeys, splits, partial);
         _device.Kernel("attention.cu", "decode_combine").Launch((uint)T, (uint)H, 1, 128, 0,
-            partial, args.TokenPos, MinDecodeSplitKeys, splits, H, d, os, os.KernelType);
+            partial, args.TokenPos, minKeys, splits, H, d, os, os.KernelType);
     }
 
     /// <summary>Queries per flash-attention CTA (FA_BM_WIDE in attention.cu).</summary>
@@ -479,12 +491,15 @@ public sealed unsafe partial class CudaBackend
         bool bf16 = wType == DType.BF16 && aligned;
         int vecUp = bf16 && xs.DType == DType.BF16 && hidden % 8 == 0 && xs.Pointer % 16 == 0 ? 1 : 0;
         int vecDown = bf16 && inter % 8 == 0 ? 1 : 0;
+        // vec 2: the block stages the token's input row (up) or activation rows (down) in shared memory once.
+        int upShared = vecUp == 1 && hidden * 2 <= MaxStagedBytes ? hidden * 2 : 0;
+        int downShared = vecDown == 1 && topK * inter * 4 <= MaxStagedBytes ? topK * inter * 4 : 0;
         const int warps = 8;
         int wCode = KernelType(wType);
-        _device.Kernel("moe.cu", "moe_decode_up").Launch((uint)((inter + warps - 1) / warps), (uint)pairs, 1, 32 * warps, 0,
-            xs, xs.KernelType, chosen, topK, w1s, w3s, wCode, hidden, inter, vecUp, h);
-        _device.Kernel("moe.cu", "moe_decode_down").Launch((uint)((hidden + warps - 1) / warps), (uint)T, 1, 32 * warps, 0,
-            h, chosen, weights, topK, w2s, wCode, inter, hidden, vecDown, os, os.KernelType);
+        _device.Kernel("moe.cu", "moe_decode_up").Launch((uint)((inter + warps - 1) / warps), (uint)pairs, 1, 32 * warps, upShared,
+            xs, xs.KernelType, chosen, topK, w1s, w3s, wCode, hidden, inter, upShared > 0 ? 2 : vecUp, h);
+        _device.Kernel("moe.cu", "moe_decode_down").Launch((uint)((hidden + warps - 1) / warps), (uint)T, 1, 32 * warps, downShared,
+            h, chosen, weights, topK, w2s, wCode, inter, hidden, downShared > 0 ? 2 : vecDown, os, os.KernelType);
     }
 
     private readonly Dictionary<ulong, (ulong[] Host, ulong Device)> _expertTables = [];
@@ -526,4 +541,11 @@ public enum LightningPrefillKernel
     Pipelined,
     /// <summary><c>lightning_chunk</c>: 16 warps, every warp on every stage, three barriers per block (the earlier kernel).</summary>
     Chunk,
+}
+
+/// <summary>The GQA decode attention kernels: lanes over channels (default) or a lane per key (the earlier one).</summary>
+public enum GqaDecodeKernel
+{
+    Lanes,
+    Keys,
 }

@@ -322,9 +322,18 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
             total += used ? (int)ws[i].Rows : 0;
         }
         const int warps = 8;
-        _device.Kernel("elementwise.cu", "matvec_bf16_many").Launch((uint)((total + warps - 1) / warps), 1, 1, 32 * warps, 0,
-            [xs.Pointer, (int)xs.Rows, xs.Cols, KernelType(os[0].DType), .. slots]);
+        int staged = StagedMatVecBytes((int)xs.Rows, xs.Cols);
+        _device.Kernel("elementwise.cu", "matvec_bf16_many").Launch((uint)((total + warps - 1) / warps), 1, 1, 32 * warps, staged,
+            [xs.Pointer, (int)xs.Rows, xs.Cols, KernelType(os[0].DType), .. slots, staged > 0 ? 1 : 0]);
     }
+
+    /// <summary>Dynamic shared memory a kernel may take without opting in: the few-row products stage their
+    /// input rows there when they fit (one copy per block instead of one read per warp).</summary>
+    private const int MaxStagedBytes = 48 * 1024;
+
+    /// <summary>Bytes of x a matvec block stages in shared memory (rows × in bf16), or 0 when it does not fit.</summary>
+    private static int StagedMatVecBytes(int rows, int inFeatures) =>
+        (long)rows * inFeatures * 2 is var b && b <= MaxStagedBytes ? (int)b : 0;
 
     /// <summary>Products <c>matvec_bf16_many</c> takes in one launch.</summary>
     private const int MatVecManyProducts = 4;
@@ -360,8 +369,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
         if (UsesMatVec(x, xType, rows, inFeatures, w, wType, yType))
         {
             const int warps = 8;
-            _device.Kernel("elementwise.cu", "matvec_bf16").Launch((uint)((outFeatures + warps - 1) / warps), 1, 1, 32 * warps, 0,
-                x, rows, inFeatures, w, outFeatures, y, KernelType(yType));
+            int staged = StagedMatVecBytes(rows, inFeatures);
+            _device.Kernel("elementwise.cu", "matvec_bf16").Launch((uint)((outFeatures + warps - 1) / warps), 1, 1, 32 * warps, staged,
+                x, rows, inFeatures, w, outFeatures, y, KernelType(yType), staged > 0 ? 1 : 0);
             return;
         }
         if (xType != wType)

@@ -126,7 +126,9 @@ internal sealed unsafe class CudnnAttention : IDisposable
             plan.Pack = vp;
             plan.PackArguments = arguments;
         }
+        long started = Debug ? Stopwatch.GetTimestamp() : 0;
         Cudnn.Check(Cudnn.cudnnBackendExecute(_handle, plan.Handle, plan.Pack), "cudnnBackendExecute(attention)");
+        if (Debug) Console.Error.WriteLine($"cuDNN attention {key}: cudnnBackendExecute took {Stopwatch.GetElapsedTime(started).TotalMicroseconds:F0} µs on the host");
     }
 
     private Plan? GetPlan(PlanKey key)
@@ -304,8 +306,11 @@ internal sealed unsafe class CudnnAttention : IDisposable
                 Cudnn.Check(Cudnn.cudnnBackendGetAttribute(heuristics, Cudnn.HeuristicsResults, Cudnn.TypeBackendDescriptor, count, out count, pc),
                     "cudnnBackendGetAttribute(heuristics results)");
             string? lastError = null;
-            for (int i = 0; i < count; i++)
+            // MINIMAXSHARP_CUDNN_ENGINE=i tries heuristics result i first (A/B of cuDNN's engine choices).
+            int first = int.TryParse(Environment.GetEnvironmentVariable("MINIMAXSHARP_CUDNN_ENGINE"), out int forced) && forced >= 0 && forced < count ? forced : 0;
+            for (int j = 0; j < count; j++)
             {
+                int i = (first + j) % (int)count;
                 Cudnn.Check(Cudnn.cudnnBackendCreateDescriptor(Cudnn.ExecutionPlanDescriptor, out nint plan), "cudnnBackendCreateDescriptor(plan)");
                 nint config = configs[i];
                 Set(plan, Cudnn.PlanHandle, Cudnn.TypeHandle, 1, &handle);

@@ -1,3 +1,4 @@
+using MiniMaxSharp.Backends.Cuda;
 using MiniMaxSharp.Backends;
 using MiniMaxSharp.Tensors;
 
@@ -41,11 +42,22 @@ internal static partial class VerifyCommand
             ScaleAddRmsNormMoe(1, 6144, 8, 64, 2);    // 768 pieces, more than one per thread of 256: the two ops
             Lightning(16, 128, [1], [5]);          // bench-1b's lightning decode step
             Lightning(4, 128, [1, 1, 1], [3, 0, 100]);
-            Softmax(16, 2, 128, [1], [4096]);      // bench-1b's softmax decode step: 33 live splits of 128 keys
-            Softmax(16, 2, 128, [1, 1, 1], [126, 127, 128]);   // a split boundary: 1 live split, then 2
+            // Both GQA decode kernels (the default lanes-over-channels one, and the lane-per-key one kept for A/B).
+            var gqa = device as CudaBackend;
+            var kept = gqa?.GqaDecodeKernel;
+            foreach (var kernel in gqa is null ? [GqaDecodeKernel.Lanes] : new[] { GqaDecodeKernel.Lanes, GqaDecodeKernel.Keys })
+            {
+                if (gqa is not null) gqa.GqaDecodeKernel = kernel;
+                // bench-1b's softmax decode step: 33 live splits of 128 keys (keys kernel), 129 of 32 (lanes kernel)
+                Softmax(16, 2, 128, [1], [4096]);
+                Softmax(16, 2, 128, [1, 1, 1], [126, 127, 128]);   // split boundaries
+                Softmax(16, 2, 128, [1, 1], [31, 32]);               // one lanes split, then two; a round of 8 with 0 and 1 live keys
+                // 8 tokens: 33 splits, so the token at 4300 takes splits of 131 keys (a second, short tile for warp 0).
+                Softmax(8, 2, 128, [1, 1, 1, 1, 1, 1, 1, 1], [4300, 0, 1, 2, 3, 200, 129, 5]);
+                Softmax(12, 4, 128, [1], [20000]);                   // group 3, 79-key splits: rounds per warp with a partial last one
+            }
+            if (gqa is not null) gqa.GqaDecodeKernel = kept!.Value;
             Softmax(8, 8, 64, [1, 1], [700, 3]);   // decode_attention_split with the live-split combine
-            // 8 tokens: 33 splits, so the token at 4300 takes splits of 131 keys (a second, short tile for warp 0).
-            Softmax(8, 2, 128, [1, 1, 1, 1, 1, 1, 1, 1], [4300, 0, 1, 2, 3, 200, 129, 5]);
         }
 
         private void MatMulMany(int rows, int k, int[] outFeatures)

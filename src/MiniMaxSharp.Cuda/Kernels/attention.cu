@@ -368,6 +368,138 @@ extern "C" __global__ void decode_combine(const float* partial, const int* token
 // decode_combine in the same layout as decode_attention_split's.
 #define DG_MAX_GROUP 8
 
+// GQA decode with the lanes over the channels (bf16 caches, head_dim 128, groups up to DG_MAX_GROUP): lane owns
+// channels 4·lane .. 4·lane+3 of every key and value row, so each row is one coalesced 256-byte read, and the
+// group's query rows sit in registers (4 channels × group). A round takes 8 keys per warp, their key and value
+// rows requested together; a key's scores are warp sums by butterfly, which leaves them in every lane for the
+// value update. The warps take rounds in turn and merge in shared memory; the split's (max, sum, unnormalised
+// output) go to the same scratch layout as decode_attention_gqa's, for decode_combine.
+#define DGL_ROUND 8
+extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa_lanes(const bf16* q, const int* tokenSeq, const int* tokenPos,
+    const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scale,
+    int minSplitKeys, int maxSplits, float* partial)
+{
+    const int D = 128;
+    __shared__ float wm[4][DG_MAX_GROUP], wl[4][DG_MAX_GROUP];
+    __shared__ float wo[4][DG_MAX_GROUP][128];
+    const int t = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+    const int group = heads / kvHeads;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int seq = tokenSeq[t], pos = tokenPos[t];
+    const int splitKeys = decode_split_keys(pos, minSplitKeys, maxSplits);
+    const int first = split * splitKeys;
+    if (first > pos)
+    {
+        if (threadIdx.x < group)
+        {
+            float* dst = partial + (((i64)t * heads + kvh * group + threadIdx.x) * maxSplits + split) * (D + 2);
+            dst[0] = NEG_INF; dst[1] = 0.0f;
+        }
+        return;
+    }
+    const int lastKey = min(pos, first + splitKeys - 1);
+    const i64 kvWidth = (i64)kvHeads * D;
+    const bf16* K = (const bf16*)keyCaches[seq] + (i64)kvh * D + 4 * lane;
+    const bf16* V = (const bf16*)valueCaches[seq] + (i64)kvh * D + 4 * lane;
+    float qr[DG_MAX_GROUP][4];
+    #pragma unroll
+    for (int g = 0; g < DG_MAX_GROUP; g++)
+    {
+        uint2 raw;
+        raw.x = 0u; raw.y = 0u;
+        if (g < group) raw = *(const uint2*)(q + (i64)t * heads * D + (i64)(kvh * group + g) * D + 4 * lane);
+        qr[g][0] = __uint_as_float(raw.x << 16) * scale;
+        qr[g][1] = __uint_as_float(raw.x & 0xffff0000u) * scale;
+        qr[g][2] = __uint_as_float(raw.y << 16) * scale;
+        qr[g][3] = __uint_as_float(raw.y & 0xffff0000u) * scale;
+    }
+    float m[DG_MAX_GROUP], l[DG_MAX_GROUP], acc[DG_MAX_GROUP][4];
+    #pragma unroll
+    for (int g = 0; g < DG_MAX_GROUP; g++) { m[g] = NEG_INF; l[g] = 0.0f; acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = 0.0f; }
+    for (int base = first + DGL_ROUND * warp; base <= lastKey; base += 4 * DGL_ROUND)
+    {
+        uint2 kr[DGL_ROUND], vr[DGL_ROUND];
+        #pragma unroll
+        for (int j = 0; j < DGL_ROUND; j++)
+        {
+            kr[j].x = 0u; kr[j].y = 0u;
+            vr[j].x = 0u; vr[j].y = 0u;
+            if (base + j <= lastKey)
+            {
+                kr[j] = *(const uint2*)(K + (i64)(base + j) * kvWidth);
+                vr[j] = *(const uint2*)(V + (i64)(base + j) * kvWidth);
+            }
+        }
+        float s[DGL_ROUND][DG_MAX_GROUP];
+        #pragma unroll
+        for (int j = 0; j < DGL_ROUND; j++)
+        {
+            float k0 = __uint_as_float(kr[j].x << 16), k1 = __uint_as_float(kr[j].x & 0xffff0000u);
+            float k2 = __uint_as_float(kr[j].y << 16), k3 = __uint_as_float(kr[j].y & 0xffff0000u);
+            #pragma unroll
+            for (int g = 0; g < DG_MAX_GROUP; g++) s[j][g] = qr[g][0] * k0 + qr[g][1] * k1 + qr[g][2] * k2 + qr[g][3] * k3;
+        }
+        #pragma unroll
+        for (int off = 16; off > 0; off >>= 1)
+        {
+            #pragma unroll
+            for (int j = 0; j < DGL_ROUND; j++)
+            {
+                #pragma unroll
+                for (int g = 0; g < DG_MAX_GROUP; g++) s[j][g] += __shfl_xor_sync(0xffffffffu, s[j][g], off);
+            }
+        }
+        #pragma unroll
+        for (int g = 0; g < DG_MAX_GROUP; g++)
+        {
+            if (g >= group) continue;
+            // base <= lastKey: the round has at least one live key, so mNew is finite.
+            float mNew = m[g];
+            #pragma unroll
+            for (int j = 0; j < DGL_ROUND; j++) if (base + j <= lastKey) mNew = fmaxf(mNew, s[j][g]);
+            float corr = expf(m[g] - mNew);
+            l[g] *= corr;
+            acc[g][0] *= corr; acc[g][1] *= corr; acc[g][2] *= corr; acc[g][3] *= corr;
+            #pragma unroll
+            for (int j = 0; j < DGL_ROUND; j++)
+            {
+                float p = base + j <= lastKey ? expf(s[j][g] - mNew) : 0.0f;
+                l[g] += p;
+                acc[g][0] += p * __uint_as_float(vr[j].x << 16);
+                acc[g][1] += p * __uint_as_float(vr[j].x & 0xffff0000u);
+                acc[g][2] += p * __uint_as_float(vr[j].y << 16);
+                acc[g][3] += p * __uint_as_float(vr[j].y & 0xffff0000u);
+            }
+            m[g] = mNew;
+        }
+    }
+    #pragma unroll
+    for (int g = 0; g < DG_MAX_GROUP; g++)
+    {
+        if (g >= group) continue;
+        if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = l[g]; }
+        wo[warp][g][4 * lane] = acc[g][0]; wo[warp][g][4 * lane + 1] = acc[g][1];
+        wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x)
+    {
+        int g = i / D, ch = i % D;
+        float mAll = fmaxf(fmaxf(wm[0][g], wm[1][g]), fmaxf(wm[2][g], wm[3][g]));
+        float o = 0.0f, lAll = 0.0f;
+        #pragma unroll
+        for (int w = 0; w < 4; w++)
+        {
+            float f = wm[w][g] == NEG_INF ? 0.0f : expf(wm[w][g] - mAll);
+            o += wo[w][g][ch] * f;
+            lAll += wl[w][g] * f;
+        }
+        float* dst = partial + (((i64)t * heads + kvh * group + g) * maxSplits + split) * (D + 2);
+        dst[2 + ch] = o;
+        if (ch == 0) { dst[0] = mAll; dst[1] = lAll; }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf16* q, const int* tokenSeq, const int* tokenPos,
     const unsigned long long* keyCaches, const unsigned long long* valueCaches, int heads, int kvHeads, float scale,
     int minSplitKeys, int maxSplits, float* partial)

@@ -263,6 +263,17 @@ __device__ __forceinline__ void matvec_lane(const bf16* x, int rows, int in, con
     }
 }
 
+// Copies x (rows × in bf16, in a multiple of 8, 16-byte aligned) into the block's shared memory and returns the
+// copy: the block's warps then read x there instead of each reading it from L2 (for the LM head, 32000 warps each
+// reading the 4 KB row was as many bytes as the weights). Every thread of the block must call it.
+__device__ __forceinline__ const bf16* matvec_stage_x(const bf16* x, int rows, int in, uint4* shared)
+{
+    const int n = rows * (in / 8);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) shared[i] = ((const uint4*)x)[i];
+    __syncthreads();
+    return (const bf16*)shared;
+}
+
 // Sums the lanes' shares and writes y[t, o] for t < rows (lane 0).
 __device__ __forceinline__ void matvec_store(float* acc, int rows, int lane, void* y, int out, int o, int dtY)
 {
@@ -275,8 +286,11 @@ __device__ __forceinline__ void matvec_store(float* acc, int rows, int lane, voi
     }
 }
 
-extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY)
+// staged: x is copied to dynamic shared memory first (launched with rows·in·2 bytes of it).
+extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY, int staged)
 {
+    extern __shared__ uint4 matvec_x[];
+    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
     int lane = threadIdx.x & 31;
     int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (o >= out) return;
@@ -289,8 +303,10 @@ extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf
 // the outputs of w0, then w1, ...; an unused product has out 0.
 extern "C" __global__ void matvec_bf16_many(const bf16* x, int rows, int in, int dtY,
     const bf16* w0, void* y0, int out0, const bf16* w1, void* y1, int out1,
-    const bf16* w2, void* y2, int out2, const bf16* w3, void* y3, int out3)
+    const bf16* w2, void* y2, int out2, const bf16* w3, void* y3, int out3, int staged)
 {
+    extern __shared__ uint4 matvec_x[];
+    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
     int lane = threadIdx.x & 31;
     int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const bf16* w = w0;

@@ -265,7 +265,10 @@ extern "C" __global__ void moe_combine(const void* expertOut, int dtIn, const in
 
 // 16-byte loads per lane and weight row issued before any product in the few-token kernels (the step is bound
 // by reading the experts' weights; a loop that waits on each load leaves the memory system idle).
-#define MOE_UNROLL 4
+// Loads per lane and weight row in one round of the few-token kernels: a 2048-wide (up) or 1536-wide (down)
+// bf16 row is then one round, every load of it in flight at once.
+#define MOE_UP_UNROLL 8
+#define MOE_DOWN_UNROLL 6
 
 // One warp per intermediate row r (blockIdx.x spans rows, blockIdx.y the (token, choice) pair p):
 // h[p, r] = silu(x_t · w1[e][r]) · (x_t · w3[e][r]) in float32, e = chosen[p], t = p / k.
@@ -273,32 +276,42 @@ extern "C" __global__ void moe_combine(const void* expertOut, int dtIn, const in
 extern "C" __global__ void moe_decode_up(const void* x, int dtX, const int* chosen, int k,
     const unsigned long long* w1s, const unsigned long long* w3s, int dtW, int hidden, int inter, int vec, float* h)
 {
+    // vec 2: the token's x row is staged in shared memory (launched with hidden·2 bytes of it) and read there by
+    // every warp of the block; vec 1 reads it from global memory (rows too wide to stage).
+    extern __shared__ uint4 moe_x[];
     int lane = threadIdx.x & 31;
+    int p = blockIdx.y, t = p / k;
+    if (vec == 2)
+    {
+        const uint4* src = (const uint4*)((const bf16*)x + (i64)t * hidden);
+        for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) moe_x[i] = src[i];
+        __syncthreads();
+    }
     int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (r >= inter) return;
-    int p = blockIdx.y, t = p / k, e = chosen[p];
+    int e = chosen[p];
     const void* w1 = (const void*)w1s[e];
     const void* w3 = (const void*)w3s[e];
     i64 row = (i64)r * hidden, xRow = (i64)t * hidden;
     float g = 0.0f, up = 0.0f;
     if (vec)
     {
-        const uint4* xv = (const uint4*)((const bf16*)x + xRow);
+        const uint4* xv = vec == 2 ? moe_x : (const uint4*)((const bf16*)x + xRow);
         const uint4* av = (const uint4*)((const bf16*)w1 + row);
         const uint4* bv = (const uint4*)((const bf16*)w3 + row);
         const int n8 = hidden / 8;
-        for (int base = 0; base < n8; base += 32 * MOE_UNROLL)
+        for (int base = 0; base < n8; base += 32 * MOE_UP_UNROLL)
         {
-            uint4 a[MOE_UNROLL], b[MOE_UNROLL];
+            uint4 a[MOE_UP_UNROLL], b[MOE_UP_UNROLL];
             #pragma unroll
-            for (int u = 0; u < MOE_UNROLL; u++)
+            for (int u = 0; u < MOE_UP_UNROLL; u++)
             {
                 int i = base + 32 * u + lane;
                 a[u] = i < n8 ? av[i] : mk_uint4(0u, 0u, 0u, 0u);
                 b[u] = i < n8 ? bv[i] : mk_uint4(0u, 0u, 0u, 0u);
             }
             #pragma unroll
-            for (int u = 0; u < MOE_UNROLL; u++)
+            for (int u = 0; u < MOE_UP_UNROLL; u++)
             {
                 int i = base + 32 * u + lane;
                 if (i >= n8) break;
@@ -328,10 +341,19 @@ extern "C" __global__ void moe_decode_up(const void* x, int dtX, const int* chos
 extern "C" __global__ void moe_decode_down(const float* h, const int* chosen, const float* weights, int k,
     const unsigned long long* w2s, int dtW, int inter, int hidden, int vec, void* out, int dtOut)
 {
+    // vec 2: the token's k activation rows are staged in shared memory (launched with k·inter·4 bytes of it) and
+    // read there by every warp; vec 1 reads them from global memory.
+    extern __shared__ float4 moe_h[];
     int lane = threadIdx.x & 31;
+    int t = blockIdx.y;
+    if (vec == 2)
+    {
+        const float4* src = (const float4*)(h + (i64)t * k * inter);
+        for (int i = threadIdx.x; i < k * inter / 4; i += blockDim.x) moe_h[i] = src[i];
+        __syncthreads();
+    }
     int c = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (c >= hidden) return;
-    int t = blockIdx.y;
     i64 row = (i64)c * inter;
     float acc = 0.0f;
     if (vec)
@@ -343,21 +365,21 @@ extern "C" __global__ void moe_decode_down(const float* h, const int* chosen, co
             const int p0 = t * k + j, p1 = second ? p0 + 1 : p0;
             const uint4* w0 = (const uint4*)((const bf16*)w2s[chosen[p0]] + row);
             const uint4* w1 = (const uint4*)((const bf16*)w2s[chosen[p1]] + row);
-            const float4* h0 = (const float4*)(h + (i64)p0 * inter);
-            const float4* h1 = (const float4*)(h + (i64)p1 * inter);
+            const float4* h0 = vec == 2 ? moe_h + (i64)j * inter / 4 : (const float4*)(h + (i64)p0 * inter);
+            const float4* h1 = vec == 2 ? moe_h + (i64)(p1 - t * k) * inter / 4 : (const float4*)(h + (i64)p1 * inter);
             float s0 = 0.0f, s1 = 0.0f;
-            for (int base = 0; base < n8; base += 32 * MOE_UNROLL)
+            for (int base = 0; base < n8; base += 32 * MOE_DOWN_UNROLL)
             {
-                uint4 a[MOE_UNROLL], b[MOE_UNROLL];
+                uint4 a[MOE_DOWN_UNROLL], b[MOE_DOWN_UNROLL];
                 #pragma unroll
-                for (int u = 0; u < MOE_UNROLL; u++)
+                for (int u = 0; u < MOE_DOWN_UNROLL; u++)
                 {
                     int i = base + 32 * u + lane;
                     a[u] = i < n8 ? w0[i] : mk_uint4(0u, 0u, 0u, 0u);
                     b[u] = i < n8 && second ? w1[i] : mk_uint4(0u, 0u, 0u, 0u);
                 }
                 #pragma unroll
-                for (int u = 0; u < MOE_UNROLL; u++)
+                for (int u = 0; u < MOE_DOWN_UNROLL; u++)
                 {
                     int i = base + 32 * u + lane;
                     if (i >= n8) break;
