@@ -37,7 +37,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     /// <summary>e.g. "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, driver 13.0, NVRTC 13.0".</summary>
     public string DeviceDescription =>
         $"{_device.Name}, sm_{_device.ComputeCapability}, {_device.Multiprocessors} SMs, driver {_device.DriverVersion / 1000}.{_device.DriverVersion % 1000 / 10}, NVRTC {_device.NvrtcVersion.Major}.{_device.NvrtcVersion.Minor}"
-        + (_device.DependentLaunch ? ", programmatic dependent launch (MINIMAXSHARP_CUDA_PDL=1)" : "");
+        + (_device.DependentLaunch ? ", programmatic dependent launch (MINIMAXSHARP_CUDA_PDL=0 turns it off)" : "");
 
     /// <summary>Where the driver, NVRTC and cuBLAS were loaded from.</summary>
     public string LibrarySources => string.Join(", ", CudaLibraries.Sources.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}: {kv.Value}"));

@@ -77,20 +77,22 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         Nvrtc.Check(Nvrtc.nvrtcVersion(out int nvMajor, out int nvMinor), "nvrtcVersion");
         NvrtcVersion = (nvMajor, nvMinor);
         _cache = new KernelCache(KernelCache.DefaultDirectory(Environment.GetEnvironmentVariable));
-        DependentLaunch = Environment.GetEnvironmentVariable("MINIMAXSHARP_CUDA_PDL") == "1" && ComputeCapability >= 90;
+        DependentLaunch = Environment.GetEnvironmentVariable("MINIMAXSHARP_CUDA_PDL") != "0" && ComputeCapability >= 90;
     }
 
-    /// <summary>Programmatic dependent launch (MINIMAXSHARP_CUDA_PDL=1, sm_90 and later; off by default until measured):
+    /// <summary>Programmatic dependent launch (sm_90 and later, on by default; MINIMAXSHARP_CUDA_PDL=0 turns it off):
     /// every kernel is launched with the programmatic stream serialization attribute and compiled with a prologue that
     /// waits for the previous kernel (<c>griddepcontrol.wait</c>) and then lets the next one launch, so a kernel's launch
     /// and block scheduling overlap its predecessor instead of following it.</summary>
     public bool DependentLaunch { get; }
 
     /// <summary>
-    /// <paramref name="source"/> with a call of <c>dependent_launch_prologue()</c> (defined in front) as the first statement
-    /// of every <c>extern "C" __global__</c> kernel: wait until the previous kernel of the stream has finished and its
-    /// writes are visible, then allow the next kernel to launch. Waiting first keeps at most one kernel ahead, and no
-    /// kernel reads its predecessor's output early. Without the launch attribute both instructions do nothing.
+    /// <paramref name="source"/> with a call of <c>pdl_wait_then_release()</c> (common.cuh) as the first statement of every
+    /// <c>extern "C" __global__</c> kernel not marked <c>// PDL_MANUAL</c>: wait until the previous kernel of the stream has
+    /// finished and its writes are visible, then allow the next kernel to launch. Waiting first keeps at most one kernel
+    /// ahead, and no kernel reads its predecessor's output early; a PDL_MANUAL kernel (the decode matvecs) first issues
+    /// its weight loads, which do not depend on the predecessor, then waits. Without the launch attribute both
+    /// instructions do nothing.
     /// </summary>
     internal static string WithDependentLaunchPrologue(string source, out int kernels)
     {
@@ -98,22 +100,16 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         string body = KernelOpening().Replace(source, m =>
         {
             count++;
-            return m.Value + " dependent_launch_prologue();";
+            // A kernel marked "// PDL_MANUAL" on the line before waits itself (pdl_wait_then_release in common.cuh),
+            // after issuing the loads that do not depend on its predecessor.
+            int lineStart = source.LastIndexOf('\n', Math.Max(0, m.Index - 1));
+            int previousLine = lineStart <= 0 ? 0 : source.LastIndexOf('\n', lineStart - 1) + 1;
+            bool manual = lineStart > 0 && source.AsSpan(previousLine, lineStart - previousLine).Trim().SequenceEqual("// PDL_MANUAL");
+            return manual ? m.Value : m.Value + " pdl_wait_then_release();";
         });
         kernels = count;
-        return DependentLaunchPrologue + body;
+        return body;
     }
-
-    private const string DependentLaunchPrologue = """
-        __device__ __forceinline__ void dependent_launch_prologue()
-        {
-        #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-            asm volatile("griddepcontrol.wait;" ::: "memory");
-            asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-        #endif
-        }
-
-        """;
 
     [System.Text.RegularExpressions.GeneratedRegex(@"extern ""C"" __global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+\w+\s*\([^)]*\)\s*\{")]
     private static partial System.Text.RegularExpressions.Regex KernelOpening();

@@ -121,3 +121,15 @@ __device__ __forceinline__ void store8(void* p, i64 i, int dt, const float* v)
 
 // The value a store of dtype dt keeps (bf16 rounding, or the value itself).
 __device__ __forceinline__ float as_stored(float v, int dt) { return dt == DT_F32 ? v : bf2f(f2bf(v)); }
+
+// Programmatic dependent launch (sm_90, on unless MINIMAXSHARP_CUDA_PDL=0): wait until the previous kernel of the stream has finished
+// and its writes are visible, then let the next kernel launch. Kernels marked PDL_MANUAL (a comment right before
+// them) call this themselves after the work that does not depend on the previous kernel (e.g. issuing their weight
+// loads); every other kernel gets it as its first statement. Without the launch attribute both instructions do nothing.
+__device__ __forceinline__ void pdl_wait_then_release()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}

@@ -238,18 +238,33 @@ extern "C" __global__ void convert(const void* src, int dtSrc, void* dst, int dt
 #define MATVEC_MAX_ROWS 4
 #define MATVEC_UNROLL 8
 
-// acc[t] (lane's share) = x[t] · w row for t < rows; the caller sums over the warp.
-__device__ __forceinline__ void matvec_lane(const bf16* x, int rows, int in, const uint4* wv, int lane, float* acc)
+// The first round of a lane's weight loads of one row (wv, n8 16-byte pieces): issued before the kernel waits for
+// its predecessor (PDL), since the weights do not depend on it.
+__device__ __forceinline__ void matvec_prefetch(const uint4* wv, int n8, int lane, uint4* a)
+{
+    #pragma unroll
+    for (int u = 0; u < MATVEC_UNROLL; u++)
+    {
+        int i = 32 * u + lane;
+        a[u] = i < n8 ? wv[i] : mk_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+// acc[t] (lane's share) += x[t] · w row for t < rows, the first round's loads already in a (matvec_prefetch); the
+// caller sums over the warp.
+__device__ __forceinline__ void matvec_lane(const bf16* x, int rows, int in, const uint4* wv, int lane, float* acc, uint4* a)
 {
     const int n8 = in / 8;
     for (int base = 0; base < n8; base += 32 * MATVEC_UNROLL)
     {
-        uint4 a[MATVEC_UNROLL];
-        #pragma unroll
-        for (int u = 0; u < MATVEC_UNROLL; u++)
+        if (base > 0)
         {
-            int i = base + 32 * u + lane;
-            a[u] = i < n8 ? wv[i] : mk_uint4(0u, 0u, 0u, 0u);
+            #pragma unroll
+            for (int u = 0; u < MATVEC_UNROLL; u++)
+            {
+                int i = base + 32 * u + lane;
+                a[u] = i < n8 ? wv[i] : mk_uint4(0u, 0u, 0u, 0u);
+            }
         }
         #pragma unroll
         for (int u = 0; u < MATVEC_UNROLL; u++)
@@ -286,27 +301,33 @@ __device__ __forceinline__ void matvec_store(float* acc, int rows, int lane, voi
     }
 }
 
-// staged: x is copied to dynamic shared memory first (launched with rows·in·2 bytes of it).
+// staged: x is copied to dynamic shared memory first (launched with rows·in·2 bytes of it). Under PDL the first
+// round of weight loads is issued before waiting for the kernel that wrote x.
+// PDL_MANUAL
 extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY, int staged)
 {
     extern __shared__ uint4 matvec_x[];
-    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
     int lane = threadIdx.x & 31;
     int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const uint4* wv = (const uint4*)(w + (i64)o * in);
+    uint4 a[MATVEC_UNROLL];
+    if (o < out) matvec_prefetch(wv, in / 8, lane, a);
+    pdl_wait_then_release();
+    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
     if (o >= out) return;
     float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
-    matvec_lane(x, rows, in, (const uint4*)(w + (i64)o * in), lane, acc);
+    matvec_lane(x, rows, in, wv, lane, acc, a);
     matvec_store(acc, rows, lane, y, out, o, dtY);
 }
 
 // Up to four products of the same x in one launch (e.g. a layer's q, k and v projections): the warps run over
 // the outputs of w0, then w1, ...; an unused product has out 0.
+// PDL_MANUAL
 extern "C" __global__ void matvec_bf16_many(const bf16* x, int rows, int in, int dtY,
     const bf16* w0, void* y0, int out0, const bf16* w1, void* y1, int out1,
     const bf16* w2, void* y2, int out2, const bf16* w3, void* y3, int out3, int staged)
 {
     extern __shared__ uint4 matvec_x[];
-    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
     int lane = threadIdx.x & 31;
     int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const bf16* w = w0;
@@ -315,8 +336,13 @@ extern "C" __global__ void matvec_bf16_many(const bf16* x, int rows, int in, int
     if (o >= out) { o -= out; w = w1; y = y1; out = out1; }
     if (o >= out) { o -= out; w = w2; y = y2; out = out2; }
     if (o >= out) { o -= out; w = w3; y = y3; out = out3; }
+    const uint4* wv = (const uint4*)(w + (i64)o * in);
+    uint4 a[MATVEC_UNROLL];
+    if (o < out) matvec_prefetch(wv, in / 8, lane, a);
+    pdl_wait_then_release();
+    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
     if (o >= out) return;
     float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
-    matvec_lane(x, rows, in, (const uint4*)(w + (i64)o * in), lane, acc);
+    matvec_lane(x, rows, in, wv, lane, acc, a);
     matvec_store(acc, rows, lane, y, out, o, dtY);
 }

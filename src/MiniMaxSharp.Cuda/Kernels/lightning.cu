@@ -57,8 +57,11 @@ extern "C" __global__ void lightning_recurrent(const void* qkv, int dtIn, void* 
 // rg, rg + 32, rg + 64, rg + 96 of columns 4cq..4cq+3 (four float4 loads, all issued before any arithmetic; the
 // recurrent kernel walks its state slice with a memory latency per row step). Partial outputs are summed over the
 // row groups with shuffles (8 per warp), then over the 4 warps in shared memory. grid (128 / 16, heads, sequences).
+// Under PDL the state slice (written by the previous step, not by the kernel before this one) is requested before
+// waiting for the projection that wrote q, k and v.
 #define LD_D 128
 #define LD_COLS 16
+// PDL_MANUAL
 extern "C" __global__ void __launch_bounds__(128) lightning_decode(const void* qkv, int dtIn, void* out, int dtOut,
     const int* tokenOffset, const unsigned long long* states, const float* slopes, int heads)
 {
@@ -72,6 +75,7 @@ extern "C" __global__ void __launch_bounds__(128) lightning_decode(const void* q
     float4 S[4];
     #pragma unroll
     for (int m = 0; m < 4; m++) S[m] = *(const float4*)(state + (i64)(rg + 32 * m) * LD_D + col);
+    pdl_wait_then_release();
     float q[4], k[4], v[4];
     #pragma unroll
     for (int m = 0; m < 4; m++)

@@ -338,6 +338,10 @@ extern "C" __global__ void moe_decode_up(const void* x, int dtX, const int* chos
 // One warp per output column c of token t = blockIdx.y: out[t, c] = Σ_j weights[t, j] · (w2[e_j][c] · h[t·k + j]),
 // float32, in choice order (as moe_combine). vec: bf16 weights, 16-byte aligned, inter a multiple of 8; then two
 // choices are read at a time, both rows' loads of a round issued before any product.
+// Under PDL the first round of weight loads is issued before waiting for moe_decode_up: the chosen experts come from
+// the routing kernel before it, which has finished once moe_decode_up's blocks have all passed their own wait (the
+// condition for this kernel to start).
+// PDL_MANUAL
 extern "C" __global__ void moe_decode_down(const float* h, const int* chosen, const float* weights, int k,
     const unsigned long long* w2s, int dtW, int inter, int hidden, int vec, void* out, int dtOut)
 {
@@ -346,19 +350,34 @@ extern "C" __global__ void moe_decode_down(const float* h, const int* chosen, co
     extern __shared__ float4 moe_h[];
     int lane = threadIdx.x & 31;
     int t = blockIdx.y;
+    int c = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    i64 row = (i64)c * inter;
+    const int n8 = inter / 8;
+    uint4 a[MOE_DOWN_UNROLL], b[MOE_DOWN_UNROLL];
+    if (vec && c < hidden)
+    {
+        const bool second = 1 < k;
+        const uint4* w0 = (const uint4*)((const bf16*)w2s[chosen[t * k]] + row);
+        const uint4* w1 = (const uint4*)((const bf16*)w2s[chosen[second ? t * k + 1 : t * k]] + row);
+        #pragma unroll
+        for (int u = 0; u < MOE_DOWN_UNROLL; u++)
+        {
+            int i = 32 * u + lane;
+            a[u] = i < n8 ? w0[i] : mk_uint4(0u, 0u, 0u, 0u);
+            b[u] = i < n8 && second ? w1[i] : mk_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+    pdl_wait_then_release();
     if (vec == 2)
     {
         const float4* src = (const float4*)(h + (i64)t * k * inter);
         for (int i = threadIdx.x; i < k * inter / 4; i += blockDim.x) moe_h[i] = src[i];
         __syncthreads();
     }
-    int c = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (c >= hidden) return;
-    i64 row = (i64)c * inter;
     float acc = 0.0f;
     if (vec)
     {
-        const int n8 = inter / 8;
         for (int j = 0; j < k; j += 2)
         {
             const bool second = j + 1 < k;
@@ -370,13 +389,16 @@ extern "C" __global__ void moe_decode_down(const float* h, const int* chosen, co
             float s0 = 0.0f, s1 = 0.0f;
             for (int base = 0; base < n8; base += 32 * MOE_DOWN_UNROLL)
             {
-                uint4 a[MOE_DOWN_UNROLL], b[MOE_DOWN_UNROLL];
-                #pragma unroll
-                for (int u = 0; u < MOE_DOWN_UNROLL; u++)
+                // The first round of the first pair was loaded before the wait.
+                if (j > 0 || base > 0)
                 {
-                    int i = base + 32 * u + lane;
-                    a[u] = i < n8 ? w0[i] : mk_uint4(0u, 0u, 0u, 0u);
-                    b[u] = i < n8 && second ? w1[i] : mk_uint4(0u, 0u, 0u, 0u);
+                    #pragma unroll
+                    for (int u = 0; u < MOE_DOWN_UNROLL; u++)
+                    {
+                        int i = base + 32 * u + lane;
+                        a[u] = i < n8 ? w0[i] : mk_uint4(0u, 0u, 0u, 0u);
+                        b[u] = i < n8 && second ? w1[i] : mk_uint4(0u, 0u, 0u, 0u);
+                    }
                 }
                 #pragma unroll
                 for (int u = 0; u < MOE_DOWN_UNROLL; u++)

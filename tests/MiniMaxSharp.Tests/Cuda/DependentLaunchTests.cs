@@ -4,7 +4,8 @@ using MiniMaxSharp.Backends.Cuda;
 namespace MiniMaxSharp.Tests.Cuda;
 
 /// <summary>Programmatic dependent launch (MINIMAXSHARP_CUDA_PDL=1) is only safe if every kernel waits for its
-/// predecessor first: the prologue must open every kernel of every embedded file, before anything else.</summary>
+/// predecessor before reading its output: the wait opens every kernel of every embedded file, except kernels marked
+/// PDL_MANUAL, which wait themselves after the loads that do not depend on the predecessor.</summary>
 public sealed class DependentLaunchTests
 {
     /// <summary>Every kernel file embedded in the CUDA assembly.</summary>
@@ -20,16 +21,37 @@ public sealed class DependentLaunchTests
 
     [Theory]
     [MemberData(nameof(KernelFiles))]
-    public void EveryKernelOpensWithThePrologue(string file)
+    public void EveryKernelWaitsForItsPredecessor(string file)
     {
         string source = CudaDevice.Source(file);
         int declared = Regex.Matches(source, "extern \"C\"").Count;
+        int manual = Regex.Matches(source, @"// PDL_MANUAL\s*\n\s*extern ""C""").Count;
         string patched = CudaDevice.WithDependentLaunchPrologue(source, out int kernels);
         Assert.True(declared > 0);
         Assert.Equal(declared, kernels);
-        // The call is the first statement of each kernel body, and the helper is defined before any kernel.
-        Assert.Equal(declared, Regex.Matches(patched, @"\)\s*\{ dependent_launch_prologue\(\);").Count);
-        Assert.True(patched.IndexOf("void dependent_launch_prologue()", StringComparison.Ordinal) < patched.IndexOf("extern \"C\"", StringComparison.Ordinal));
+        // The wait is the first statement of every kernel body, except in kernels marked PDL_MANUAL, which call it themselves.
+        Assert.Equal(declared - manual, Regex.Matches(patched, @"\)\s*\{ pdl_wait_then_release\(\);").Count);
+        foreach (Match m in Regex.Matches(patched, @"// PDL_MANUAL\s*\n\s*extern ""C"" __global__ void (\w+)"))
+        {
+            int bodyStart = patched.IndexOf('{', m.Index);
+            int next = patched.IndexOf("extern \"C\"", bodyStart, StringComparison.Ordinal);
+            string body = next < 0 ? patched[bodyStart..] : patched[bodyStart..next];
+            Assert.True(body.Contains("pdl_wait_then_release();", StringComparison.Ordinal), $"{m.Groups[1].Value} is marked PDL_MANUAL but never waits");
+        }
         Assert.Contains("griddepcontrol.wait;", patched);
+    }
+
+    [Fact]
+    public void TheFewRowProductsWaitThemselvesAfterIssuingTheirWeightLoads()
+    {
+        string source = CudaDevice.Source("elementwise.cu");
+        foreach (string kernel in new[] { "matvec_bf16", "matvec_bf16_many" })
+        {
+            int at = Regex.Match(source, @"// PDL_MANUAL\s*\n\s*extern ""C"" __global__ void " + kernel + @"\(").Index;
+            Assert.True(at > 0, kernel);
+            string body = source[at..source.IndexOf("\n}", at, StringComparison.Ordinal)];
+            Assert.True(body.IndexOf("matvec_prefetch", StringComparison.Ordinal) < body.IndexOf("pdl_wait_then_release", StringComparison.Ordinal));
+            Assert.True(body.IndexOf("pdl_wait_then_release", StringComparison.Ordinal) < body.IndexOf("matvec_stage_x", StringComparison.Ordinal));
+        }
     }
 }
