@@ -368,6 +368,31 @@ extern "C" __global__ void decode_combine(const float* partial, const int* token
 // decode_combine in the same layout as decode_attention_split's.
 #define DG_MAX_GROUP 8
 
+// The end of both GQA decode kernels: merges the 4 warps' online-softmax states of one split (max wm, sum wl,
+// unnormalised output wo, in shared memory, after a barrier) and writes the split's (max, sum, output) for each of the
+// group's query rows to the scratch layout decode_combine reads (rows of dst: one per query head, maxSplits splits each).
+__device__ __forceinline__ void gqa_write_split(const float (*wm)[DG_MAX_GROUP], const float (*wl)[DG_MAX_GROUP],
+    const float (*wo)[DG_MAX_GROUP][128], int group, float* dst, int maxSplits, int split)
+{
+    const int D = 128;
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x)
+    {
+        int g = i / D, ch = i % D;
+        float mAll = fmaxf(fmaxf(wm[0][g], wm[1][g]), fmaxf(wm[2][g], wm[3][g]));
+        float o = 0.0f, lAll = 0.0f;
+        #pragma unroll
+        for (int w = 0; w < 4; w++)
+        {
+            float f = wm[w][g] == NEG_INF ? 0.0f : expf(wm[w][g] - mAll);
+            o += wo[w][g][ch] * f;
+            lAll += wl[w][g] * f;
+        }
+        float* row = dst + ((i64)g * maxSplits + split) * (D + 2);
+        row[2 + ch] = o;
+        if (ch == 0) { row[0] = mAll; row[1] = lAll; }
+    }
+}
+
 // GQA decode with the lanes over the channels (bf16 caches, head_dim 128, groups up to DG_MAX_GROUP): lane owns
 // channels 4·lane .. 4·lane+3 of every key and value row, so each row is one coalesced 256-byte read, and the
 // group's query rows sit in registers (4 channels × group). A round takes 8 keys per warp, their key and value
@@ -482,22 +507,7 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa_lanes(con
         wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < group * D; i += blockDim.x)
-    {
-        int g = i / D, ch = i % D;
-        float mAll = fmaxf(fmaxf(wm[0][g], wm[1][g]), fmaxf(wm[2][g], wm[3][g]));
-        float o = 0.0f, lAll = 0.0f;
-        #pragma unroll
-        for (int w = 0; w < 4; w++)
-        {
-            float f = wm[w][g] == NEG_INF ? 0.0f : expf(wm[w][g] - mAll);
-            o += wo[w][g][ch] * f;
-            lAll += wl[w][g] * f;
-        }
-        float* dst = partial + (((i64)t * heads + kvh * group + g) * maxSplits + split) * (D + 2);
-        dst[2 + ch] = o;
-        if (ch == 0) { dst[0] = mAll; dst[1] = lAll; }
-    }
+    gqa_write_split(wm, wl, wo, group, partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2), maxSplits, split);
 }
 
 extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf16* q, const int* tokenSeq, const int* tokenPos,
@@ -614,19 +624,5 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
         wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < group * D; i += blockDim.x)
-    {
-        int g = i / D, ch = i % D;
-        float mAll = fmaxf(fmaxf(wm[0][g], wm[1][g]), fmaxf(wm[2][g], wm[3][g]));
-        float o = 0.0f, lAll = 0.0f;
-        for (int w = 0; w < 4; w++)
-        {
-            float f = wm[w][g] == NEG_INF ? 0.0f : expf(wm[w][g] - mAll);
-            o += wo[w][g][ch] * f;
-            lAll += wl[w][g] * f;
-        }
-        float* dst = partial + (((i64)t * heads + kvh * group + g) * maxSplits + split) * (D + 2);
-        dst[2 + ch] = o;
-        if (ch == 0) { dst[0] = mAll; dst[1] = lAll; }
-    }
+    gqa_write_split(wm, wl, wo, group, partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2), maxSplits, split);
 }

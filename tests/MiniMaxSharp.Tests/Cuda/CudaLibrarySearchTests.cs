@@ -64,6 +64,21 @@ public sealed class CudaLibrarySearchTests : IDisposable
     }
 
     [Fact]
+    public void CudnnIsItsGraphLibraryFromAPipWheelOrTheLoaderPath()
+    {
+        // PyTorch's wheel layout (site-packages/nvidia/cudnn/lib); LD_LIBRARY_PATH comes first, as for every library.
+        string wheel = Touch("venv", "lib", "python3.12", "site-packages", "nvidia", "cudnn", "lib", "libcudnn_graph.so.9");
+        string ld = Touch("ld", "libcudnn_graph.so.9");
+        var env = Env(("VIRTUAL_ENV", Path.Combine(_dir.Path, "venv")), ("LD_LIBRARY_PATH", Path.Combine(_dir.Path, "ld")));
+
+        var candidates = CudaLibrarySearch.Candidates(CudaLibrary.Cudnn, env).ToList();
+
+        Assert.Equal(ld, candidates[0]);
+        Assert.Contains(wheel, candidates);
+        Assert.Equal("libcudnn_graph.so.9", candidates[^1]);
+    }
+
+    [Fact]
     public void TheDriverIsLookedUpByItsSoname()
     {
         string driver = Touch("driver", "libcuda.so.1");
