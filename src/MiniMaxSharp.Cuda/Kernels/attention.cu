@@ -368,13 +368,43 @@ extern "C" __global__ void decode_combine(const float* partial, const int* token
 // decode_combine in the same layout as decode_attention_split's.
 #define DG_MAX_GROUP 8
 
-// The end of both GQA decode kernels: merges the 4 warps' online-softmax states of one split (max wm, sum wl,
-// unnormalised output wo, in shared memory, after a barrier) and writes the split's (max, sum, output) for each of the
-// group's query rows to the scratch layout decode_combine reads (rows of dst: one per query head, maxSplits splits each).
-__device__ __forceinline__ void gqa_write_split(const float (*wm)[DG_MAX_GROUP], const float (*wl)[DG_MAX_GROUP],
-    const float (*wo)[DG_MAX_GROUP][128], int group, float* dst, int maxSplits, int split)
+// The keys [first, lastKey] of split `split` of a token at position pos, for both GQA decode kernels. A split past the
+// token's last key is empty: it writes its (max −∞, sum 0) stub for the group's rows of dst (decode_combine's layout,
+// as gqa_finish_split) and returns false, and the block returns.
+__device__ __forceinline__ bool gqa_split_keys(float* dst, int group, int pos, int minSplitKeys, int maxSplits, int split,
+    int& first, int& lastKey)
 {
     const int D = 128;
+    const int splitKeys = decode_split_keys(pos, minSplitKeys, maxSplits);
+    first = split * splitKeys;
+    lastKey = min(pos, first + splitKeys - 1);
+    if (first <= pos) return true;
+    if (threadIdx.x < group)
+    {
+        float* row = dst + ((i64)threadIdx.x * maxSplits + split) * (D + 2);
+        row[0] = NEG_INF; row[1] = 0.0f;
+    }
+    return false;
+}
+
+// The end of both GQA decode kernels: each warp's online-softmax state (max m, sum l, unnormalised output acc, lane
+// owning channels 4·lane..4·lane+3) goes to shared memory (wm, wl, wo), then the 4 warps are merged and the split's
+// (max, sum, output) written for each of the group's query rows to the scratch layout decode_combine reads (rows of
+// dst: one per query head, maxSplits splits each).
+__device__ __forceinline__ void gqa_finish_split(const float* m, const float* l, const float (*acc)[4], int lane, int warp,
+    float (*wm)[DG_MAX_GROUP], float (*wl)[DG_MAX_GROUP], float (*wo)[DG_MAX_GROUP][128], int group, float* dst,
+    int maxSplits, int split)
+{
+    const int D = 128;
+    #pragma unroll
+    for (int g = 0; g < DG_MAX_GROUP; g++)
+    {
+        if (g >= group) continue;
+        if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = l[g]; }
+        wo[warp][g][4 * lane] = acc[g][0]; wo[warp][g][4 * lane + 1] = acc[g][1];
+        wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
+    }
+    __syncthreads();
     for (int i = threadIdx.x; i < group * D; i += blockDim.x)
     {
         int g = i / D, ch = i % D;
@@ -411,18 +441,10 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa_lanes(con
     const int group = heads / kvHeads;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int seq = tokenSeq[t], pos = tokenPos[t];
-    const int splitKeys = decode_split_keys(pos, minSplitKeys, maxSplits);
-    const int first = split * splitKeys;
-    if (first > pos)
-    {
-        if (threadIdx.x < group)
-        {
-            float* dst = partial + (((i64)t * heads + kvh * group + threadIdx.x) * maxSplits + split) * (D + 2);
-            dst[0] = NEG_INF; dst[1] = 0.0f;
-        }
+    int first, lastKey;
+    if (!gqa_split_keys(partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2), group, pos, minSplitKeys, maxSplits, split,
+            first, lastKey))
         return;
-    }
-    const int lastKey = min(pos, first + splitKeys - 1);
     const i64 kvWidth = (i64)kvHeads * D;
     const bf16* K = (const bf16*)keyCaches[seq] + (i64)kvh * D + 4 * lane;
     const bf16* V = (const bf16*)valueCaches[seq] + (i64)kvh * D + 4 * lane;
@@ -498,16 +520,8 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa_lanes(con
             m[g] = mNew;
         }
     }
-    #pragma unroll
-    for (int g = 0; g < DG_MAX_GROUP; g++)
-    {
-        if (g >= group) continue;
-        if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = l[g]; }
-        wo[warp][g][4 * lane] = acc[g][0]; wo[warp][g][4 * lane + 1] = acc[g][1];
-        wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
-    }
-    __syncthreads();
-    gqa_write_split(wm, wl, wo, group, partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2), maxSplits, split);
+    gqa_finish_split(m, l, acc, lane, warp, wm, wl, wo, group, partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2),
+        maxSplits, split);
 }
 
 extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf16* q, const int* tokenSeq, const int* tokenPos,
@@ -523,18 +537,10 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
     const int group = heads / kvHeads;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int seq = tokenSeq[t], pos = tokenPos[t];
-    const int splitKeys = decode_split_keys(pos, minSplitKeys, maxSplits);
-    const int first = split * splitKeys;
-    if (first > pos)
-    {
-        if (threadIdx.x < group)
-        {
-            float* dst = partial + (((i64)t * heads + kvh * group + threadIdx.x) * maxSplits + split) * (D + 2);
-            dst[0] = NEG_INF; dst[1] = 0.0f;
-        }
+    int first, lastKey;
+    if (!gqa_split_keys(partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2), group, pos, minSplitKeys, maxSplits, split,
+            first, lastKey))
         return;
-    }
-    const int lastKey = min(pos, first + splitKeys - 1);
     const i64 kvWidth = (i64)kvHeads * D;
     const bf16* K = (const bf16*)keyCaches[seq] + (i64)kvh * D;
     const bf16* V = (const bf16*)valueCaches[seq] + (i64)kvh * D;
@@ -615,14 +621,6 @@ extern "C" __global__ void __launch_bounds__(128) decode_attention_gqa(const bf1
         }
         __syncwarp();
     }
-    #pragma unroll
-    for (int g = 0; g < DG_MAX_GROUP; g++)
-    {
-        if (g >= group) continue;
-        if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = l[g]; }
-        wo[warp][g][4 * lane] = acc[g][0]; wo[warp][g][4 * lane + 1] = acc[g][1];
-        wo[warp][g][4 * lane + 2] = acc[g][2]; wo[warp][g][4 * lane + 3] = acc[g][3];
-    }
-    __syncthreads();
-    gqa_write_split(wm, wl, wo, group, partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2), maxSplits, split);
+    gqa_finish_split(m, l, acc, lane, warp, wm, wl, wo, group, partial + ((i64)t * heads + kvh * group) * maxSplits * (D + 2),
+        maxSplits, split);
 }
