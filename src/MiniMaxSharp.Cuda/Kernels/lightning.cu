@@ -437,7 +437,15 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
 #define LP_PIECES 12              // 16-byte pieces per thread per block: 64 tokens x 48 / 256
 #define LP_TILE (LC_BM * LC_LD)   // one 64 x 128 bf16 tile (row stride 136)
 #define LP_STATE (LC_D * LC_LD)   // one 128 x 128 bf16 tile
-#define LP_SHARED ((8 * LP_TILE + 2 * LP_STATE + LC_BM * LC_LDA) * 2)
+#define LP_DECAY_AT ((8 * LP_TILE + 2 * LP_STATE + LC_BM * LC_LDA) * 2)   // byte offset of the decay table
+#define LP_SHARED (LP_DECAY_AT + 128 * 4)
+
+extern __shared__ unsigned char lp_smem[];    // 16-byte aligned (file scope: the helpers below reach the decay table)
+
+// exp(-s k) for k = 0..64, filled once per CTA: every decay of a block (scores exp(-s (i - j)), keys exp(-s (m-1-j)),
+// queries exp(-s (i+1)), the block's exp(-s m)) is one of these, so a decay costs a shared load instead of an
+// int-to-float conversion, two multiplications and an exp2 (and the table's expf is the accurate one).
+__device__ __forceinline__ const float* lp_decays() { return (const float*)(lp_smem + LP_DECAY_AT); }
 
 __device__ __forceinline__ void lp_barrier() { asm volatile("bar.sync 0, 256;\n" ::: "memory"); }
 
@@ -448,18 +456,21 @@ struct LpStaging
     const bf16* base;   // qkv at (tokStart + rowBase, head, part*8)
     i64 inWidth;
     int rowBase, part, count, mode;
-    float s;
 };
 
 __device__ __forceinline__ void lp_load(uint4 (&pre)[LP_PIECES], const LpStaging& st, int b0)
 {
     const int m = min(LC_BM, st.count - b0);
+    // One 64-bit row address per token row; q, k and v of a row are immediate offsets from it.
+    const bf16* row[4];
+    #pragma unroll
+    for (int k = 0; k < 4; k++) row[k] = st.base + (i64)(b0 + 16 * k) * st.inWidth;
     #pragma unroll
     for (int r = 0; r < LP_PIECES; r++)
     {
         const int tok = st.rowBase + 16 * (r & 3);
         if (tok < m && (st.mode == 1 || r >= 4))
-            pre[r] = *(const uint4*)(st.base + (i64)(b0 + 16 * (r & 3)) * st.inWidth + (r >> 2) * LC_D);
+            pre[r] = *(const uint4*)(row[r & 3] + (r >> 2) * LC_D);
         else
             pre[r] = u4(0u, 0u, 0u, 0u);
     }
@@ -488,7 +499,7 @@ __device__ __forceinline__ void lp_stage(const uint4 (&pre)[LP_PIECES], const Lp
         else if (which == 1)
         {
             if (st.mode == 1) *(uint4*)(tiles + LP_TILE + at) = packed;
-            const float kd = tok < m ? __expf(-st.s * (float)(m - 1 - tok)) : 0.0f;
+            const float kd = tok < m ? lp_decays()[m - 1 - tok] : 0.0f;
             *(uint4*)(tiles + 2 * LP_TILE + at) = u4(pack_bf16(x[0] * kd, x[1] * kd), pack_bf16(x[2] * kd, x[3] * kd),
                 pack_bf16(x[4] * kd, x[5] * kd), pack_bf16(x[6] * kd, x[7] * kd));
         }
@@ -496,12 +507,16 @@ __device__ __forceinline__ void lp_stage(const uint4 (&pre)[LP_PIECES], const Lp
     }
 }
 
-// Phase A of block blk (both roles, mode 1): scores into As. Warp w computes rows 16 (w & 3)..+15, columns
-// 32 (w >> 2)..+31, skipping tiles above the diagonal.
+// Phase A of block blk (both roles, mode 1): scores into As, the 10 lower-triangular 16x16 tiles only (tiles above the
+// diagonal are never read). Warp w takes row tile rt, column tiles cf..cf+nc-1 (a pair shares its Q fragments):
+//   w  0: (3, 0-1)  1: (3, 2-3)  2: (2, 0)  3: (2, 1)  4: (0, 0)  5: (1, 0)  6: (1, 1)  7: (2, 2)
+// so that the warps w and w + 4, which share a scheduler, have 3, 3, 2 and 2 tiles (the tile per warp in row-major
+// order gave 1, 2, 3 and 4: the scheduler of warps 3 and 7 did 64 of the 160 products while another did 16).
 __device__ __forceinline__ void lp_scores(const LpStaging& st, const bf16* tiles, bf16* As, int blk, int warp, int lane)
 {
+    if (st.mode != 1) return;
     const int buf = blk & 1, g = lane >> 2, t = lane & 3;
-    const int r0 = 16 * (warp & 3), c0 = 32 * (warp >> 2);
+    const int r0 = 16 * ((0x21102233 >> (4 * warp)) & 15), cf = (0x21001020 >> (4 * warp)) & 15, nc = warp < 2 ? 2 : 1;
     const bf16* Qs = tiles + buf * 4 * LP_TILE;
     const bf16* Ks = Qs + LP_TILE;
     float a[2][2][4];
@@ -509,38 +524,35 @@ __device__ __forceinline__ void lp_scores(const LpStaging& st, const bf16* tiles
     for (int ct = 0; ct < 2; ct++)
         #pragma unroll
         for (int nt = 0; nt < 2; nt++) a[ct][nt][0] = a[ct][nt][1] = a[ct][nt][2] = a[ct][nt][3] = 0.0f;
-    if (st.mode == 1 && c0 <= r0)
+    #pragma unroll
+    for (int k0 = 0; k0 < LC_D; k0 += 16)
     {
-        #pragma unroll
-        for (int k0 = 0; k0 < LC_D; k0 += 16)
-        {
-            u32 af[4];
-            frag_a(af, Qs, LC_LD, r0, k0, lane);
-            #pragma unroll
-            for (int ct = 0; ct < 2; ct++)
-                if (c0 + 16 * ct <= r0)
-                {
-                    u32 bf[4];
-                    frag_b_n(bf, Ks, LC_LD, c0 + 16 * ct, k0, lane);
-                    mma_bf16(a[ct][0], af, bf[0], bf[1]);
-                    mma_bf16(a[ct][1], af, bf[2], bf[3]);
-                }
-        }
-    }
-    if (st.mode == 1)
-    {
+        u32 af[4];
+        frag_a(af, Qs, LC_LD, r0, k0, lane);
         #pragma unroll
         for (int ct = 0; ct < 2; ct++)
+            if (ct < nc)
+            {
+                u32 bf[4];
+                frag_b_n(bf, Ks, LC_LD, 16 * (cf + ct), k0, lane);
+                mma_bf16(a[ct][0], af, bf[0], bf[1]);
+                mma_bf16(a[ct][1], af, bf[2], bf[3]);
+            }
+    }
+    #pragma unroll
+    for (int ct = 0; ct < 2; ct++)
+    {
+        if (ct >= nc) continue;
+        #pragma unroll
+        for (int nt = 0; nt < 2; nt++)
             #pragma unroll
-            for (int nt = 0; nt < 2; nt++)
-                #pragma unroll
-                for (int half = 0; half < 2; half++)
-                {
-                    const int i = r0 + g + 8 * half, j = c0 + 16 * ct + 8 * nt + 2 * t;
-                    const float v0 = j <= i ? a[ct][nt][2 * half] * __expf(-st.s * (float)(i - j)) : 0.0f;
-                    const float v1 = j + 1 <= i ? a[ct][nt][2 * half + 1] * __expf(-st.s * (float)(i - j - 1)) : 0.0f;
-                    *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
-                }
+            for (int half = 0; half < 2; half++)
+            {
+                const int i = r0 + g + 8 * half, j = 16 * (cf + ct) + 8 * nt + 2 * t;
+                const float v0 = j <= i ? a[ct][nt][2 * half] * lp_decays()[i - j] : 0.0f;
+                const float v1 = j + 1 <= i ? a[ct][nt][2 * half + 1] * lp_decays()[i - j - 1] : 0.0f;
+                *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
+            }
     }
 }
 
@@ -556,7 +568,6 @@ __device__ __forceinline__ void lp_next(uint4 (&pre)[LP_PIECES], const LpStaging
 extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
     const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
 {
-    extern __shared__ unsigned char lp_smem[];    // 16-byte aligned
     bf16* tiles = (bf16*)lp_smem;                 // [2 buffers][Q, K, Kd, V][64][136]
     bf16* Sb = tiles + 8 * LP_TILE;               // [2 buffers][128][136] bf16 S at a block's start
     bf16* As = Sb + 2 * LP_STATE;                 // [64][72] scores (Q Kᵀ) ⊙ D
@@ -580,13 +591,16 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     st.base = qkv + (i64)h * 3 * LC_D + (i64)(tokStart + st.rowBase) * inWidth + st.part * 8;
     st.count = count;
     st.mode = mode;
-    st.s = s;
     uint4 pre[LP_PIECES];
+    if (tid <= LC_BM) ((float*)lp_decays())[tid] = expf(-s * (float)tid);
+    lp_barrier();
 
     if (warp < 4)
     {
-        // ---- output warps: tokens tr0..tr0+31, channels oc0..oc0+63 ----
-        const int tr0 = 32 * (warp & 1), oc0 = 64 * (warp >> 1);
+        // ---- output warps: the 16-token row tiles 0 and 3 (even warps) or 1 and 2 (odd), channels oc0..oc0+63 ----
+        // Row tile r needs r + 1 key tiles of P V, so both pairs cost 5 (rows 0-31 and 32-63 cost 3 and 7: the
+        // warps with the later rows, and their schedulers, were the last to reach each block's second barrier).
+        const int orow[2] = { 16 * (warp & 1), 48 - 16 * (warp & 1) }, oc0 = 64 * (warp >> 1);
         lp_load(pre, st, 0);
         lp_stage(pre, st, 0, tiles);
         if (nBlocks > 1) lp_load(pre, st, LC_BM);
@@ -594,7 +608,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
         #pragma unroll
         for (int mt = 0; mt < 2; mt++)
             #pragma unroll
-            for (int half = 0; half < 2; half++) qd[mt][half] = __expf(-s * (float)(tr0 + 16 * mt + g + 8 * half + 1));
+            for (int half = 0; half < 2; half++) qd[mt][half] = lp_decays()[orow[mt] + g + 8 * half + 1];
         lp_barrier();
         for (int blk = 0; blk < nBlocks; blk++)
         {
@@ -615,8 +629,8 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
                 for (int k0 = 0; k0 < LC_D; k0 += 16)
                 {
                     u32 af[2][4];
-                    frag_a(af[0], Qs, LC_LD, tr0, k0, lane);
-                    frag_a(af[1], Qs, LC_LD, tr0 + 16, k0, lane);
+                    frag_a(af[0], Qs, LC_LD, orow[0], k0, lane);
+                    frag_a(af[1], Qs, LC_LD, orow[1], k0, lane);
                     #pragma unroll
                     for (int np = 0; np < 4; np++)
                     {
@@ -642,16 +656,16 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
                 #pragma unroll
                 for (int js = 0; js < 4; js++)
                 {
-                    if (16 * js > tr0 + 31) continue;
+                    if (16 * js > orow[1]) continue;   // orow[1] > orow[0]
                     u32 b[4][4];
                     #pragma unroll
                     for (int np = 0; np < 4; np++) frag_b_k(b[np], Vs, LC_LD, oc0 + 16 * np, 16 * js, lane);
                     #pragma unroll
                     for (int mt = 0; mt < 2; mt++)
                     {
-                        if (16 * js > tr0 + 16 * mt + 15) continue;
+                        if (16 * js > orow[mt]) continue;
                         u32 af[4];
-                        frag_a(af, As, LC_LDA, tr0 + 16 * mt, 16 * js, lane);
+                        frag_a(af, As, LC_LDA, orow[mt], 16 * js, lane);
                         #pragma unroll
                         for (int np = 0; np < 4; np++)
                         {
@@ -661,17 +675,32 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
                     }
                 }
                 lp_next(pre, st, tiles, blk, nBlocks);
+                // The accumulators' own layout would write 16 bytes per row and instruction (half sectors:
+                // Nsight Compute counted 16 of 32 bytes used per sector and 20 % excess sectors). So the warp
+                // stages its 2 x 16 x 64 tile in this buffer's K tile, which nobody reads after phase A (the next
+                // staging into this buffer is block blk+2's, two barriers on), and writes 16 bytes per lane:
+                // 8 lanes cover one 128-byte row segment, 4 rows per instruction.
+                bf16* Ot = tiles + buf * 4 * LP_TILE + LP_TILE;
                 #pragma unroll
                 for (int mt = 0; mt < 2; mt++)
                     #pragma unroll
                     for (int half = 0; half < 2; half++)
                     {
-                        const int i = tr0 + 16 * mt + g + 8 * half;
-                        if (i >= m) continue;
-                        bf16* row = out + (i64)(tokStart + b0 + i) * outWidth + (i64)h * LC_D + oc0 + 2 * t;
+                        bf16* row = Ot + (orow[mt] + g + 8 * half) * LC_LD + oc0 + 2 * t;
                         #pragma unroll
                         for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[mt][nt][2 * half], o[mt][nt][2 * half + 1]);
                     }
+                __syncwarp();
+                const int c = oc0 + 8 * (lane & 7);
+                #pragma unroll
+                for (int mt = 0; mt < 2; mt++)
+                {
+                    const int i0 = orow[mt] + (lane >> 3);
+                    bf16* dst = out + (i64)(tokStart + b0 + i0) * outWidth + (i64)h * LC_D + c;
+                    #pragma unroll
+                    for (int p = 0; p < 4; p++)
+                        if (i0 + 4 * p < m) *(uint4*)(dst + 4 * p * outWidth) = *(const uint4*)(Ot + (i0 + 4 * p) * LC_LD + c);
+                }
             }
             else lp_next(pre, st, tiles, blk, nBlocks);
             lp_barrier();
@@ -696,10 +725,12 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
                 }
                 else
                 {
-                    S[mt][nt][0] = src[r * LC_D + c];
-                    S[mt][nt][1] = src[r * LC_D + c + 1];
-                    S[mt][nt][2] = src[(r + 8) * LC_D + c];
-                    S[mt][nt][3] = src[(r + 8) * LC_D + c + 1];
+                    // Pairs of columns as float2: 4 lanes fill a whole 32-byte sector.
+                    const float2 top = *(const float2*)(src + r * LC_D + c), bottom = *(const float2*)(src + (r + 8) * LC_D + c);
+                    S[mt][nt][0] = top.x;
+                    S[mt][nt][1] = top.y;
+                    S[mt][nt][2] = bottom.x;
+                    S[mt][nt][3] = bottom.y;
                     *(u32*)(Sb + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
                     *(u32*)(Sb + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
                 }
@@ -716,7 +747,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
         lp_barrier();
         const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
         const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
-        const float bd = __expf(-s * (float)m);
+        const float bd = lp_decays()[m];
         #pragma unroll
         for (int mt = 0; mt < 4; mt++)
             #pragma unroll
@@ -767,10 +798,8 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
             for (int nt = 0; nt < 8; nt++)
             {
                 const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
-                dst[r * LC_D + c] = S[mt][nt][0];
-                dst[r * LC_D + c + 1] = S[mt][nt][1];
-                dst[(r + 8) * LC_D + c] = S[mt][nt][2];
-                dst[(r + 8) * LC_D + c + 1] = S[mt][nt][3];
+                *(float2*)(dst + r * LC_D + c) = mk_float2(S[mt][nt][0], S[mt][nt][1]);
+                *(float2*)(dst + (r + 8) * LC_D + c) = mk_float2(S[mt][nt][2], S[mt][nt][3]);
             }
     }
 }
