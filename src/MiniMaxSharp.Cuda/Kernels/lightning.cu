@@ -422,10 +422,14 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
 // state tiles, so every operand is re-read by 4-8 warps (~490 KB of ldmatrix reads per 64-token block
 // against 64 KB of DRAM traffic; docs/cuda.md has the budget). Here a CTA has 8 warps (up to 255
 // registers each) in two roles:
-//   warps 0-3 (output): O = diag(q_decay) (Q S) + P V for a 32-token x 64-channel tile each;
+//   warps 0-3 (output): O = diag(q_decay) (Q S) + P V for two 16-token row tiles (0 and 3, or 1 and 2) x 64
+//                       channels each, staged in shared memory and written as whole 128-byte row segments;
 //   warps 4-7 (state):  S = exp(-s m) S + Kdᵀ V for a 64-row x 64-column tile of the float32 state each
 //                       (128 registers), then the bf16 copy of S that the output warps read next block.
 // All 8 warps compute the scores P = (Q Kᵀ) ⊙ D (lower-triangular 16x16 tiles only) and stage blocks.
+// Warps w and w + 4 share a scheduler (warp w runs on sub-partition w mod 4 on current GPUs, an observed
+// mapping, not a documented one): score tiles and output rows are dealt so that each scheduler gets about the
+// same share of each phase's products (if the mapping differs, only the balance is lost, never correctness).
 // q/k/v tiles and the bf16 state copy are double-buffered, so a block costs two barriers: phase A (the
 // scores of block b) and phase B (outputs and state update of block b, both roles at once, and in every
 // warp after its products the SiLU staging of block b+1 into the other buffer and the global loads of
