@@ -425,7 +425,8 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
 //   warps 0-3 (output): O = diag(q_decay) (Q S) + P V for two 16-token row tiles (0 and 3, or 1 and 2) x 64
 //                       channels each, staged in shared memory and written as whole 128-byte row segments;
 //   warps 4-7 (state):  S = exp(-s m) S + Kdᵀ V for a 64-row x 64-column tile of the float32 state each
-//                       (128 registers), then the bf16 copy of S that the output warps read next block.
+//                       (128 registers), then the bf16 copy of S that the output warps read next block;
+//   in pass 0 (mode 0: no outputs) all 8 warps are state warps, with 64-row x 32-column tiles.
 // All 8 warps compute the scores P = (Q Kᵀ) ⊙ D (lower-triangular 16x16 tiles only) and stage blocks.
 // Warps w and w + 4 share a scheduler (warp w runs on sub-partition w mod 4 on current GPUs, an observed
 // mapping, not a documented one): score tiles and output rows are dealt so that each scheduler gets about the
@@ -569,6 +570,107 @@ __device__ __forceinline__ void lp_next(uint4 (&pre)[LP_PIECES], const LpStaging
     if (blk + 2 < nBlocks) lp_load(pre, st, (blk + 2) * LC_BM);
 }
 
+// The state role: rows kr0..kr0+63, columns sc0..sc0+8 NT-1 of the float32 state S (from src in mode 1, zero in
+// mode 0; written to dst unless it is null): S = exp(-s m) S + Kdᵀ V per block, in mode 1 also the bf16 copy the
+// output warps read next block. Mode 1: warps 4-7, 64 columns each (NT = 8); mode 0 has no outputs, so all 8 warps
+// take this role with 32 columns each (NT = 4): half the products per warp, two warps per scheduler issuing them.
+template <int NT>
+__device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpStaging& st, bf16* tiles, bf16* Sb, bf16* As,
+    const float* src, float* dst, int nBlocks, int kr0, int sc0, int warp, int lane)
+{
+    const int mode = st.mode, g = lane >> 2, t = lane & 3;
+    float S[4][NT][4];
+    {
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+            {
+                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                if (mode == 0)
+                {
+                    S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.0f;
+                }
+                else
+                {
+                    // Pairs of columns as float2: 4 lanes fill a whole 32-byte sector.
+                    const float2 top = *(const float2*)(src + r * LC_D + c), bottom = *(const float2*)(src + (r + 8) * LC_D + c);
+                    S[mt][nt][0] = top.x;
+                    S[mt][nt][1] = top.y;
+                    S[mt][nt][2] = bottom.x;
+                    S[mt][nt][3] = bottom.y;
+                    *(u32*)(Sb + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
+                    *(u32*)(Sb + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
+                }
+            }
+    }
+    lp_load(pre, st, 0);
+    lp_stage(pre, st, 0, tiles);
+    if (nBlocks > 1) lp_load(pre, st, LC_BM);
+    lp_barrier();
+    for (int blk = 0; blk < nBlocks; blk++)
+    {
+        const int m = min(LC_BM, st.count - blk * LC_BM), buf = blk & 1;
+        lp_scores(st, tiles, As, blk, warp, lane);
+        lp_barrier();
+        const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
+        const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
+        const float bd = lp_decays()[m];
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < NT; nt++) { S[mt][nt][0] *= bd; S[mt][nt][1] *= bd; S[mt][nt][2] *= bd; S[mt][nt][3] *= bd; }
+        #pragma unroll
+        for (int js = 0; js < 4; js++)
+        {
+            u32 af[4][4];
+            #pragma unroll
+            for (int mt = 0; mt < 4; mt++) frag_a_t(af[mt], Kd, LC_LD, kr0 + 16 * mt, 16 * js, lane);
+            #pragma unroll
+            for (int np = 0; np < NT / 2; np++)
+            {
+                u32 b[4];
+                frag_b_k(b, Vs, LC_LD, sc0 + 16 * np, 16 * js, lane);
+                #pragma unroll
+                for (int mt = 0; mt < 4; mt++)
+                {
+                    mma_bf16(S[mt][2 * np], af[mt], b[0], b[1]);
+                    mma_bf16(S[mt][2 * np + 1], af[mt], b[2], b[3]);
+                }
+            }
+        }
+        lp_next(pre, st, tiles, blk, nBlocks);
+        if (mode == 1 && blk + 1 < nBlocks)
+        {
+            // The other buffer: the output warps read this block's copy now, the new one next block.
+            bf16* Sn = Sb + (buf ^ 1) * LP_STATE;
+            #pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+                #pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+                {
+                    const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                    *(u32*)(Sn + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
+                    *(u32*)(Sn + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
+                }
+        }
+        lp_barrier();
+    }
+
+    if (dst)
+    {
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+            {
+                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                *(float2*)(dst + r * LC_D + c) = mk_float2(S[mt][nt][0], S[mt][nt][1]);
+                *(float2*)(dst + (r + 8) * LC_D + c) = mk_float2(S[mt][nt][2], S[mt][nt][3]);
+            }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
     const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
 {
@@ -599,7 +701,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     if (tid <= LC_BM) ((float*)lp_decays())[tid] = expf(-s * (float)tid);
     lp_barrier();
 
-    if (warp < 4)
+    if (warp < 4 && mode == 1)
     {
         // ---- output warps: the 16-token row tiles 0 and 3 (even warps) or 1 and 2 (odd), channels oc0..oc0+63 ----
         // Row tile r needs r + 1 key tiles of P V, so both pairs cost 5 (rows 0-31 and 32-63 cost 3 and 7: the
@@ -619,191 +721,105 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
             const int b0 = blk * LC_BM, m = min(LC_BM, count - b0), buf = blk & 1;
             lp_scores(st, tiles, As, blk, warp, lane);
             lp_barrier();
-            if (mode == 1)
+            const bf16* Qs = tiles + buf * 4 * LP_TILE;
+            const bf16* Vs = Qs + 3 * LP_TILE;
+            const bf16* Sc = Sb + buf * LP_STATE;   // S at this block's start
+            float o[2][8][4];
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+                #pragma unroll
+                for (int nt = 0; nt < 8; nt++) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.0f;
+            #pragma unroll
+            for (int k0 = 0; k0 < LC_D; k0 += 16)
             {
-                const bf16* Qs = tiles + buf * 4 * LP_TILE;
-                const bf16* Vs = Qs + 3 * LP_TILE;
-                const bf16* Sc = Sb + buf * LP_STATE;   // S at this block's start
-                float o[2][8][4];
+                u32 af[2][4];
+                frag_a(af[0], Qs, LC_LD, orow[0], k0, lane);
+                frag_a(af[1], Qs, LC_LD, orow[1], k0, lane);
                 #pragma unroll
-                for (int mt = 0; mt < 2; mt++)
-                    #pragma unroll
-                    for (int nt = 0; nt < 8; nt++) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.0f;
-                #pragma unroll
-                for (int k0 = 0; k0 < LC_D; k0 += 16)
+                for (int np = 0; np < 4; np++)
                 {
-                    u32 af[2][4];
-                    frag_a(af[0], Qs, LC_LD, orow[0], k0, lane);
-                    frag_a(af[1], Qs, LC_LD, orow[1], k0, lane);
-                    #pragma unroll
-                    for (int np = 0; np < 4; np++)
-                    {
-                        u32 b[4];
-                        frag_b_k(b, Sc, LC_LD, oc0 + 16 * np, k0, lane);
-                        #pragma unroll
-                        for (int mt = 0; mt < 2; mt++)
-                        {
-                            mma_bf16(o[mt][2 * np], af[mt], b[0], b[1]);
-                            mma_bf16(o[mt][2 * np + 1], af[mt], b[2], b[3]);
-                        }
-                    }
-                }
-                #pragma unroll
-                for (int mt = 0; mt < 2; mt++)
-                    #pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-                    {
-                        o[mt][nt][0] *= qd[mt][0]; o[mt][nt][1] *= qd[mt][0];
-                        o[mt][nt][2] *= qd[mt][1]; o[mt][nt][3] *= qd[mt][1];
-                    }
-                // P V over the keys up to each row tile's last row (later scores are zero).
-                #pragma unroll
-                for (int js = 0; js < 4; js++)
-                {
-                    if (16 * js > orow[1]) continue;   // orow[1] > orow[0]
-                    u32 b[4][4];
-                    #pragma unroll
-                    for (int np = 0; np < 4; np++) frag_b_k(b[np], Vs, LC_LD, oc0 + 16 * np, 16 * js, lane);
+                    u32 b[4];
+                    frag_b_k(b, Sc, LC_LD, oc0 + 16 * np, k0, lane);
                     #pragma unroll
                     for (int mt = 0; mt < 2; mt++)
                     {
-                        if (16 * js > orow[mt]) continue;
-                        u32 af[4];
-                        frag_a(af, As, LC_LDA, orow[mt], 16 * js, lane);
-                        #pragma unroll
-                        for (int np = 0; np < 4; np++)
-                        {
-                            mma_bf16(o[mt][2 * np], af, b[np][0], b[np][1]);
-                            mma_bf16(o[mt][2 * np + 1], af, b[np][2], b[np][3]);
-                        }
+                        mma_bf16(o[mt][2 * np], af[mt], b[0], b[1]);
+                        mma_bf16(o[mt][2 * np + 1], af[mt], b[2], b[3]);
                     }
                 }
-                lp_next(pre, st, tiles, blk, nBlocks);
-                // The accumulators' own layout would write 16 bytes per row and instruction (half sectors:
-                // Nsight Compute counted 16 of 32 bytes used per sector and 20 % excess sectors). So the warp
-                // stages its 2 x 16 x 64 tile in this buffer's K tile, which nobody reads after phase A (the next
-                // staging into this buffer is block blk+2's, two barriers on), and writes 16 bytes per lane:
-                // 8 lanes cover one 128-byte row segment, 4 rows per instruction.
-                bf16* Ot = tiles + buf * 4 * LP_TILE + LP_TILE;
+            }
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
                 #pragma unroll
-                for (int mt = 0; mt < 2; mt++)
-                    #pragma unroll
-                    for (int half = 0; half < 2; half++)
-                    {
-                        bf16* row = Ot + (orow[mt] + g + 8 * half) * LC_LD + oc0 + 2 * t;
-                        #pragma unroll
-                        for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[mt][nt][2 * half], o[mt][nt][2 * half + 1]);
-                    }
-                __syncwarp();
-                const int c = oc0 + 8 * (lane & 7);
+                for (int nt = 0; nt < 8; nt++)
+                {
+                    o[mt][nt][0] *= qd[mt][0]; o[mt][nt][1] *= qd[mt][0];
+                    o[mt][nt][2] *= qd[mt][1]; o[mt][nt][3] *= qd[mt][1];
+                }
+            // P V over the keys up to each row tile's last row (later scores are zero).
+            #pragma unroll
+            for (int js = 0; js < 4; js++)
+            {
+                if (16 * js > orow[1]) continue;   // orow[1] > orow[0]
+                u32 b[4][4];
+                #pragma unroll
+                for (int np = 0; np < 4; np++) frag_b_k(b[np], Vs, LC_LD, oc0 + 16 * np, 16 * js, lane);
                 #pragma unroll
                 for (int mt = 0; mt < 2; mt++)
                 {
-                    const int i0 = orow[mt] + (lane >> 3);
-                    bf16* dst = out + (i64)(tokStart + b0 + i0) * outWidth + (i64)h * LC_D + c;
+                    if (16 * js > orow[mt]) continue;
+                    u32 af[4];
+                    frag_a(af, As, LC_LDA, orow[mt], 16 * js, lane);
                     #pragma unroll
-                    for (int p = 0; p < 4; p++)
-                        if (i0 + 4 * p < m) *(uint4*)(dst + 4 * p * outWidth) = *(const uint4*)(Ot + (i0 + 4 * p) * LC_LD + c);
+                    for (int np = 0; np < 4; np++)
+                    {
+                        mma_bf16(o[mt][2 * np], af, b[np][0], b[np][1]);
+                        mma_bf16(o[mt][2 * np + 1], af, b[np][2], b[np][3]);
+                    }
                 }
             }
-            else lp_next(pre, st, tiles, blk, nBlocks);
+            lp_next(pre, st, tiles, blk, nBlocks);
+            // The accumulators' own layout would write 16 bytes per row and instruction (half sectors:
+            // Nsight Compute counted 16 of 32 bytes used per sector and 20 % excess sectors). So the warp
+            // stages its 2 x 16 x 64 tile in this buffer's K tile, which nobody reads after phase A (the next
+            // staging into this buffer is block blk+2's, two barriers on), and writes 16 bytes per lane:
+            // 8 lanes cover one 128-byte row segment, 4 rows per instruction.
+            bf16* Ot = tiles + buf * 4 * LP_TILE + LP_TILE;
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+                #pragma unroll
+                for (int half = 0; half < 2; half++)
+                {
+                    bf16* row = Ot + (orow[mt] + g + 8 * half) * LC_LD + oc0 + 2 * t;
+                    #pragma unroll
+                    for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[mt][nt][2 * half], o[mt][nt][2 * half + 1]);
+                }
+            __syncwarp();
+            const int c = oc0 + 8 * (lane & 7);
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+            {
+                const int i0 = orow[mt] + (lane >> 3);
+                bf16* dst = out + (i64)(tokStart + b0 + i0) * outWidth + (i64)h * LC_D + c;
+                #pragma unroll
+                for (int p = 0; p < 4; p++)
+                    if (i0 + 4 * p < m) *(uint4*)(dst + 4 * p * outWidth) = *(const uint4*)(Ot + (i0 + 4 * p) * LC_LD + c);
+            }
             lp_barrier();
         }
         return;
     }
 
-    // ---- state warps: rows kr0..kr0+63, columns sc0..sc0+63 of the float32 state ----
-    const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
-    float S[4][8][4];
+    // ---- state: warps 4-7 in pass 1, all 8 warps in pass 0 (no outputs) ----
+    if (mode == 0)
     {
-        const float* src = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
-        #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
-            #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-            {
-                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
-                if (mode == 0)
-                {
-                    S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.0f;
-                }
-                else
-                {
-                    // Pairs of columns as float2: 4 lanes fill a whole 32-byte sector.
-                    const float2 top = *(const float2*)(src + r * LC_D + c), bottom = *(const float2*)(src + (r + 8) * LC_D + c);
-                    S[mt][nt][0] = top.x;
-                    S[mt][nt][1] = top.y;
-                    S[mt][nt][2] = bottom.x;
-                    S[mt][nt][3] = bottom.y;
-                    *(u32*)(Sb + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
-                    *(u32*)(Sb + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
-                }
-            }
+        const int kr0 = 64 * (warp & 1), sc0 = 32 * (warp >> 1);
+        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * dd, nBlocks, kr0, sc0, warp, lane);
     }
-    lp_load(pre, st, 0);
-    lp_stage(pre, st, 0, tiles);
-    if (nBlocks > 1) lp_load(pre, st, LC_BM);
-    lp_barrier();
-    for (int blk = 0; blk < nBlocks; blk++)
+    else
     {
-        const int m = min(LC_BM, count - blk * LC_BM), buf = blk & 1;
-        lp_scores(st, tiles, As, blk, warp, lane);
-        lp_barrier();
-        const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
-        const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
-        const float bd = lp_decays()[m];
-        #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
-            #pragma unroll
-            for (int nt = 0; nt < 8; nt++) { S[mt][nt][0] *= bd; S[mt][nt][1] *= bd; S[mt][nt][2] *= bd; S[mt][nt][3] *= bd; }
-        #pragma unroll
-        for (int js = 0; js < 4; js++)
-        {
-            u32 af[4][4];
-            #pragma unroll
-            for (int mt = 0; mt < 4; mt++) frag_a_t(af[mt], Kd, LC_LD, kr0 + 16 * mt, 16 * js, lane);
-            #pragma unroll
-            for (int np = 0; np < 4; np++)
-            {
-                u32 b[4];
-                frag_b_k(b, Vs, LC_LD, sc0 + 16 * np, 16 * js, lane);
-                #pragma unroll
-                for (int mt = 0; mt < 4; mt++)
-                {
-                    mma_bf16(S[mt][2 * np], af[mt], b[0], b[1]);
-                    mma_bf16(S[mt][2 * np + 1], af[mt], b[2], b[3]);
-                }
-            }
-        }
-        lp_next(pre, st, tiles, blk, nBlocks);
-        if (mode == 1 && blk + 1 < nBlocks)
-        {
-            // The other buffer: the output warps read this block's copy now, the new one next block.
-            bf16* Sn = Sb + (buf ^ 1) * LP_STATE;
-            #pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-                #pragma unroll
-                for (int nt = 0; nt < 8; nt++)
-                {
-                    const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
-                    *(u32*)(Sn + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
-                    *(u32*)(Sn + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
-                }
-        }
-        lp_barrier();
-    }
-
-    float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
-    if (dst)
-    {
-        #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
-            #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-            {
-                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
-                *(float2*)(dst + r * LC_D + c) = mk_float2(S[mt][nt][0], S[mt][nt][1]);
-                *(float2*)(dst + (r + 8) * LC_D + c) = mk_float2(S[mt][nt][2], S[mt][nt][3]);
-            }
+        const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
+        lp_state_role<8>(pre, st, tiles, Sb, As, nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd,
+            last ? seqState : (float*)0, nBlocks, kr0, sc0, warp, lane);
     }
 }
