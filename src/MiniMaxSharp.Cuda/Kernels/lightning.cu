@@ -611,8 +611,13 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
     for (int blk = 0; blk < nBlocks; blk++)
     {
         const int m = min(LC_BM, st.count - blk * LC_BM), buf = blk & 1;
-        lp_scores(st, tiles, As, blk, warp, lane);
-        lp_barrier();
+        if (mode == 1)
+        {
+            // Phase A. Pass 0 has no scores and needs no barrier here: the one closing the previous block already
+            // orders its staging of this block before these reads, and these reads before the next staging into this buffer.
+            lp_scores(st, tiles, As, blk, warp, lane);
+            lp_barrier();
+        }
         const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
         const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
         const float bd = lp_decays()[m];
