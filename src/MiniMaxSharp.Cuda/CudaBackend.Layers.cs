@@ -93,14 +93,14 @@ public sealed unsafe partial class CudaBackend
     };
 
     /// <summary>Dynamic shared memory of <c>lightning_pipe</c> (LP_SHARED in lightning.cu): q, k, k⊙decay, v tiles and
-    /// the bf16 state, each twice (double-buffered), and the score tile.</summary>
-    private const int LightningPipeShared = (8 * 64 * 136 + 2 * 128 * 136 + 64 * 72) * 2;
+    /// the bf16 state, each twice (double-buffered), the score tile and the table of decays exp(-s k).</summary>
+    private const int LightningPipeShared = (8 * 64 * 136 + 2 * 128 * 136 + 64 * 72) * 2 + 128 * 4;
 
     /// <summary>Shortest chunk the prefill splits a sequence into: shorter ones cost more in chunk states than they gain.</summary>
     private const int LightningMinChunk = 256;
 
     /// <summary>
-    /// Chunk length for <c>lightning_pipe</c> (one CTA per SM: 213 KB of shared memory): the shortest multiple of 64
+    /// Chunk length for <c>lightning_pipe</c> (one CTA per SM: 214 KB of shared memory): the shortest multiple of 64
     /// (at least 256) whose work items (chunks × heads) still fit in one wave, so that every item runs at once and
     /// no wave is left nearly empty; one chunk per sequence when the sequences and heads alone fill the GPU.
     /// </summary>
@@ -133,7 +133,7 @@ public sealed unsafe partial class CudaBackend
     private void LightningChunked(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
-        // lightning_pipe needs 213 KB of shared memory per CTA (H100: 227 KB); GPUs with less take lightning_chunk.
+        // lightning_pipe needs 214 KB of shared memory per CTA (H100: 227 KB); GPUs with less take lightning_chunk.
         bool pipelined = LightningKernel == LightningPrefillKernel.Pipelined && _device.MaxSharedMemoryPerBlock >= LightningPipeShared;
         int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
         var items = new List<int>();

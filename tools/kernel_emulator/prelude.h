@@ -15,6 +15,7 @@
 #define __launch_bounds__(...)
 #define __shared__ static
 struct uint4 { unsigned x, y, z, w; };
+struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
 struct Dim3 { unsigned x, y, z; };
 thread_local Dim3 threadIdx;
@@ -37,3 +38,4 @@ struct WarpExchange
     float c[32][4];
 };
 WarpExchange emu_warps[32];
+static inline void __syncwarp() { emu_warps[emu_warp].bar->arrive_and_wait(); }

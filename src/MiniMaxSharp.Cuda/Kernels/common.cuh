@@ -81,6 +81,7 @@ __device__ __forceinline__ float dot8_bf16_f32(uint4 a, float4 lo, float4 hi)
 
 // Vector constructors (own names: the kernels include no CUDA header, so make_uint4 and friends are not relied on).
 __device__ __forceinline__ uint4 mk_uint4(u32 x, u32 y, u32 z, u32 w) { uint4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
+__device__ __forceinline__ float2 mk_float2(float x, float y) { float2 r; r.x = x; r.y = y; return r; }
 __device__ __forceinline__ float4 mk_float4(float x, float y, float z, float w) { float4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
 
 // 8 values from element i (a multiple of 8) of a float32 or bf16 tensor: two or one 16-byte loads.

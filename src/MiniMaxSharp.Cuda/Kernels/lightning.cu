@@ -422,10 +422,15 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
 // state tiles, so every operand is re-read by 4-8 warps (~490 KB of ldmatrix reads per 64-token block
 // against 64 KB of DRAM traffic; docs/cuda.md has the budget). Here a CTA has 8 warps (up to 255
 // registers each) in two roles:
-//   warps 0-3 (output): O = diag(q_decay) (Q S) + P V for a 32-token x 64-channel tile each;
+//   warps 0-3 (output): O = diag(q_decay) (Q S) + P V for two 16-token row tiles (0 and 3, or 1 and 2) x 64
+//                       channels each, staged in shared memory and written as whole 128-byte row segments;
 //   warps 4-7 (state):  S = exp(-s m) S + Kdᵀ V for a 64-row x 64-column tile of the float32 state each
-//                       (128 registers), then the bf16 copy of S that the output warps read next block.
+//                       (128 registers), then the bf16 copy of S that the output warps read next block;
+//   in pass 0 (mode 0: no outputs) all 8 warps are state warps, with 64-row x 32-column tiles.
 // All 8 warps compute the scores P = (Q Kᵀ) ⊙ D (lower-triangular 16x16 tiles only) and stage blocks.
+// Warps w and w + 4 share a scheduler (warp w runs on sub-partition w mod 4 on current GPUs, an observed
+// mapping, not a documented one): score tiles and output rows are dealt so that each scheduler gets about the
+// same share of each phase's products (if the mapping differs, only the balance is lost, never correctness).
 // q/k/v tiles and the bf16 state copy are double-buffered, so a block costs two barriers: phase A (the
 // scores of block b) and phase B (outputs and state update of block b, both roles at once, and in every
 // warp after its products the SiLU staging of block b+1 into the other buffer and the global loads of
@@ -437,7 +442,15 @@ extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seq
 #define LP_PIECES 12              // 16-byte pieces per thread per block: 64 tokens x 48 / 256
 #define LP_TILE (LC_BM * LC_LD)   // one 64 x 128 bf16 tile (row stride 136)
 #define LP_STATE (LC_D * LC_LD)   // one 128 x 128 bf16 tile
-#define LP_SHARED ((8 * LP_TILE + 2 * LP_STATE + LC_BM * LC_LDA) * 2)
+#define LP_DECAY_AT ((8 * LP_TILE + 2 * LP_STATE + LC_BM * LC_LDA) * 2)   // byte offset of the decay table
+#define LP_SHARED (LP_DECAY_AT + 128 * 4)
+
+extern __shared__ unsigned char lp_smem[];    // 16-byte aligned (file scope: the helpers below reach the decay table)
+
+// exp(-s k) for k = 0..64, filled once per CTA: every decay of a block (scores exp(-s (i - j)), keys exp(-s (m-1-j)),
+// queries exp(-s (i+1)), the block's exp(-s m)) is one of these, so a decay costs a shared load instead of an
+// int-to-float conversion, two multiplications and an exp2 (and the table's expf is the accurate one).
+__device__ __forceinline__ const float* lp_decays() { return (const float*)(lp_smem + LP_DECAY_AT); }
 
 __device__ __forceinline__ void lp_barrier() { asm volatile("bar.sync 0, 256;\n" ::: "memory"); }
 
@@ -448,18 +461,21 @@ struct LpStaging
     const bf16* base;   // qkv at (tokStart + rowBase, head, part*8)
     i64 inWidth;
     int rowBase, part, count, mode;
-    float s;
 };
 
 __device__ __forceinline__ void lp_load(uint4 (&pre)[LP_PIECES], const LpStaging& st, int b0)
 {
     const int m = min(LC_BM, st.count - b0);
+    // One 64-bit row address per token row; q, k and v of a row are immediate offsets from it.
+    const bf16* row[4];
+    #pragma unroll
+    for (int k = 0; k < 4; k++) row[k] = st.base + (i64)(b0 + 16 * k) * st.inWidth;
     #pragma unroll
     for (int r = 0; r < LP_PIECES; r++)
     {
         const int tok = st.rowBase + 16 * (r & 3);
         if (tok < m && (st.mode == 1 || r >= 4))
-            pre[r] = *(const uint4*)(st.base + (i64)(b0 + 16 * (r & 3)) * st.inWidth + (r >> 2) * LC_D);
+            pre[r] = *(const uint4*)(row[r & 3] + (r >> 2) * LC_D);
         else
             pre[r] = u4(0u, 0u, 0u, 0u);
     }
@@ -488,7 +504,7 @@ __device__ __forceinline__ void lp_stage(const uint4 (&pre)[LP_PIECES], const Lp
         else if (which == 1)
         {
             if (st.mode == 1) *(uint4*)(tiles + LP_TILE + at) = packed;
-            const float kd = tok < m ? __expf(-st.s * (float)(m - 1 - tok)) : 0.0f;
+            const float kd = tok < m ? lp_decays()[m - 1 - tok] : 0.0f;
             *(uint4*)(tiles + 2 * LP_TILE + at) = u4(pack_bf16(x[0] * kd, x[1] * kd), pack_bf16(x[2] * kd, x[3] * kd),
                 pack_bf16(x[4] * kd, x[5] * kd), pack_bf16(x[6] * kd, x[7] * kd));
         }
@@ -496,12 +512,16 @@ __device__ __forceinline__ void lp_stage(const uint4 (&pre)[LP_PIECES], const Lp
     }
 }
 
-// Phase A of block blk (both roles, mode 1): scores into As. Warp w computes rows 16 (w & 3)..+15, columns
-// 32 (w >> 2)..+31, skipping tiles above the diagonal.
+// Phase A of block blk (both roles, mode 1): scores into As, the 10 lower-triangular 16x16 tiles only (tiles above the
+// diagonal are never read). Warp w takes row tile rt, column tiles cf..cf+nc-1 (a pair shares its Q fragments):
+//   w  0: (3, 0-1)  1: (3, 2-3)  2: (2, 0)  3: (2, 1)  4: (0, 0)  5: (1, 0)  6: (1, 1)  7: (2, 2)
+// so that the warps w and w + 4, which share a scheduler, have 3, 3, 2 and 2 tiles (the tile per warp in row-major
+// order gave 1, 2, 3 and 4: the scheduler of warps 3 and 7 did 64 of the 160 products while another did 16).
 __device__ __forceinline__ void lp_scores(const LpStaging& st, const bf16* tiles, bf16* As, int blk, int warp, int lane)
 {
+    if (st.mode != 1) return;
     const int buf = blk & 1, g = lane >> 2, t = lane & 3;
-    const int r0 = 16 * (warp & 3), c0 = 32 * (warp >> 2);
+    const int r0 = 16 * ((0x21102233 >> (4 * warp)) & 15), cf = (0x21001020 >> (4 * warp)) & 15, nc = warp < 2 ? 2 : 1;
     const bf16* Qs = tiles + buf * 4 * LP_TILE;
     const bf16* Ks = Qs + LP_TILE;
     float a[2][2][4];
@@ -509,38 +529,35 @@ __device__ __forceinline__ void lp_scores(const LpStaging& st, const bf16* tiles
     for (int ct = 0; ct < 2; ct++)
         #pragma unroll
         for (int nt = 0; nt < 2; nt++) a[ct][nt][0] = a[ct][nt][1] = a[ct][nt][2] = a[ct][nt][3] = 0.0f;
-    if (st.mode == 1 && c0 <= r0)
+    #pragma unroll
+    for (int k0 = 0; k0 < LC_D; k0 += 16)
     {
-        #pragma unroll
-        for (int k0 = 0; k0 < LC_D; k0 += 16)
-        {
-            u32 af[4];
-            frag_a(af, Qs, LC_LD, r0, k0, lane);
-            #pragma unroll
-            for (int ct = 0; ct < 2; ct++)
-                if (c0 + 16 * ct <= r0)
-                {
-                    u32 bf[4];
-                    frag_b_n(bf, Ks, LC_LD, c0 + 16 * ct, k0, lane);
-                    mma_bf16(a[ct][0], af, bf[0], bf[1]);
-                    mma_bf16(a[ct][1], af, bf[2], bf[3]);
-                }
-        }
-    }
-    if (st.mode == 1)
-    {
+        u32 af[4];
+        frag_a(af, Qs, LC_LD, r0, k0, lane);
         #pragma unroll
         for (int ct = 0; ct < 2; ct++)
+            if (ct < nc)
+            {
+                u32 bf[4];
+                frag_b_n(bf, Ks, LC_LD, 16 * (cf + ct), k0, lane);
+                mma_bf16(a[ct][0], af, bf[0], bf[1]);
+                mma_bf16(a[ct][1], af, bf[2], bf[3]);
+            }
+    }
+    #pragma unroll
+    for (int ct = 0; ct < 2; ct++)
+    {
+        if (ct >= nc) continue;
+        #pragma unroll
+        for (int nt = 0; nt < 2; nt++)
             #pragma unroll
-            for (int nt = 0; nt < 2; nt++)
-                #pragma unroll
-                for (int half = 0; half < 2; half++)
-                {
-                    const int i = r0 + g + 8 * half, j = c0 + 16 * ct + 8 * nt + 2 * t;
-                    const float v0 = j <= i ? a[ct][nt][2 * half] * __expf(-st.s * (float)(i - j)) : 0.0f;
-                    const float v1 = j + 1 <= i ? a[ct][nt][2 * half + 1] * __expf(-st.s * (float)(i - j - 1)) : 0.0f;
-                    *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
-                }
+            for (int half = 0; half < 2; half++)
+            {
+                const int i = r0 + g + 8 * half, j = 16 * (cf + ct) + 8 * nt + 2 * t;
+                const float v0 = j <= i ? a[ct][nt][2 * half] * lp_decays()[i - j] : 0.0f;
+                const float v1 = j + 1 <= i ? a[ct][nt][2 * half + 1] * lp_decays()[i - j - 1] : 0.0f;
+                *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
+            }
     }
 }
 
@@ -553,10 +570,115 @@ __device__ __forceinline__ void lp_next(uint4 (&pre)[LP_PIECES], const LpStaging
     if (blk + 2 < nBlocks) lp_load(pre, st, (blk + 2) * LC_BM);
 }
 
+// The state role: rows kr0..kr0+63, columns sc0..sc0+8 NT-1 of the float32 state S (from src in mode 1, zero in
+// mode 0; written to dst unless it is null): S = exp(-s m) S + Kdᵀ V per block, in mode 1 also the bf16 copy the
+// output warps read next block. Mode 1: warps 4-7, 64 columns each (NT = 8); mode 0 has no outputs, so all 8 warps
+// take this role with 32 columns each (NT = 4): half the products per warp, two warps per scheduler issuing them.
+template <int NT>
+__device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpStaging& st, bf16* tiles, bf16* Sb, bf16* As,
+    const float* src, float* dst, int nBlocks, int kr0, int sc0, int warp, int lane)
+{
+    const int mode = st.mode, g = lane >> 2, t = lane & 3;
+    float S[4][NT][4];
+    {
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+            {
+                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                if (mode == 0)
+                {
+                    S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.0f;
+                }
+                else
+                {
+                    // Pairs of columns as float2: 4 lanes fill a whole 32-byte sector.
+                    const float2 top = *(const float2*)(src + r * LC_D + c), bottom = *(const float2*)(src + (r + 8) * LC_D + c);
+                    S[mt][nt][0] = top.x;
+                    S[mt][nt][1] = top.y;
+                    S[mt][nt][2] = bottom.x;
+                    S[mt][nt][3] = bottom.y;
+                    *(u32*)(Sb + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
+                    *(u32*)(Sb + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
+                }
+            }
+    }
+    lp_load(pre, st, 0);
+    lp_stage(pre, st, 0, tiles);
+    if (nBlocks > 1) lp_load(pre, st, LC_BM);
+    lp_barrier();
+    for (int blk = 0; blk < nBlocks; blk++)
+    {
+        const int m = min(LC_BM, st.count - blk * LC_BM), buf = blk & 1;
+        if (mode == 1)
+        {
+            // Phase A. Pass 0 has no scores and needs no barrier here: the one closing the previous block already
+            // orders its staging of this block before these reads, and these reads before the next staging into this buffer.
+            lp_scores(st, tiles, As, blk, warp, lane);
+            lp_barrier();
+        }
+        const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
+        const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
+        const float bd = lp_decays()[m];
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < NT; nt++) { S[mt][nt][0] *= bd; S[mt][nt][1] *= bd; S[mt][nt][2] *= bd; S[mt][nt][3] *= bd; }
+        #pragma unroll
+        for (int js = 0; js < 4; js++)
+        {
+            u32 af[4][4];
+            #pragma unroll
+            for (int mt = 0; mt < 4; mt++) frag_a_t(af[mt], Kd, LC_LD, kr0 + 16 * mt, 16 * js, lane);
+            #pragma unroll
+            for (int np = 0; np < NT / 2; np++)
+            {
+                u32 b[4];
+                frag_b_k(b, Vs, LC_LD, sc0 + 16 * np, 16 * js, lane);
+                #pragma unroll
+                for (int mt = 0; mt < 4; mt++)
+                {
+                    mma_bf16(S[mt][2 * np], af[mt], b[0], b[1]);
+                    mma_bf16(S[mt][2 * np + 1], af[mt], b[2], b[3]);
+                }
+            }
+        }
+        lp_next(pre, st, tiles, blk, nBlocks);
+        if (mode == 1 && blk + 1 < nBlocks)
+        {
+            // The other buffer: the output warps read this block's copy now, the new one next block.
+            bf16* Sn = Sb + (buf ^ 1) * LP_STATE;
+            #pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+                #pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+                {
+                    const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                    *(u32*)(Sn + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
+                    *(u32*)(Sn + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
+                }
+        }
+        lp_barrier();
+    }
+
+    if (dst)
+    {
+        #pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+            #pragma unroll
+            for (int nt = 0; nt < NT; nt++)
+            {
+                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
+                *(float2*)(dst + r * LC_D + c) = mk_float2(S[mt][nt][0], S[mt][nt][1]);
+                *(float2*)(dst + (r + 8) * LC_D + c) = mk_float2(S[mt][nt][2], S[mt][nt][3]);
+            }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
     const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
 {
-    extern __shared__ unsigned char lp_smem[];    // 16-byte aligned
     bf16* tiles = (bf16*)lp_smem;                 // [2 buffers][Q, K, Kd, V][64][136]
     bf16* Sb = tiles + 8 * LP_TILE;               // [2 buffers][128][136] bf16 S at a block's start
     bf16* As = Sb + 2 * LP_STATE;                 // [64][72] scores (Q Kᵀ) ⊙ D
@@ -580,13 +702,16 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     st.base = qkv + (i64)h * 3 * LC_D + (i64)(tokStart + st.rowBase) * inWidth + st.part * 8;
     st.count = count;
     st.mode = mode;
-    st.s = s;
     uint4 pre[LP_PIECES];
+    if (tid <= LC_BM) ((float*)lp_decays())[tid] = expf(-s * (float)tid);
+    lp_barrier();
 
-    if (warp < 4)
+    if (warp < 4 && mode == 1)
     {
-        // ---- output warps: tokens tr0..tr0+31, channels oc0..oc0+63 ----
-        const int tr0 = 32 * (warp & 1), oc0 = 64 * (warp >> 1);
+        // ---- output warps: the 16-token row tiles 0 and 3 (even warps) or 1 and 2 (odd), channels oc0..oc0+63 ----
+        // Row tile r needs r + 1 key tiles of P V, so both pairs cost 5 (rows 0-31 and 32-63 cost 3 and 7: the
+        // warps with the later rows, and their schedulers, were the last to reach each block's second barrier).
+        const int orow[2] = { 16 * (warp & 1), 48 - 16 * (warp & 1) }, oc0 = 64 * (warp >> 1);
         lp_load(pre, st, 0);
         lp_stage(pre, st, 0, tiles);
         if (nBlocks > 1) lp_load(pre, st, LC_BM);
@@ -594,183 +719,112 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
         #pragma unroll
         for (int mt = 0; mt < 2; mt++)
             #pragma unroll
-            for (int half = 0; half < 2; half++) qd[mt][half] = __expf(-s * (float)(tr0 + 16 * mt + g + 8 * half + 1));
+            for (int half = 0; half < 2; half++) qd[mt][half] = lp_decays()[orow[mt] + g + 8 * half + 1];
         lp_barrier();
         for (int blk = 0; blk < nBlocks; blk++)
         {
             const int b0 = blk * LC_BM, m = min(LC_BM, count - b0), buf = blk & 1;
             lp_scores(st, tiles, As, blk, warp, lane);
             lp_barrier();
-            if (mode == 1)
+            const bf16* Qs = tiles + buf * 4 * LP_TILE;
+            const bf16* Vs = Qs + 3 * LP_TILE;
+            const bf16* Sc = Sb + buf * LP_STATE;   // S at this block's start
+            float o[2][8][4];
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+                #pragma unroll
+                for (int nt = 0; nt < 8; nt++) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.0f;
+            #pragma unroll
+            for (int k0 = 0; k0 < LC_D; k0 += 16)
             {
-                const bf16* Qs = tiles + buf * 4 * LP_TILE;
-                const bf16* Vs = Qs + 3 * LP_TILE;
-                const bf16* Sc = Sb + buf * LP_STATE;   // S at this block's start
-                float o[2][8][4];
+                u32 af[2][4];
+                frag_a(af[0], Qs, LC_LD, orow[0], k0, lane);
+                frag_a(af[1], Qs, LC_LD, orow[1], k0, lane);
                 #pragma unroll
-                for (int mt = 0; mt < 2; mt++)
-                    #pragma unroll
-                    for (int nt = 0; nt < 8; nt++) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.0f;
-                #pragma unroll
-                for (int k0 = 0; k0 < LC_D; k0 += 16)
+                for (int np = 0; np < 4; np++)
                 {
-                    u32 af[2][4];
-                    frag_a(af[0], Qs, LC_LD, tr0, k0, lane);
-                    frag_a(af[1], Qs, LC_LD, tr0 + 16, k0, lane);
-                    #pragma unroll
-                    for (int np = 0; np < 4; np++)
-                    {
-                        u32 b[4];
-                        frag_b_k(b, Sc, LC_LD, oc0 + 16 * np, k0, lane);
-                        #pragma unroll
-                        for (int mt = 0; mt < 2; mt++)
-                        {
-                            mma_bf16(o[mt][2 * np], af[mt], b[0], b[1]);
-                            mma_bf16(o[mt][2 * np + 1], af[mt], b[2], b[3]);
-                        }
-                    }
-                }
-                #pragma unroll
-                for (int mt = 0; mt < 2; mt++)
-                    #pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-                    {
-                        o[mt][nt][0] *= qd[mt][0]; o[mt][nt][1] *= qd[mt][0];
-                        o[mt][nt][2] *= qd[mt][1]; o[mt][nt][3] *= qd[mt][1];
-                    }
-                // P V over the keys up to each row tile's last row (later scores are zero).
-                #pragma unroll
-                for (int js = 0; js < 4; js++)
-                {
-                    if (16 * js > tr0 + 31) continue;
-                    u32 b[4][4];
-                    #pragma unroll
-                    for (int np = 0; np < 4; np++) frag_b_k(b[np], Vs, LC_LD, oc0 + 16 * np, 16 * js, lane);
+                    u32 b[4];
+                    frag_b_k(b, Sc, LC_LD, oc0 + 16 * np, k0, lane);
                     #pragma unroll
                     for (int mt = 0; mt < 2; mt++)
                     {
-                        if (16 * js > tr0 + 16 * mt + 15) continue;
-                        u32 af[4];
-                        frag_a(af, As, LC_LDA, tr0 + 16 * mt, 16 * js, lane);
-                        #pragma unroll
-                        for (int np = 0; np < 4; np++)
-                        {
-                            mma_bf16(o[mt][2 * np], af, b[np][0], b[np][1]);
-                            mma_bf16(o[mt][2 * np + 1], af, b[np][2], b[np][3]);
-                        }
+                        mma_bf16(o[mt][2 * np], af[mt], b[0], b[1]);
+                        mma_bf16(o[mt][2 * np + 1], af[mt], b[2], b[3]);
                     }
                 }
-                lp_next(pre, st, tiles, blk, nBlocks);
+            }
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+                #pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+                {
+                    o[mt][nt][0] *= qd[mt][0]; o[mt][nt][1] *= qd[mt][0];
+                    o[mt][nt][2] *= qd[mt][1]; o[mt][nt][3] *= qd[mt][1];
+                }
+            // P V over the keys up to each row tile's last row (later scores are zero).
+            #pragma unroll
+            for (int js = 0; js < 4; js++)
+            {
+                if (16 * js > orow[1]) continue;   // orow[1] > orow[0]
+                u32 b[4][4];
+                #pragma unroll
+                for (int np = 0; np < 4; np++) frag_b_k(b[np], Vs, LC_LD, oc0 + 16 * np, 16 * js, lane);
                 #pragma unroll
                 for (int mt = 0; mt < 2; mt++)
+                {
+                    if (16 * js > orow[mt]) continue;
+                    u32 af[4];
+                    frag_a(af, As, LC_LDA, orow[mt], 16 * js, lane);
                     #pragma unroll
-                    for (int half = 0; half < 2; half++)
+                    for (int np = 0; np < 4; np++)
                     {
-                        const int i = tr0 + 16 * mt + g + 8 * half;
-                        if (i >= m) continue;
-                        bf16* row = out + (i64)(tokStart + b0 + i) * outWidth + (i64)h * LC_D + oc0 + 2 * t;
-                        #pragma unroll
-                        for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[mt][nt][2 * half], o[mt][nt][2 * half + 1]);
+                        mma_bf16(o[mt][2 * np], af, b[np][0], b[np][1]);
+                        mma_bf16(o[mt][2 * np + 1], af, b[np][2], b[np][3]);
                     }
+                }
             }
-            else lp_next(pre, st, tiles, blk, nBlocks);
+            lp_next(pre, st, tiles, blk, nBlocks);
+            // The accumulators' own layout would write 16 bytes per row and instruction (half sectors:
+            // Nsight Compute counted 16 of 32 bytes used per sector and 20 % excess sectors). So the warp
+            // stages its 2 x 16 x 64 tile in this buffer's K tile, which nobody reads after phase A (the next
+            // staging into this buffer is block blk+2's, two barriers on), and writes 16 bytes per lane:
+            // 8 lanes cover one 128-byte row segment, 4 rows per instruction.
+            bf16* Ot = tiles + buf * 4 * LP_TILE + LP_TILE;
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+                #pragma unroll
+                for (int half = 0; half < 2; half++)
+                {
+                    bf16* row = Ot + (orow[mt] + g + 8 * half) * LC_LD + oc0 + 2 * t;
+                    #pragma unroll
+                    for (int nt = 0; nt < 8; nt++) *(u32*)(row + 8 * nt) = pack_bf16(o[mt][nt][2 * half], o[mt][nt][2 * half + 1]);
+                }
+            __syncwarp();
+            const int c = oc0 + 8 * (lane & 7);
+            #pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+            {
+                const int i0 = orow[mt] + (lane >> 3);
+                bf16* dst = out + (i64)(tokStart + b0 + i0) * outWidth + (i64)h * LC_D + c;
+                #pragma unroll
+                for (int p = 0; p < 4; p++)
+                    if (i0 + 4 * p < m) *(uint4*)(dst + 4 * p * outWidth) = *(const uint4*)(Ot + (i0 + 4 * p) * LC_LD + c);
+            }
             lp_barrier();
         }
         return;
     }
 
-    // ---- state warps: rows kr0..kr0+63, columns sc0..sc0+63 of the float32 state ----
-    const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
-    float S[4][8][4];
+    // ---- state: warps 4-7 in pass 1, all 8 warps in pass 0 (no outputs) ----
+    if (mode == 0)
     {
-        const float* src = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
-        #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
-            #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-            {
-                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
-                if (mode == 0)
-                {
-                    S[mt][nt][0] = S[mt][nt][1] = S[mt][nt][2] = S[mt][nt][3] = 0.0f;
-                }
-                else
-                {
-                    S[mt][nt][0] = src[r * LC_D + c];
-                    S[mt][nt][1] = src[r * LC_D + c + 1];
-                    S[mt][nt][2] = src[(r + 8) * LC_D + c];
-                    S[mt][nt][3] = src[(r + 8) * LC_D + c + 1];
-                    *(u32*)(Sb + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
-                    *(u32*)(Sb + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
-                }
-            }
+        const int kr0 = 64 * (warp & 1), sc0 = 32 * (warp >> 1);
+        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * dd, nBlocks, kr0, sc0, warp, lane);
     }
-    lp_load(pre, st, 0);
-    lp_stage(pre, st, 0, tiles);
-    if (nBlocks > 1) lp_load(pre, st, LC_BM);
-    lp_barrier();
-    for (int blk = 0; blk < nBlocks; blk++)
+    else
     {
-        const int m = min(LC_BM, count - blk * LC_BM), buf = blk & 1;
-        lp_scores(st, tiles, As, blk, warp, lane);
-        lp_barrier();
-        const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
-        const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
-        const float bd = __expf(-s * (float)m);
-        #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
-            #pragma unroll
-            for (int nt = 0; nt < 8; nt++) { S[mt][nt][0] *= bd; S[mt][nt][1] *= bd; S[mt][nt][2] *= bd; S[mt][nt][3] *= bd; }
-        #pragma unroll
-        for (int js = 0; js < 4; js++)
-        {
-            u32 af[4][4];
-            #pragma unroll
-            for (int mt = 0; mt < 4; mt++) frag_a_t(af[mt], Kd, LC_LD, kr0 + 16 * mt, 16 * js, lane);
-            #pragma unroll
-            for (int np = 0; np < 4; np++)
-            {
-                u32 b[4];
-                frag_b_k(b, Vs, LC_LD, sc0 + 16 * np, 16 * js, lane);
-                #pragma unroll
-                for (int mt = 0; mt < 4; mt++)
-                {
-                    mma_bf16(S[mt][2 * np], af[mt], b[0], b[1]);
-                    mma_bf16(S[mt][2 * np + 1], af[mt], b[2], b[3]);
-                }
-            }
-        }
-        lp_next(pre, st, tiles, blk, nBlocks);
-        if (mode == 1 && blk + 1 < nBlocks)
-        {
-            // The other buffer: the output warps read this block's copy now, the new one next block.
-            bf16* Sn = Sb + (buf ^ 1) * LP_STATE;
-            #pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-                #pragma unroll
-                for (int nt = 0; nt < 8; nt++)
-                {
-                    const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
-                    *(u32*)(Sn + r * LC_LD + c) = pack_bf16(S[mt][nt][0], S[mt][nt][1]);
-                    *(u32*)(Sn + (r + 8) * LC_LD + c) = pack_bf16(S[mt][nt][2], S[mt][nt][3]);
-                }
-        }
-        lp_barrier();
-    }
-
-    float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
-    if (dst)
-    {
-        #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
-            #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-            {
-                const int r = kr0 + 16 * mt + g, c = sc0 + 8 * nt + 2 * t;
-                dst[r * LC_D + c] = S[mt][nt][0];
-                dst[r * LC_D + c + 1] = S[mt][nt][1];
-                dst[(r + 8) * LC_D + c] = S[mt][nt][2];
-                dst[(r + 8) * LC_D + c + 1] = S[mt][nt][3];
-            }
+        const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
+        lp_state_role<8>(pre, st, tiles, Sb, As, nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd,
+            last ? seqState : (float*)0, nBlocks, kr0, sc0, warp, lane);
     }
 }
