@@ -823,8 +823,8 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     }
     else
     {
+        const float* chunkStart = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
         const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
-        lp_state_role<8>(pre, st, tiles, Sb, As, nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd,
-            last ? seqState : (float*)0, nBlocks, kr0, sc0, warp, lane);
+        lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, last ? seqState : (float*)0, nBlocks, kr0, sc0, warp, lane);
     }
 }
