@@ -574,9 +574,13 @@ __device__ __forceinline__ void lp_next(uint4 (&pre)[LP_PIECES], const LpStaging
 // mode 0; written to dst unless it is null): S = exp(-s m) S + Kdᵀ V per block, in mode 1 also the bf16 copy the
 // output warps read next block. Mode 1: warps 4-7, 64 columns each (NT = 8); mode 0 has no outputs, so all 8 warps
 // take this role with 32 columns each (NT = 4): half the products per warp, two warps per scheduler issuing them.
+// stageFirst: the warp stages block blk+1 (lp_next) before its products of block blk instead of after them. Staging
+// is special-function work and the products tensor-core work; a scheduler whose two warps do them in opposite orders
+// keeps both pipes busy at once (the staging of blk+1 writes the other buffer, last read before the barrier that
+// closed block blk-1, so either order is correct).
 template <int NT>
 __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpStaging& st, bf16* tiles, bf16* Sb, bf16* As,
-    const float* src, float* dst, int nBlocks, int kr0, int sc0, int warp, int lane)
+    const float* src, float* dst, int nBlocks, int kr0, int sc0, bool stageFirst, int warp, int lane)
 {
     const int mode = st.mode, g = lane >> 2, t = lane & 3;
     float S[4][NT][4];
@@ -620,6 +624,7 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
         }
         const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
         const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
+        if (stageFirst) lp_next(pre, st, tiles, blk, nBlocks);
         const float bd = lp_decays()[m];
         #pragma unroll
         for (int mt = 0; mt < 4; mt++)
@@ -644,7 +649,7 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
                 }
             }
         }
-        lp_next(pre, st, tiles, blk, nBlocks);
+        if (!stageFirst) lp_next(pre, st, tiles, blk, nBlocks);
         if (mode == 1 && blk + 1 < nBlocks)
         {
             // The other buffer: the output warps read this block's copy now, the new one next block.
@@ -819,12 +824,15 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     if (mode == 0)
     {
         const int kr0 = 64 * (warp & 1), sc0 = 32 * (warp >> 1);
-        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * dd, nBlocks, kr0, sc0, warp, lane);
+        // Warps w and w + 4 share a scheduler: one stages first, the other multiplies first.
+        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * dd, nBlocks, kr0, sc0,
+            warp < 4, warp, lane);
     }
     else
     {
         const float* chunkStart = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
         const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
-        lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, last ? seqState : (float*)0, nBlocks, kr0, sc0, warp, lane);
+        lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, last ? seqState : (float*)0, nBlocks, kr0, sc0,
+            true, warp, lane);   // the output warps multiply first
     }
 }
