@@ -14,6 +14,9 @@ static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigne
         memset(emu_smem, 0xff, sizeof emu_smem);   // uninitialised shared memory reads as NaN
         std::barrier<> cta(block);
         emu_block_barrier = &cta;
+        std::barrier<EmuNamedDone> named(block);
+        emu_named_pending = 0;
+        emu_named_barrier = &named;
         std::vector<std::barrier<>*> wb;
         for (unsigned w = 0; w < block / 32; w++) { wb.push_back(new std::barrier<>(32)); emu_warps[w].bar = wb.back(); }
         std::vector<std::thread> th;

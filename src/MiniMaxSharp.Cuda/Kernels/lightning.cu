@@ -453,6 +453,13 @@ extern __shared__ unsigned char lp_smem[];    // 16-byte aligned (file scope: th
 __device__ __forceinline__ const float* lp_decays() { return (const float*)(lp_smem + LP_DECAY_AT); }
 
 __device__ __forceinline__ void lp_barrier() { asm volatile("bar.sync 0, 256;\n" ::: "memory"); }
+// Barrier 1 closes phase A (the score tile): all 8 warps write score tiles, only the output warps read them. So the
+// state warps only arrive (bar.arrive: no wait; their earlier shared-memory writes are ordered before the waiters'
+// later reads) and go on to their staging and products, and the output warps wait (bar.sync 1 completes at 256
+// arrivals). A state warp cannot arrive for block b+1 before the output warps have left the wait of block b: barrier 0
+// closes block b in between.
+__device__ __forceinline__ void lp_scores_arrive() { asm volatile("bar.arrive 1, 256;\n" ::: "memory"); }
+__device__ __forceinline__ void lp_scores_wait() { asm volatile("bar.sync 1, 256;\n" ::: "memory"); }
 
 // Where this thread's 16-byte pieces of a block come from: piece r is channels part*8..+7 of token
 // rowBase + 16 (r & 3) of q (r < 4), k (r < 8) or v (r < 12), so each piece's tensor is a compile-time fact.
@@ -617,10 +624,11 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
         const int m = min(LC_BM, st.count - blk * LC_BM), buf = blk & 1;
         if (mode == 1)
         {
-            // Phase A. Pass 0 has no scores and needs no barrier here: the one closing the previous block already
-            // orders its staging of this block before these reads, and these reads before the next staging into this buffer.
+            // Phase A, without waiting for the other warps' score tiles (this role does not read them). Pass 0 has no
+            // scores and no barrier here: the one closing the previous block already orders its staging of this block
+            // before these reads, and these reads before the next staging into this buffer.
             lp_scores(st, tiles, As, blk, warp, lane);
-            lp_barrier();
+            lp_scores_arrive();
         }
         const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
         const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
@@ -730,7 +738,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
         {
             const int b0 = blk * LC_BM, m = min(LC_BM, count - b0), buf = blk & 1;
             lp_scores(st, tiles, As, blk, warp, lane);
-            lp_barrier();
+            lp_scores_wait();   // every warp's score tiles (and its reads of this buffer's K tile, reused for the outputs below)
             const bf16* Qs = tiles + buf * 4 * LP_TILE;
             const bf16* Vs = Qs + 3 * LP_TILE;
             const bf16* Sc = Sb + buf * LP_STATE;   // S at this block's start
