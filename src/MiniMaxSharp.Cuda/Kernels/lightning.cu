@@ -689,8 +689,11 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
     }
 }
 
+// startSlot[item]: the chunk slot pass 1 of this item starts from. Pass 0 and the scan may run over a finer plan than
+// pass 1 (the chunks before each sequence's last split into sub-chunks, so that pass 0 fills the GPU: the scan combines
+// sub-chunks exactly as chunks); then a chunk's start state is its first sub-chunk's slot (CudaBackend.LightningChunked).
 extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
-    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
+    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
 {
     bf16* tiles = (bf16*)lp_smem;                 // [2 buffers][Q, K, Kd, V][64][136]
     bf16* Sb = tiles + 8 * LP_TILE;               // [2 buffers][128][136] bf16 S at a block's start
@@ -838,7 +841,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     }
     else
     {
-        const float* chunkStart = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
+        const float* chunkStart = nChunks == 1 ? seqState : slots + ((i64)startSlot[item] * heads + h) * dd;
         const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
         lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, last ? seqState : (float*)0, nBlocks, kr0, sc0,
             true, warp, lane);   // the output warps multiply first
