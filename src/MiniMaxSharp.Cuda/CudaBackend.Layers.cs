@@ -120,6 +120,23 @@ public sealed unsafe partial class CudaBackend
         return Math.Min(longest, 64 * lo);
     }
 
+    /// <summary>
+    /// Pass 0 of <c>lightning_pipe</c> (the chunk states) runs only the chunks before each sequence's last, so with few
+    /// chunks it leaves SMs idle (B=1 H=64 T=64K: 64 of 132 CTAs). It may split those chunks further: each sub-chunk
+    /// computes its own contribution and the scan combines them like chunks, while pass 1 keeps the coarse chunks.
+    /// Returns the largest split f (1 = none) whose pass-0 items still fit one wave, with sub-chunks a multiple of 64 and
+    /// at least <see cref="LightningMinChunk"/> tokens (each sub-chunk writes a 64 KB state per head).
+    /// </summary>
+    internal static int LightningPass0Split(BatchLayout layout, int heads, int chunk, int multiprocessors)
+    {
+        long pass0 = heads * layout.Sequences.Sum(s => (long)((s.TokenCount + chunk - 1) / chunk - 1));
+        if (pass0 == 0) return 1;
+        int best = 1;
+        for (int f = 2; (long)f * pass0 <= multiprocessors && chunk / f >= LightningMinChunk; f++)
+            if (chunk % (64 * f) == 0) best = f;
+        return best;
+    }
+
     /// <summary>Chunk length (a multiple of the 64-token block) that gives about two work items per SM (<c>lightning_chunk</c>).</summary>
     internal static int LightningChunkLength(BatchLayout layout, int heads, int multiprocessors)
     {
@@ -150,24 +167,65 @@ public sealed unsafe partial class CudaBackend
                 items.AddRange([s, span.TokenOffset + c * chunk, Math.Min(chunk, span.TokenCount - c * chunk), c]);
         }
         int itemCount = items.Count / 4;
+        // Pass 0 and the scan run over `pass0Items` (the chunks, or sub-chunks of all but each sequence's last chunk:
+        // see LightningPass0Split); pass 1 of chunk c of sequence s starts from slot startSlot[item] = its first
+        // sub-chunk's. Without a split both plans are the chunks and startSlot[item] = item.
+        int split = pipelined && anySplit ? LightningPass0Split(layout, heads, chunk, _device.Multiprocessors) : 1;
+        var pass0Items = split == 1 ? items : new List<int>();
+        var pass0SeqItems = split == 1 ? seqItems : new int[2 * layout.Count];
+        var startSlot = new int[itemCount];
+        for (int s = 0, item = 0; s < layout.Count; s++)
+        {
+            var span = layout.Sequences[s];
+            int n = seqItems[2 * s + 1], sub = chunk / split;
+            if (split > 1) { pass0SeqItems[2 * s] = pass0Items.Count / 4; pass0SeqItems[2 * s + 1] = split * (n - 1) + 1; }
+            for (int c = 0; c < n; c++, item++)
+            {
+                startSlot[item] = split == 1 ? item : pass0SeqItems[2 * s] + split * c;
+                if (split == 1) continue;
+                int start = span.TokenOffset + c * chunk;
+                if (c == n - 1) pass0Items.AddRange([s, start, span.TokenCount - c * chunk, split * c]);
+                else for (int j = 0; j < split; j++) pass0Items.AddRange([s, start + j * sub, sub, split * c + j]);
+            }
+        }
+        int pass0Count = pass0Items.Count / 4;
         var meta = new MetaBuilder();
         int itemsAt = meta.Add(items.ToArray()), seqAt = meta.Add(seqItems), ptrs = meta.Add(statePtrs), slopeAt = meta.Add(slopes);
+        int pass0At = split == 1 ? itemsAt : meta.Add(pass0Items.ToArray()), pass0SeqAt = split == 1 ? seqAt : meta.Add(pass0SeqItems);
+        int startAt = meta.Add(startSlot);
         ulong m = UploadMeta(meta);
         long stateBytes = (long)ChunkedHeadDim * ChunkedHeadDim * 4;
-        ulong slots = anySplit ? Scratch("lightning chunk states", itemCount * heads * stateBytes) : 0;
+        ulong slots = anySplit ? Scratch("lightning chunk states", pass0Count * heads * stateBytes) : 0;
         const int chunkShared = (4 * 64 * 136 + 128 * 136 + 64 * 72) * 2;   // q, k, k⊙decay, v, S, scores (bf16)
-        var kernel = _device.Kernel("lightning.cu", pipelined ? "lightning_pipe" : "lightning_chunk");
-        uint threads = pipelined ? 256u : 512u;
-        int shared = pipelined ? LightningPipeShared : chunkShared;
+        if (pipelined)
+        {
+            var pipe = _device.Kernel("lightning.cu", "lightning_pipe");
+            if (anySplit)
+            {
+                pipe.Launch((uint)pass0Count, (uint)heads, 1, 256, LightningPipeShared,
+                    qkv, output, m + (ulong)pass0At, m + (ulong)pass0SeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0, m + (ulong)startAt);
+                LightningChunkScan(layout.Count, heads, m + (ulong)pass0At, m + (ulong)pass0SeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt);
+            }
+            pipe.Launch((uint)itemCount, (uint)heads, 1, 256, LightningPipeShared,
+                qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1, m + (ulong)startAt);
+            return;
+        }
+        var kernel = _device.Kernel("lightning.cu", "lightning_chunk");
         if (anySplit)
         {
-            kernel.Launch((uint)itemCount, (uint)heads, 1, threads, shared,
+            kernel.Launch((uint)itemCount, (uint)heads, 1, 512, chunkShared,
                 qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0);
-            _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)layout.Count, (uint)heads, (uint)(stateBytes / 4 / 256), 256, 0,
-                m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads);
+            LightningChunkScan(layout.Count, heads, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt);
         }
-        kernel.Launch((uint)itemCount, (uint)heads, 1, threads, shared,
+        kernel.Launch((uint)itemCount, (uint)heads, 1, 512, chunkShared,
             qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1);
+    }
+
+    private void LightningChunkScan(int sequences, int heads, ulong items, ulong seqItems, ulong statePtrs, ulong slots, ulong slopes)
+    {
+        const long stateElements = (long)ChunkedHeadDim * ChunkedHeadDim;
+        _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)sequences, (uint)heads, (uint)(stateElements / 256), 256, 0,
+            items, seqItems, statePtrs, slots, slopes, heads);
     }
 
     public void SoftmaxAttention(DeviceTensor q, DeviceTensor k, DeviceTensor v, BatchLayout layout,

@@ -10,7 +10,14 @@ static inline unsigned short emu_f2bf(float f)
 }
 __device__ __forceinline__ u32 pack_bf16(float lo, float hi) { return (u32)emu_f2bf(lo) | ((u32)emu_f2bf(hi) << 16); }
 __device__ __forceinline__ float silu_fast(float x) { return x / (1.0f + expf(-x)); }
-__device__ __forceinline__ void lp_barrier() { __syncthreads(); }
+__device__ __forceinline__ void lp_barrier()
+{
+    __syncthreads();
+    if (emu_named_pending != 0) { fprintf(stderr, "barrier 1 incomplete (%d arrivals) at barrier 0\n", (int)emu_named_pending); abort(); }
+}
+// Named barrier 1 (bar.arrive / bar.sync 1, 256): arrivals that do not wait, completed by the waiters.
+__device__ __forceinline__ void lp_scores_arrive() { emu_named_pending++; auto token = emu_named_barrier->arrive(); (void)token; }
+__device__ __forceinline__ void lp_scores_wait() { emu_named_pending++; emu_named_barrier->arrive_and_wait(); }
 static inline void ldsm(u32* r, const void* p, bool trans)
 {
     WarpExchange& w = emu_warps[emu_warp];

@@ -4,7 +4,6 @@
 #include "kernels.inc"
 #include <random>
 #include <functional>
-typedef void (*KernelFn)(const bf16*, bf16*, const int*, const int*, const unsigned long long*, float*, const float*, int, int);
 
 static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigned gz, unsigned block)
 {
@@ -14,6 +13,9 @@ static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigne
         memset(emu_smem, 0xff, sizeof emu_smem);   // uninitialised shared memory reads as NaN
         std::barrier<> cta(block);
         emu_block_barrier = &cta;
+        std::barrier<EmuNamedDone> named(block);
+        emu_named_pending = 0;
+        emu_named_barrier = &named;
         std::vector<std::barrier<>*> wb;
         for (unsigned w = 0; w < block / 32; w++) { wb.push_back(new std::barrier<>(32)); emu_warps[w].bar = wb.back(); }
         std::vector<std::thread> th;
@@ -32,6 +34,16 @@ static int pipePlan(const std::vector<int>& counts, int heads, int sms)
     int lo = 4, hi = (longest + 63) / 64;
     while (lo < hi) { int mid = (lo + hi) / 2; if (items(64 * mid) <= sms) hi = mid; else lo = mid + 1; }
     return std::min(longest, 64 * lo);
+}
+// CudaBackend.LightningPass0Split: sub-chunks for pass 0 of lightning_pipe while its items still fit the SMs.
+static int pass0Split(const std::vector<int>& counts, int heads, int chunk, int sms)
+{
+    long pass0 = 0; for (int t : counts) pass0 += (t + chunk - 1) / chunk - 1;
+    pass0 *= heads;
+    if (pass0 == 0) return 1;
+    int best = 1;
+    for (int f = 2; f * pass0 <= sms && chunk / f >= 256; f++) if (chunk % (64 * f) == 0) best = f;
+    return best;
 }
 static int chunkPlan(const std::vector<int>& counts, int heads, int sms)
 {
@@ -71,18 +83,41 @@ static double run(bool pipe, const std::vector<int>& counts, const std::vector<i
     for (int s = 0; s < B; s++) { int n = (counts[s] + chunk - 1) / chunk; seqItems[2 * s] = items.size() / 4; seqItems[2 * s + 1] = n; anySplit |= n > 1;
         for (int c = 0; c < n; c++) { items.push_back(s); items.push_back(offs[s] + c * chunk); items.push_back(std::min(chunk, counts[s] - c * chunk)); items.push_back(c); } }
     int itemCount = items.size() / 4;
+    // Pass 0 and the scan over sub-chunks (lightning_pipe, as CudaBackend.LightningChunked), pass 1 over the chunks.
+    int split = pipe && anySplit ? pass0Split(counts, heads, chunk, sms) : 1;
+    std::vector<int> p0Items = items, p0Seq = seqItems, startSlot(itemCount);
+    if (split > 1) { p0Items.clear(); }
+    for (int s = 0, item = 0; s < B; s++)
+    {
+        int n = seqItems[2 * s + 1], sub = chunk / split;
+        if (split > 1) { p0Seq[2 * s] = p0Items.size() / 4; p0Seq[2 * s + 1] = split * (n - 1) + 1; }
+        for (int c = 0; c < n; c++, item++)
+        {
+            startSlot[item] = split == 1 ? item : p0Seq[2 * s] + split * c;
+            if (split == 1) continue;
+            int start = offs[s] + c * chunk;
+            if (c == n - 1) { int v[4] = { s, start, counts[s] - c * chunk, split * c }; p0Items.insert(p0Items.end(), v, v + 4); }
+            else for (int j = 0; j < split; j++) { int v[4] = { s, start + j * sub, sub, split * c + j }; p0Items.insert(p0Items.end(), v, v + 4); }
+        }
+    }
+    int p0Count = p0Items.size() / 4;
     std::vector<unsigned long long> ptrs(B); for (int s = 0; s < B; s++) ptrs[s] = (unsigned long long)st[s].data();
-    std::vector<float> slots(anySplit ? (size_t)itemCount * heads * d * d : 1, NAN);
+    std::vector<float> slots(anySplit ? (size_t)p0Count * heads * d * d : 1, NAN);
     std::vector<bf16> out((size_t)T * heads * d, 0xffff);
-    KernelFn k = pipe ? lightning_pipe : lightning_chunk;
+    auto k = [&](const std::vector<int>& it, const std::vector<int>& sq, int mode)
+    {
+        if (pipe) lightning_pipe(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode, startSlot.data());
+        else lightning_chunk(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode);
+    };
     unsigned threads = pipe ? 256 : 512;
-    printf("  %s: chunk %d, %d items%s\n", pipe ? "lightning_pipe" : "lightning_chunk", chunk, itemCount, anySplit ? " (split)" : "");
+    printf("  %s: chunk %d, %d items%s, pass 0 split %d (%d items)\n", pipe ? "lightning_pipe" : "lightning_chunk", chunk, itemCount,
+        anySplit ? " (split)" : "", split, p0Count);
     if (anySplit)
     {
-        launch([&] { k(qkv.data(), out.data(), items.data(), seqItems.data(), ptrs.data(), slots.data(), slopes.data(), heads, 0); }, itemCount, heads, 1, threads);
-        launch([&] { lightning_chunk_scan(items.data(), seqItems.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
+        launch([&] { k(p0Items, p0Seq, 0); }, p0Count, heads, 1, threads);
+        launch([&] { lightning_chunk_scan(p0Items.data(), p0Seq.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
     }
-    launch([&] { k(qkv.data(), out.data(), items.data(), seqItems.data(), ptrs.data(), slots.data(), slopes.data(), heads, 1); }, itemCount, heads, 1, threads);
+    launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads);
     double num = 0, den = 0, snum = 0, sden = 0;
     for (size_t i = 0; i < out.size(); i++) { double x = bf(out[i]) - refOut[i]; num += x * x; den += refOut[i] * refOut[i]; }
     for (int s = 0; s < B; s++) for (size_t i = 0; i < st[s].size(); i++) { double x = st[s][i] - refSt[s][i]; snum += x * x; sden += refSt[s][i] * refSt[s][i]; }
@@ -102,6 +137,7 @@ int main(int argc, char** argv)
         { {700}, {1}, 1, 3 },                     // three chunks of one sequence
         { {1, 64, 65}, {1, 1, 0}, 1, 1000 },      // a 1-token sequence, exact block, block + 1
         { {150, 300, 40}, {1, 0, 1}, 2, 4 },      // pairs fill the "GPU": one chunk per sequence
+        { {1000, 900}, {1, 0}, 1, 4 },            // pipe: chunks of 512 (4 items); pass 0 in sub-chunks of 256 (split 2)
     };
     double worst = 0;
     for (size_t c = 0; c < cases.size(); c++)

@@ -14,7 +14,7 @@ def strip(text, names):
             continue
         out.append(l); i += 1
     return '\n'.join(out)
-src = strip(src, ['pack_bf16', 'silu_fast', 'smem_addr', 'ldsm_x4', 'ldsm_x4_t', 'mma_bf16', 'lp_barrier'])
+src = strip(src, ['pack_bf16', 'silu_fast', 'smem_addr', 'ldsm_x4', 'ldsm_x4_t', 'mma_bf16', 'lp_barrier', 'lp_scores_arrive', 'lp_scores_wait'])
 src = re.sub(r'extern __shared__ unsigned char (\w+)\[\];', r'unsigned char* \1 = emu_smem;', src)
 src = re.sub(r'extern __shared__ float (\w+)\[\];', r'float* \1 = (float*)emu_smem;', src)
 src = src.replace('"unroll"', '"GCC unroll 1"').replace('__expf(', 'expf(')

@@ -28,6 +28,13 @@ static inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline float __shfl_xor_sync(unsigned, float, int) { abort(); }
 std::barrier<>* emu_block_barrier;
+// Barrier 1 of lightning_pipe (all threads of the CTA). Arrivals since its last completion are counted, and every
+// barrier 0 checks that none is pending: a waiter left out would otherwise pass unnoticed (the emulation is not a
+// race detector: reads before the writes they need may still see the right values by luck of timing).
+#include <atomic>
+std::atomic<int> emu_named_pending;
+struct EmuNamedDone { void operator()() noexcept { emu_named_pending = 0; } };
+std::barrier<EmuNamedDone>* emu_named_barrier;
 static inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
 unsigned char emu_smem[232448];
 struct WarpExchange

@@ -453,6 +453,13 @@ extern __shared__ unsigned char lp_smem[];    // 16-byte aligned (file scope: th
 __device__ __forceinline__ const float* lp_decays() { return (const float*)(lp_smem + LP_DECAY_AT); }
 
 __device__ __forceinline__ void lp_barrier() { asm volatile("bar.sync 0, 256;\n" ::: "memory"); }
+// Barrier 1 closes phase A (the score tile): all 8 warps write score tiles, only the output warps read them. So the
+// state warps only arrive (bar.arrive: no wait; their earlier shared-memory writes are ordered before the waiters'
+// later reads) and go on to their staging and products, and the output warps wait (bar.sync 1 completes at 256
+// arrivals). A state warp cannot arrive for block b+1 before the output warps have left the wait of block b: barrier 0
+// closes block b in between.
+__device__ __forceinline__ void lp_scores_arrive() { asm volatile("bar.arrive 1, 256;\n" ::: "memory"); }
+__device__ __forceinline__ void lp_scores_wait() { asm volatile("bar.sync 1, 256;\n" ::: "memory"); }
 
 // Where this thread's 16-byte pieces of a block come from: piece r is channels part*8..+7 of token
 // rowBase + 16 (r & 3) of q (r < 4), k (r < 8) or v (r < 12), so each piece's tensor is a compile-time fact.
@@ -574,9 +581,13 @@ __device__ __forceinline__ void lp_next(uint4 (&pre)[LP_PIECES], const LpStaging
 // mode 0; written to dst unless it is null): S = exp(-s m) S + Kdᵀ V per block, in mode 1 also the bf16 copy the
 // output warps read next block. Mode 1: warps 4-7, 64 columns each (NT = 8); mode 0 has no outputs, so all 8 warps
 // take this role with 32 columns each (NT = 4): half the products per warp, two warps per scheduler issuing them.
+// stageFirst: the warp stages block blk+1 (lp_next) before its products of block blk instead of after them. Staging
+// is special-function work and the products tensor-core work; a scheduler whose two warps do them in opposite orders
+// keeps both pipes busy at once (the staging of blk+1 writes the other buffer, last read before the barrier that
+// closed block blk-1, so either order is correct).
 template <int NT>
 __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpStaging& st, bf16* tiles, bf16* Sb, bf16* As,
-    const float* src, float* dst, int nBlocks, int kr0, int sc0, int warp, int lane)
+    const float* src, float* dst, int nBlocks, int kr0, int sc0, bool stageFirst, int warp, int lane)
 {
     const int mode = st.mode, g = lane >> 2, t = lane & 3;
     float S[4][NT][4];
@@ -613,13 +624,15 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
         const int m = min(LC_BM, st.count - blk * LC_BM), buf = blk & 1;
         if (mode == 1)
         {
-            // Phase A. Pass 0 has no scores and needs no barrier here: the one closing the previous block already
-            // orders its staging of this block before these reads, and these reads before the next staging into this buffer.
+            // Phase A, without waiting for the other warps' score tiles (this role does not read them). Pass 0 has no
+            // scores and no barrier here: the one closing the previous block already orders its staging of this block
+            // before these reads, and these reads before the next staging into this buffer.
             lp_scores(st, tiles, As, blk, warp, lane);
-            lp_barrier();
+            lp_scores_arrive();
         }
         const bf16* Kd = tiles + buf * 4 * LP_TILE + 2 * LP_TILE;
         const bf16* Vs = tiles + buf * 4 * LP_TILE + 3 * LP_TILE;
+        if (stageFirst) lp_next(pre, st, tiles, blk, nBlocks);
         const float bd = lp_decays()[m];
         #pragma unroll
         for (int mt = 0; mt < 4; mt++)
@@ -644,7 +657,7 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
                 }
             }
         }
-        lp_next(pre, st, tiles, blk, nBlocks);
+        if (!stageFirst) lp_next(pre, st, tiles, blk, nBlocks);
         if (mode == 1 && blk + 1 < nBlocks)
         {
             // The other buffer: the output warps read this block's copy now, the new one next block.
@@ -676,8 +689,11 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
     }
 }
 
+// startSlot[item]: the chunk slot pass 1 of this item starts from. Pass 0 and the scan may run over a finer plan than
+// pass 1 (the chunks before each sequence's last split into sub-chunks, so that pass 0 fills the GPU: the scan combines
+// sub-chunks exactly as chunks); then a chunk's start state is its first sub-chunk's slot (CudaBackend.LightningChunked).
 extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
-    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
+    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
 {
     bf16* tiles = (bf16*)lp_smem;                 // [2 buffers][Q, K, Kd, V][64][136]
     bf16* Sb = tiles + 8 * LP_TILE;               // [2 buffers][128][136] bf16 S at a block's start
@@ -725,7 +741,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
         {
             const int b0 = blk * LC_BM, m = min(LC_BM, count - b0), buf = blk & 1;
             lp_scores(st, tiles, As, blk, warp, lane);
-            lp_barrier();
+            lp_scores_wait();   // every warp's score tiles (and its reads of this buffer's K tile, reused for the outputs below)
             const bf16* Qs = tiles + buf * 4 * LP_TILE;
             const bf16* Vs = Qs + 3 * LP_TILE;
             const bf16* Sc = Sb + buf * LP_STATE;   // S at this block's start
@@ -819,12 +835,15 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     if (mode == 0)
     {
         const int kr0 = 64 * (warp & 1), sc0 = 32 * (warp >> 1);
-        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * dd, nBlocks, kr0, sc0, warp, lane);
+        // Warps w and w + 4 share a scheduler: one stages first, the other multiplies first.
+        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * dd, nBlocks, kr0, sc0,
+            warp < 4, warp, lane);
     }
     else
     {
+        const float* chunkStart = nChunks == 1 ? seqState : slots + ((i64)startSlot[item] * heads + h) * dd;
         const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
-        lp_state_role<8>(pre, st, tiles, Sb, As, nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd,
-            last ? seqState : (float*)0, nBlocks, kr0, sc0, warp, lane);
+        lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, last ? seqState : (float*)0, nBlocks, kr0, sc0,
+            true, warp, lane);   // the output warps multiply first
     }
 }

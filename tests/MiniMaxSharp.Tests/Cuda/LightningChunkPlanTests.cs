@@ -63,6 +63,29 @@ public sealed class LightningChunkPlanTests
         Assert.Equal(100, CudaBackend.LightningPipeChunkLength(BatchLayout.Create([100], [0]), heads: 2, multiprocessors: 132));
     }
 
+    [Theory]
+    [InlineData(1, 64, 65536, 2)]     // 2 chunks of 32K: pass 0 has 64 items, in halves 128
+    [InlineData(1, 16, 131072, 1)]    // 8 chunks of 16K: pass 0 has 112 items already
+    [InlineData(8, 32, 16384, 1)]     // one chunk per sequence: no pass 0
+    public void PassZeroSplitsItsChunksWhileItStillFitsOneWave(int batch, int heads, int tokens, int expected)
+    {
+        var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
+        int chunk = CudaBackend.LightningPipeChunkLength(layout, heads, multiprocessors: 132);
+        int split = CudaBackend.LightningPass0Split(layout, heads, chunk, multiprocessors: 132);
+        Assert.Equal(expected, split);
+        Assert.Equal(0, chunk % (64 * split));
+    }
+
+    [Fact]
+    public void PassZeroSubChunksAreWholeBlocksOfAtLeast256Tokens()
+    {
+        // 1344 = 21 blocks of 64: 3 sub-chunks of 448 (2 would be half blocks, 4 to 7 too, or under 256 tokens).
+        Assert.Equal(3, CudaBackend.LightningPass0Split(BatchLayout.Create([2688], [0]), heads: 1, chunk: 1344, multiprocessors: 8));
+        Assert.Equal(2, CudaBackend.LightningPass0Split(BatchLayout.Create([1024], [0]), heads: 1, chunk: 512, multiprocessors: 100));
+        Assert.Equal(1, CudaBackend.LightningPass0Split(BatchLayout.Create([1024], [0]), heads: 1, chunk: 512, multiprocessors: 1));
+        Assert.Equal(1, CudaBackend.LightningPass0Split(BatchLayout.Create([512], [0]), heads: 1, chunk: 256, multiprocessors: 100));
+    }
+
     [Fact]
     public void TheKernelChoiceIsReadFromItsEnvironmentVariable()
     {
