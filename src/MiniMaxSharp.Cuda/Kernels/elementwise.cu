@@ -301,34 +301,41 @@ __device__ __forceinline__ void matvec_store(float* acc, int rows, int lane, voi
     }
 }
 
-// staged: x is copied to dynamic shared memory first (launched with rows·in·2 bytes of it). Under PDL the first
-// round of weight loads is issued before waiting for the kernel that wrote x.
-// PDL_MANUAL
-extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY, int staged)
+// One warp's output o of y = x · wᵀ (w [out, in]), for both matvec kernels. Under PDL the first round of the weight
+// row's loads is issued before waiting for the kernel that wrote x (the weights do not depend on it). staged: x is
+// copied to the block's dynamic shared memory first (launched with rows·in·2 bytes of it). Every thread of the block
+// must call it (the wait and the staging barrier); warps past the last output only take part in those.
+__device__ __forceinline__ void matvec_row(const bf16* x, int rows, int in, const bf16* w, int out, int o, void* y, int dtY,
+    int staged, uint4* xShared)
 {
-    extern __shared__ uint4 matvec_x[];
     int lane = threadIdx.x & 31;
-    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const uint4* wv = (const uint4*)(w + (i64)o * in);
     uint4 a[MATVEC_UNROLL];
     if (o < out) matvec_prefetch(wv, in / 8, lane, a);
     pdl_wait_then_release();
-    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
+    if (staged) x = matvec_stage_x(x, rows, in, xShared);
     if (o >= out) return;
     float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
     matvec_lane(x, rows, in, wv, lane, acc, a);
     matvec_store(acc, rows, lane, y, out, o, dtY);
 }
 
+// matvec_row waits for the previous kernel.
+// PDL_MANUAL
+extern "C" __global__ void matvec_bf16(const bf16* x, int rows, int in, const bf16* w, int out, void* y, int dtY, int staged)
+{
+    extern __shared__ uint4 matvec_x[];
+    matvec_row(x, rows, in, w, out, blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), y, dtY, staged, matvec_x);
+}
+
 // Up to four products of the same x in one launch (e.g. a layer's q, k and v projections): the warps run over
-// the outputs of w0, then w1, ...; an unused product has out 0.
+// the outputs of w0, then w1, ...; an unused product has out 0; matvec_row waits for the previous kernel.
 // PDL_MANUAL
 extern "C" __global__ void matvec_bf16_many(const bf16* x, int rows, int in, int dtY,
     const bf16* w0, void* y0, int out0, const bf16* w1, void* y1, int out1,
     const bf16* w2, void* y2, int out2, const bf16* w3, void* y3, int out3, int staged)
 {
     extern __shared__ uint4 matvec_x[];
-    int lane = threadIdx.x & 31;
     int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const bf16* w = w0;
     void* y = y0;
@@ -336,13 +343,5 @@ extern "C" __global__ void matvec_bf16_many(const bf16* x, int rows, int in, int
     if (o >= out) { o -= out; w = w1; y = y1; out = out1; }
     if (o >= out) { o -= out; w = w2; y = y2; out = out2; }
     if (o >= out) { o -= out; w = w3; y = y3; out = out3; }
-    const uint4* wv = (const uint4*)(w + (i64)o * in);
-    uint4 a[MATVEC_UNROLL];
-    if (o < out) matvec_prefetch(wv, in / 8, lane, a);
-    pdl_wait_then_release();
-    if (staged) x = matvec_stage_x(x, rows, in, matvec_x);
-    if (o >= out) return;
-    float acc[MATVEC_MAX_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
-    matvec_lane(x, rows, in, wv, lane, acc, a);
-    matvec_store(acc, rows, lane, y, out, o, dtY);
+    matvec_row(x, rows, in, w, out, o, y, dtY, staged, matvec_x);
 }
