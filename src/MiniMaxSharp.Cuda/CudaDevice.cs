@@ -198,7 +198,7 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         string source = Source(file);
         if (DependentLaunch) source = WithDependentLaunchPrologue(source, out _);
         var (target, cubin) = CompileTarget();
-        string[] options = ["--gpu-architecture=" + target, "--std=c++17", "-default-device"];
+        string[] options = ["--gpu-architecture=" + target, "--std=c++17", "-default-device", .. ExtraNvrtcOptions()];
         string key = KernelCache.Key(source, options, target, NvrtcVersion);
         string ext = cubin ? ".cubin" : ".ptx";
         byte[] image = _cache.TryRead(key, ext) ?? Compile(file, source, options, cubin);
@@ -206,6 +206,21 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         nint module;
         fixed (byte* p = image) Check(cuModuleLoadData(out module, p), $"cuModuleLoadData({file}, {target})");
         return module;
+    }
+
+    /// <summary>
+    /// For kernel work on the GPU machine (which has no SDK to rebuild with): MINIMAXSHARP_NVRTC_VERBOSE=1 compiles with
+    /// ptxas's report (registers, spills, wgmma serialisation) and prints NVRTC's log to stderr; MINIMAXSHARP_NVRTC_DEFINES
+    /// ("A B=1") adds -D options. Both are part of the kernel cache key, like every option.
+    /// </summary>
+    private static string[] ExtraNvrtcOptions()
+    {
+        var extra = new List<string>();
+        if (Environment.GetEnvironmentVariable("MINIMAXSHARP_NVRTC_VERBOSE") == "1") extra.Add("--ptxas-options=-v");
+        string? defines = Environment.GetEnvironmentVariable("MINIMAXSHARP_NVRTC_DEFINES");
+        if (!string.IsNullOrWhiteSpace(defines))
+            extra.AddRange(defines.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(d => "-D" + d));
+        return [.. extra];
     }
 
     /// <summary>sm_XX machine code when this NVRTC knows the GPU; else PTX of the newest architecture it knows, for the driver to compile.</summary>
@@ -249,6 +264,13 @@ internal sealed unsafe partial class CudaDevice : IDisposable
                 var log = new byte[(int)logSize + 1];
                 fixed (byte* l = log) Nvrtc.nvrtcGetProgramLog(program, l);
                 throw new CudaException($"NVRTC could not compile {file} ({string.Join(" ", options)}):\n{Encoding.UTF8.GetString(log).TrimEnd('\0')}");
+            }
+            if (options.Contains("--ptxas-options=-v"))
+            {
+                Nvrtc.nvrtcGetProgramLogSize(program, out nuint logSize);
+                var log = new byte[(int)logSize + 1];
+                fixed (byte* l = log) Nvrtc.nvrtcGetProgramLog(program, l);
+                Console.Error.WriteLine($"NVRTC {file}:\n{Encoding.UTF8.GetString(log).TrimEnd('\0')}");
             }
             if (cubin)
             {

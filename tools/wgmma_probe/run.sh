@@ -5,7 +5,7 @@ set -e
 here=$(cd "$(dirname "$0")" && pwd); k=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
 nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
 cat "$k/common.cuh" "$k/lightning.cu" "$here/probe.cu" > "$out/probe.cu"
-$nvcc -std=c++17 -arch=sm_90a -o "$out/probe" "$out/probe.cu"
+$nvcc -std=c++17 -arch=sm_90a -DWGMMA_PROBE -o "$out/probe" "$out/probe.cu"
 "$out/probe" || true
 cat "$k/common.cuh" "$k/lightning.cu" > "$out/lightning.cu"
-$nvcc -std=c++17 -arch=sm_90a -cubin -Xptxas -v -o "$out/lightning.cubin" "$out/lightning.cu" 2>&1 | grep -A2 -E "lightning_(wgmma|pipe)" | grep -E "Compiling|registers|spill" || true
+$nvcc -std=c++17 -arch=sm_90a -DWGMMA_PROBE -cubin -Xptxas -v -o "$out/lightning.cubin" "$out/lightning.cu" 2>&1 | grep -v "^$" | grep -B1 -A4 -E "lightning_(wgmma|pipe)|wgmma" || true

@@ -852,37 +852,44 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
 // Hopper prefill for head_dim 128, bf16 (sm_90a: wgmma, mbarrier, cp.async, stmatrix). Same work items, modes, chunk
 // slots and arguments as lightning_pipe. lightning_pipe is latency bound (Nsight Compute: two warps per scheduler,
 // ~0.55 eligible): every product is a chain of ldmatrix + mma.sync that its own warp issues and waits for. Here the
-// tensor-core work is wgmma, issued asynchronously by a whole warpgroup from shared memory, and the CTA is three
-// warpgroups with one job each, handing tiles over through mbarriers:
-//   WG2 (transform): cp.async of block b+1's raw q, k, v into shared memory; SiLU of block b (ldmatrix, tanh, stmatrix)
-//        into a stage: Q, K [64 tokens][128], and Kdᵀ = (K ⊙ key decays)ᵀ, Vᵀ [128 channels][64 tokens];
-//   WG1 (state): Sᵀ = exp(-s m) Sᵀ + Vᵀ Kd on float32 accumulators (Sᵀ [dv][dk], two m64 halves: 128 registers), then
-//        its bf16 copy for the next block's Q S;
-//   WG0 (outputs): scores Q Kᵀ and Q S (wgmma from shared memory), P = (Q Kᵀ) ⊙ D in registers, O = diag(q_decay) Q S
-//        + P V (P as the register operand), written through the stage's K tile as 16-byte row pieces.
-// Two stages (WG2 stages block b+1 while WG0/WG1 compute block b), one raw buffer, one Sᵀ copy:
-//   FULL[stage] (WG2 -> WG0, WG1), EMPTY[stage] (WG0, WG1 -> WG2), SFULL (WG1 -> WG0: Sᵀ of block b written),
-//   SEMPTY (WG0 -> WG1: Q S of block b done), RAW[q, k, v] (cp.async completion -> WG2).
-// Every tile is K-major with the 128-byte swizzle (see lw_off), the layout wgmma's shared-memory descriptors read.
-// Pass 0 (mode 0) has no outputs: WG0 leaves at once, WG2 stages only Kdᵀ and Vᵀ.
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(KERNEL_EMULATOR)
+// products are wgmma (asynchronous, a warpgroup at a time, B from shared memory), and the CTA is three warpgroups with
+// one job each, handing tiles over through mbarriers. The SiLU (a tanh per element: the special-function unit is the
+// busiest part of a block) is split over all three, each on the tensor it consumes first:
+//   WG2 (loads, keys): cp.async of raw q, k, v (k and v two blocks ahead); SiLU of k into the stage's K [64][128] and
+//        Kdᵀ = (K ⊙ key decays)ᵀ [128][64];
+//   WG1 (values, state): SiLU of v into the stage's Vᵀ [128][64]; Sᵀ = exp(-s m) Sᵀ + Vᵀ Kd on float32 accumulators
+//        (Sᵀ [dv][dk] in two m64 halves: 128 registers), then its bf16 copy for the next block's Q S;
+//   WG0 (queries, outputs): SiLU of q straight into wgmma register fragments; scores Q Kᵀ and Q S, P = (Q Kᵀ) ⊙ D in
+//        registers, O = diag(q_decay) Q S + P V, written through the stage's K tile as 16-byte row pieces.
+// Barriers (arrivals -> waiters): FULL[stage] K, Kdᵀ staged (WG2 -> WG0, WG1); VFULL[stage] Vᵀ staged (WG1 -> WG0, WG1);
+// EMPTY[stage] the stage's block is done (WG0, WG1 -> WG2, WG1); SFULL Sᵀ copy written (WG1 -> WG0); SEMPTY Q S has
+// read it (WG0 -> WG1); RAWQ / RAWK[slot] / RAWV[slot] landed (cp.async -> WG0 / WG2 / WG1); QREAD, VREAD[slot] raw
+// buffer read (WG0 / WG1 -> WG2). Every operand tile is K-major with the 128-byte swizzle (lw_off), the layout of
+// wgmma's shared-memory descriptors. Pass 0 (mode 0) has no outputs: WG0 leaves at once, WG2 stages only Kdᵀ.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(KERNEL_EMULATOR) || defined(WGMMA_PROBE)
 typedef unsigned long long u64;
 #define LW_THREADS 384
-#define LW_STAGE 65536                  // one stage: Q, K, Kdᵀ, Vᵀ (16 KB each)
-#define LW_Q 0
-#define LW_K 16384
-#define LW_KDT 32768
-#define LW_VT 49152
+#define LW_STAGE 49152                  // one stage: K, Kdᵀ, Vᵀ (16 KB each)
+#define LW_K 0
+#define LW_KDT 16384
+#define LW_VT 32768
 #define LW_ST (2 * LW_STAGE)            // Sᵀ [128][128] bf16 (32 KB)
-#define LW_RAW (LW_ST + 32768)          // raw q, k, v [64][128] bf16, 16 KB each
-#define LW_TABLE (LW_RAW + 49152)       // exp(-s k), k = 0..64
-#define LW_BARS (LW_TABLE + 512)        // 9 mbarriers
+#define LW_RAWQ (LW_ST + 32768)         // raw q [64][128] bf16 (one block)
+#define LW_RAWK (LW_RAWQ + 16384)       // raw k, two slots
+#define LW_RAWV (LW_RAWK + 32768)       // raw v, two slots
+#define LW_TABLE (LW_RAWV + 32768)      // exp(-s k), k = 0..64
+#define LW_BARS (LW_TABLE + 512)        // 16 mbarriers
 #define LW_SHARED (LW_BARS + 128 + 1024)   // + room to align the base to 1024 bytes (the swizzle repeats every 1024)
-#define LW_FULL 0                       // barrier indices
-#define LW_EMPTY 2
-#define LW_SFULL 4
-#define LW_SEMPTY 5
-#define LW_RAWBAR 6
+#define LW_FULL 0                       // barrier indices ([2]: one per stage or raw slot)
+#define LW_VFULL 2
+#define LW_EMPTY 4
+#define LW_SFULL 6
+#define LW_SEMPTY 7
+#define LW_RAWQ_BAR 8
+#define LW_QREAD 9
+#define LW_RAWK_BAR 10
+#define LW_RAWV_BAR 12
+#define LW_VREAD 14
 
 // Byte offset of element (r, c) of a bf16 tile of `rows` rows and 64 or 128 columns, stored as 64-column blocks of
 // rows x 128 bytes; in each row the 16-byte pieces are XOR-swizzled by the row's position in its group of 8.
@@ -970,6 +977,14 @@ __device__ __forceinline__ void wgmma_n128_ss(float* d, u64 descA, u64 descB, u3
         : "l"(descA), "l"(descB), "r"(accumulate));
 }
 
+__device__ __forceinline__ void wgmma_n64_rs(float* d, const u32* a, u64 descB, u32 accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(accumulate));
+}
+
 __device__ __forceinline__ void wgmma_n128_rs(float* d, const u32* a, u64 descB, u32 accumulate)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
@@ -987,11 +1002,14 @@ __device__ __forceinline__ void reg_fence_all(float (&x)[N])
 
 extern __shared__ unsigned char lw_smem[];
 
-// Raw q, k or v of the block at b0 (m valid tokens) into the raw buffer: this thread's 8 pieces of 16 bytes (rows
-// prow + 8p, channels pcol..pcol+7; 16 threads cover a 256-byte row), zeros past the block's end; then one arrival
-// on the buffer's barrier once they have landed.
+// Raw q, k or v of the block at b0 (m valid tokens) into a raw buffer: this thread's 8 pieces of 16 bytes (rows
+// prow + 8p, channels pcol..pcol+7: 16 threads cover a 256-byte row), zeros past the block's end; then one arrival on
+// the buffer's barrier once they have landed. src: the tensor at token 0 of the item.
 __device__ __forceinline__ void lw_load(unsigned char* raw, const bf16* src, i64 inWidth, int b0, int m, int prow, int pcol, u64* bar)
 {
+#ifdef LW_EXPERIMENT_NO_LOADS
+    if (b0 > 0) { mbar_arrive(bar); return; }
+#endif
     #pragma unroll
     for (int p = 0; p < 8; p++)
     {
@@ -1002,42 +1020,66 @@ __device__ __forceinline__ void lw_load(unsigned char* raw, const bf16* src, i64
     cp_async_mbar_arrive(bar);
 }
 
-// SiLU of raw tensor `which` (0 q, 1 k, 2 v) of a block of m tokens into a stage. Warp w takes tokens 16w..16w+15 in
-// 16 x 16 pieces: ldmatrix x4 (matrix i: tokens +8(i&1), channels +8(i>>1)), SiLU, then stmatrix into Q or K as read,
-// and transposed into Kdᵀ (times the key decay exp(-s (m-1-j)), zero past m) and Vᵀ.
-__device__ __forceinline__ void lw_stage(int which, const unsigned char* raw, unsigned char* stage, const float* table, int m, int mode, int warp, int lane)
+// silu of both bf16 halves of x (tanh.approx: see silu_fast).
+__device__ __forceinline__ void lw_silu2(u32 x, float& lo, float& hi)
+{
+#ifdef LW_EXPERIMENT_NO_SILU
+    lo = __uint_as_float(x << 16); hi = __uint_as_float(x & 0xffff0000u);
+#else
+    lo = silu_fast(__uint_as_float(x << 16)); hi = silu_fast(__uint_as_float(x & 0xffff0000u));
+#endif
+}
+
+// SiLU of a raw k (keys: K as read, if withK, and Kdᵀ with the key decays exp(-s (m-1-j)), zero past m) or raw v
+// (values: Vᵀ) tile of 64 tokens into a stage, by one warpgroup: warp w takes tokens 16w..16w+15 in 16 x 16 pieces,
+// matrix i of an x4 piece being tokens +8(i&1), channels +8(i>>1). Four pieces at a time: all loads, then all math,
+// then all stores, so that the tanh chains of 32 values overlap (asm statements keep their order).
+__device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned char* raw, unsigned char* stage, const float* table, int m,
+    int warp, int lane)
 {
     const int R = 16 * warp, mi = lane >> 3, rr = lane & 7;
-    float kd0 = 0.0f, kd1 = 0.0f;   // key decays of this thread's fragment rows R + g and R + g + 8
-    if (which == 1)
+    const int srow = R + 8 * (mi & 1) + rr;   // this lane's token row for ldmatrix / stmatrix
+    const int dcol = R + 8 * (mi & 1);        // and its token column for the transposed stmatrix
+    float kd0 = 0.0f, kd1 = 0.0f;             // key decays of this thread's fragment rows R + g and R + g + 8
+    if (keys)
     {
         const int j0 = R + (lane >> 2), j1 = j0 + 8;
         kd0 = j0 < m ? table[m - 1 - j0] : 0.0f;
         kd1 = j1 < m ? table[m - 1 - j1] : 0.0f;
     }
-    const int srow = R + 8 * (mi & 1) + rr;   // this lane's row address for ldmatrix/stmatrix (tokens)
-    const int dcol = R + 8 * (mi & 1);        // and for the transposed stmatrix (tokens are columns there)
-    #pragma unroll 2
-    for (int C = 0; C < 8; C++)
+    unsigned char* trans = stage + (keys ? LW_KDT : LW_VT);
+    #pragma unroll
+    for (int half = 0; half < 2; half++)
     {
-        const int scol = 16 * C + 8 * (mi >> 1), drow = 16 * C + 8 * (mi >> 1) + rr;
-        u32 x[4], y[4], z[4];
-        ldsm_x4(x, raw + lw_off(64, srow, scol));
+        u32 x[4][4];
         #pragma unroll
-        for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 4; c++) ldsm_x4(x[c], raw + lw_off(64, srow, 16 * (4 * half + c) + 8 * (mi >> 1)));
+        u32 y[4][4], z[4][4];
+        #pragma unroll
+        for (int c = 0; c < 4; c++)
+            #pragma unroll
+            for (int i = 0; i < 4; i++)
+            {
+                float lo, hi;
+                lw_silu2(x[c][i], lo, hi);
+                y[c][i] = pack_bf16(lo, hi);
+                if (keys)
+                {
+                    const float kd = (i & 1) ? kd1 : kd0;
+                    z[c][i] = pack_bf16(lo * kd, hi * kd);
+                }
+            }
+        #pragma unroll
+        for (int c = 0; c < 4; c++)
         {
-            const float lo = silu_fast(__uint_as_float(x[i] << 16)), hi = silu_fast(__uint_as_float(x[i] & 0xffff0000u));
-            y[i] = pack_bf16(lo, hi);
-            const float kd = (i & 1) ? kd1 : kd0;
-            z[i] = pack_bf16(lo * kd, hi * kd);
+            const int C = 4 * half + c, drow = 16 * C + 8 * (mi >> 1) + rr;
+            if (keys)
+            {
+                if (withK) stsm_x4(stage + LW_K + lw_off(64, srow, 16 * C + 8 * (mi >> 1)), y[c][0], y[c][1], y[c][2], y[c][3]);
+                stsm_x4_t(trans + lw_off(128, drow, dcol), z[c][0], z[c][1], z[c][2], z[c][3]);
+            }
+            else stsm_x4_t(trans + lw_off(128, drow, dcol), y[c][0], y[c][1], y[c][2], y[c][3]);
         }
-        if (which == 0) stsm_x4(stage + LW_Q + lw_off(64, srow, scol), y[0], y[1], y[2], y[3]);
-        else if (which == 1)
-        {
-            if (mode == 1) stsm_x4(stage + LW_K + lw_off(64, srow, scol), y[0], y[1], y[2], y[3]);
-            stsm_x4_t(stage + LW_KDT + lw_off(128, drow, dcol), z[0], z[1], z[2], z[3]);
-        }
-        else stsm_x4_t(stage + LW_VT + lw_off(128, drow, dcol), y[0], y[1], y[2], y[3]);
     }
 }
 
@@ -1075,52 +1117,60 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
+    const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of the item's first token; k, v at +128, +256
 
     if (tid <= LC_BM) table[tid] = expf(-s * (float)tid);
     if (tid == 0)
-    {
-        mbar_init(bars + LW_FULL, 128);
-        mbar_init(bars + LW_FULL + 1, 128);
-        mbar_init(bars + LW_EMPTY, mode == 1 ? 256 : 128);
-        mbar_init(bars + LW_EMPTY + 1, mode == 1 ? 256 : 128);
-        mbar_init(bars + LW_SFULL, 128);
-        mbar_init(bars + LW_SEMPTY, 128);
-        for (int w = 0; w < 3; w++) mbar_init(bars + LW_RAWBAR + w, 128);
-    }
+        for (int i = 0; i < 16; i++)
+            mbar_init(bars + i, (i == LW_EMPTY || i == LW_EMPTY + 1) && mode == 1 ? 256 : 128);
     __syncthreads();
+    const int prow = wt >> 4, pcol = (wt & 15) * 8;   // this thread's raw pieces (lw_load) and output pieces
 
     if (wg == 2)
     {
-        // ---- transform: loads and SiLU staging, one block ahead of the products ----
-        const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of token tokStart; k, v at +128, +256
-        unsigned char* raw = base + LW_RAW;
-        const int prow = wt >> 4, pcol = (wt & 15) * 8, first = mode == 1 ? 0 : 1;
-        for (int w = first; w < 3; w++)
-            lw_load(raw + w * 16384, src + w * LC_D, inWidth, 0, min(LC_BM, count), prow, pcol, bars + LW_RAWBAR + w);
+        // ---- loads (q one block ahead, k and v two) and the keys' SiLU, one block ahead of the products ----
+        unsigned char* rawK = base + LW_RAWK;
+        unsigned char* rawV = base + LW_RAWV;
+        if (mode == 1) lw_load(base + LW_RAWQ, src, inWidth, 0, min(LC_BM, count), prow, pcol, bars + LW_RAWQ_BAR);
+        for (int b = 0; b < 2 && b < nBlocks; b++)
+        {
+            const int m = min(LC_BM, count - b * LC_BM);
+            lw_load(rawK + b * 16384, src + LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWK_BAR + b);
+            lw_load(rawV + b * 16384, src + 2 * LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWV_BAR + b);
+        }
         for (int b = 0; b < nBlocks; b++)
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
-            unsigned char* stage = base + st * LW_STAGE;
             if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-            for (int w = first; w < 3; w++)
+            if (mode == 1 && b >= 1)
             {
-                mbar_wait(bars + LW_RAWBAR + w, b & 1);
-                lw_stage(w, raw + w * 16384, stage, table, m, mode, warp, lane);
-                named_sync(2, 128);   // every transform thread has read raw tensor w: reload it with block b+1
-                if (b + 1 < nBlocks)
-                    lw_load(raw + w * 16384, src + w * LC_D, inWidth, (b + 1) * LC_BM, min(LC_BM, count - (b + 1) * LC_BM), prow, pcol,
-                        bars + LW_RAWBAR + w);
+                mbar_wait(bars + LW_QREAD, (b - 1) & 1);   // the outputs hold q of block b-1 in registers
+                lw_load(base + LW_RAWQ, src, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWQ_BAR);
             }
+            mbar_wait(bars + LW_RAWK_BAR + st, (b >> 1) & 1);
+            lw_stage(true, mode == 1, rawK + st * 16384, base + st * LW_STAGE, table, m, warp, lane);
+            named_sync(2, 128);   // every thread of this group has read raw k slot st
+            if (b + 2 < nBlocks)
+                lw_load(rawK + st * 16384, src + LC_D, inWidth, (b + 2) * LC_BM, min(LC_BM, count - (b + 2) * LC_BM), prow, pcol,
+                    bars + LW_RAWK_BAR + st);
             fence_async_smem();
             mbar_arrive(bars + LW_FULL + st);
+            if (b >= 1 && b + 1 < nBlocks)
+            {
+                // raw v slot of block b-1 (= slot of b+1): the value group has staged it
+                const int vs = (b + 1) & 1;
+                mbar_wait(bars + LW_VREAD + vs, ((b - 1) >> 1) & 1);
+                lw_load(rawV + vs * 16384, src + 2 * LC_D, inWidth, (b + 1) * LC_BM, min(LC_BM, count - (b + 1) * LC_BM), prow, pcol,
+                    bars + LW_RAWV_BAR + vs);
+            }
         }
         return;
     }
 
     if (wg == 1)
     {
-        // ---- state: Sᵀ[dv][dk] in S[hm][4i + e]: dv = 64hm + 16 warp + g + 8(e>>1), dk = 8i + 2q + (e&1) ----
-        const float* src = mode == 0 ? (const float*)0 : (nChunks == 1 ? seqState : slots + ((i64)startSlot[item] * heads + h) * dd);
+        // ---- values' SiLU and the state: Sᵀ[dv][dk] in S[hm][4i + e]: dv = 64hm + 16 warp + g + 8(e>>1), dk = 8i + 2q + (e&1) ----
+        const float* from = mode == 0 ? (const float*)0 : (nChunks == 1 ? seqState : slots + ((i64)startSlot[item] * heads + h) * dd);
         float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
         float S[2][64];
         #pragma unroll
@@ -1131,7 +1181,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                 for (int e = 0; e < 4; e++)
                 {
                     const int dv = 64 * hm + 16 * warp + g + 8 * (e >> 1), dk = 8 * i + 2 * q + (e & 1);
-                    S[hm][4 * i + e] = src ? src[dk * LC_D + dv] : 0.0f;   // the state in memory is S[dk][dv]
+                    S[hm][4 * i + e] = from ? from[dk * LC_D + dv] : 0.0f;   // the state in memory is S[dk][dv]
                 }
         unsigned char* St = base + LW_ST;
         if (mode == 1)
@@ -1143,8 +1193,15 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         for (int b = 0; b < nBlocks; b++)
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
-            const unsigned char* stage = base + st * LW_STAGE;
-            mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);
+            unsigned char* stage = base + st * LW_STAGE;
+            mbar_wait(bars + LW_RAWV_BAR + st, (b >> 1) & 1);
+            if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
+            lw_stage(false, false, base + LW_RAWV + st * 16384, stage, table, m, warp, lane);
+            mbar_arrive(bars + LW_VREAD + st);
+            fence_async_smem();
+            mbar_arrive(bars + LW_VFULL + st);
+            mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile (this group's 128 arrivals)
+            mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);    // Kdᵀ
             const float bd = table[m];
             #pragma unroll
             for (int hm = 0; hm < 2; hm++)
@@ -1189,18 +1246,32 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         return;
     }
 
-    // ---- outputs (mode 1): rows r0 = 16 warp + g and r0 + 8 of each block ----
+    // ---- queries' SiLU and the outputs (mode 1): rows r0 = 16 warp + g and r0 + 8 of each block ----
     if (mode == 0) return;
     const int r0 = 16 * warp + g;
     const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
     const u32 stAddr = smem_addr(base + LW_ST);
+    const unsigned char* rawQ = base + LW_RAWQ;
     for (int b = 0; b < nBlocks; b++)
     {
         const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
         unsigned char* stage = base + st * LW_STAGE;
-        const u32 qa = smem_addr(stage + LW_Q), ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
-        mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);
-        mbar_wait(bars + LW_SFULL, b & 1);
+        const u32 ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
+        // Q as wgmma A fragments: k16 step k = channels 16k..16k+15, rows 16 warp + (lane & 15), ldmatrix's A layout.
+        mbar_wait(bars + LW_RAWQ_BAR, b & 1);
+        u32 qf[8][4];
+        #pragma unroll
+        for (int k = 0; k < 8; k++) ldsm_x4(qf[k], rawQ + lw_off(64, 16 * warp + (lane & 15), 16 * k + 8 * (lane >> 4)));
+        mbar_arrive(bars + LW_QREAD);
+        #pragma unroll
+        for (int k = 0; k < 8; k++)
+            #pragma unroll
+            for (int i = 0; i < 4; i++)
+            {
+                float lo, hi;
+                lw_silu2(qf[k][i], lo, hi);
+                qf[k][i] = pack_bf16(lo, hi);
+            }
         float sc[32], o[64];
         #pragma unroll
         for (int i = 0; i < 32; i++) sc[i] = 0.0f;
@@ -1208,17 +1279,19 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         for (int i = 0; i < 64; i++) o[i] = 0.0f;
         reg_fence_all(sc);
         reg_fence_all(o);
+        mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);
+        mbar_wait(bars + LW_SFULL, b & 1);
         wg_fence();
         #pragma unroll
-        for (int k = 0; k < 8; k++)
-            wgmma_n64_ss(sc, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(ka + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
+        for (int k = 0; k < 8; k++) wgmma_n64_rs(sc, qf[k], lw_desc(ka + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
         wg_commit();
         #pragma unroll
-        for (int k = 0; k < 8; k++)
-            wgmma_n128_ss(o, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(stAddr + (k >> 2) * 16384 + (k & 3) * 32), k > 0);
+        for (int k = 0; k < 8; k++) wgmma_n128_rs(o, qf[k], lw_desc(stAddr + (k >> 2) * 16384 + (k & 3) * 32), k > 0);
         wg_commit();
-        wg_wait1();   // the scores (Q S may still run)
+        wg_wait0();   // scores and Q S (the Q fragments stay live until both are done)
         reg_fence_all(sc);
+        reg_fence_all(o);
+        mbar_arrive(bars + LW_SEMPTY);
         // P = (Q Kᵀ) ⊙ D: D[i][j] = exp(-s (i - j)) for j <= i, else 0; packed as the A fragments of P V (k16 step kk:
         // keys 16kk..16kk+15 = score columns n = 2kk, 2kk+1).
         u32 p[4][4];
@@ -1233,9 +1306,6 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                 const float v1 = j + 1 <= i ? sc[4 * n + 2 * half + 1] * table[i - j - 1] : 0.0f;
                 p[kk][f] = pack_bf16(v0, v1);
             }
-        wg_wait0();   // Q S
-        reg_fence_all(o);
-        mbar_arrive(bars + LW_SEMPTY);
         #pragma unroll
         for (int i = 0; i < 16; i++)
         {
@@ -1243,6 +1313,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
             o[4 * i + 2] *= qd1; o[4 * i + 3] *= qd1;
         }
         reg_fence_all(o);
+        mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);
         wg_fence();
         #pragma unroll
         for (int kk = 0; kk < 4; kk++) wgmma_n128_rs(o, p[kk], lw_desc(va + kk * 32), 1);
@@ -1257,7 +1328,6 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
             for (int half = 0; half < 2; half++)
                 *(u32*)(ot + lw_off(64, r0 + 8 * half, 8 * i + 2 * q)) = pack_bf16(o[4 * i + 2 * half], o[4 * i + 2 * half + 1]);
         named_sync(1, 128);
-        const int prow = wt >> 4, pcol = (wt & 15) * 8;
         bf16* dstRow = out + (i64)(tokStart + b0) * outWidth + (i64)h * LC_D + pcol;
         #pragma unroll
         for (int pc = 0; pc < 8; pc++)
@@ -1269,3 +1339,4 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     }
 }
 #endif
+
