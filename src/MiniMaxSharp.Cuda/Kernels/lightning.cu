@@ -1010,12 +1010,15 @@ __device__ __forceinline__ void lw_load(unsigned char* raw, const bf16* src, i64
 #ifdef LW_EXPERIMENT_NO_LOADS
     if (b0 > 0) { mbar_arrive(bar); return; }
 #endif
+    // Rows prow + 8p share prow's position in its group of 8, so the swizzled offsets are 1024 bytes apart.
+    unsigned char* dst = raw + lw_off(64, prow, pcol);
+    const bf16* from = src + (i64)(b0 + prow) * inWidth + pcol;
+    const i64 step = 8 * inWidth;
     #pragma unroll
     for (int p = 0; p < 8; p++)
     {
-        const int r = prow + 8 * p;
-        const bool valid = r < m;
-        cp_async16(raw + lw_off(64, r, pcol), valid ? src + (i64)(b0 + r) * inWidth + pcol : src, valid);
+        const bool valid = prow + 8 * p < m;
+        cp_async16(dst + 1024 * p, valid ? from + p * step : src, valid);
     }
     cp_async_mbar_arrive(bar);
 }
@@ -1083,20 +1086,25 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
     }
 }
 
-// The bf16 copy of Sᵀ (thread: rows dv = 64hm + 16w + g (+8), columns dk = 8i + 2q (+1)) for the outputs' Q S.
+// Stores a warpgroup's m64 x (16 nb) float32 accumulator tile (wgmma's layout: thread (warp w, lane 4g + q) holds rows
+// 16w + g (+8), columns 8i + 2q (+1) in d[4i..4i+3]) as bf16 into a swizzled tile of `rows` rows at row0: one stmatrix
+// x4 per 16 x 16 piece (matrices: rows +0/+8, columns +0/+8; lane l addresses row (l & 7) + 8((l >> 3) & 1) of the
+// warp's 16 and column 8(l >> 4) of the piece).
+template <int NB>
+__device__ __forceinline__ void lw_store_acc(unsigned char* tile, int rows, int row0, const float* d, int warp, int lane)
+{
+    const int r = row0 + 16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1), c8 = 8 * (lane >> 4);
+    #pragma unroll
+    for (int i = 0; i < NB; i++)
+        stsm_x4(tile + lw_off(rows, r, 16 * i + c8), pack_bf16(d[8 * i], d[8 * i + 1]), pack_bf16(d[8 * i + 2], d[8 * i + 3]),
+            pack_bf16(d[8 * i + 4], d[8 * i + 5]), pack_bf16(d[8 * i + 6], d[8 * i + 7]));
+}
+
+// The bf16 copy of Sᵀ [dv][dk] (two m64 halves of 128 columns) for the outputs' Q S.
 __device__ __forceinline__ void lw_store_state(unsigned char* St, const float (&S)[2][64], int warp, int lane)
 {
-    const int g = lane >> 2, q = lane & 3;
-    #pragma unroll
-    for (int hm = 0; hm < 2; hm++)
-        #pragma unroll
-        for (int i = 0; i < 16; i++)
-            #pragma unroll
-            for (int half = 0; half < 2; half++)
-            {
-                const int dv = 64 * hm + 16 * warp + g + 8 * half, dk = 8 * i + 2 * q;
-                *(u32*)(St + lw_off(128, dv, dk)) = pack_bf16(S[hm][4 * i + 2 * half], S[hm][4 * i + 2 * half + 1]);
-            }
+    lw_store_acc<8>(St, 128, 0, S[0], warp, lane);
+    lw_store_acc<8>(St, 128, 64, S[1], warp, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
@@ -1294,16 +1302,17 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         mbar_arrive(bars + LW_SEMPTY);
         // P = (Q Kᵀ) ⊙ D: D[i][j] = exp(-s (i - j)) for j <= i, else 0; packed as the A fragments of P V (k16 step kk:
         // keys 16kk..16kk+15 = score columns n = 2kk, 2kk+1).
+        // Element (n, half, e): i - j = (r0 - 2q) + 8 (half - n) - e, a constant offset from this thread's decay base.
+        const float* decay = table + (r0 - 2 * q);
         u32 p[4][4];
         #pragma unroll
         for (int kk = 0; kk < 4; kk++)
             #pragma unroll
             for (int f = 0; f < 4; f++)
             {
-                const int n = 2 * kk + (f >> 1), half = f & 1;
-                const int i = r0 + 8 * half, j = 8 * n + 2 * q;
-                const float v0 = j <= i ? sc[4 * n + 2 * half] * table[i - j] : 0.0f;
-                const float v1 = j + 1 <= i ? sc[4 * n + 2 * half + 1] * table[i - j - 1] : 0.0f;
+                const int n = 2 * kk + (f >> 1), half = f & 1, at = 8 * (half - n);
+                const float v0 = r0 - 2 * q + at >= 0 ? sc[4 * n + 2 * half] * decay[at] : 0.0f;
+                const float v1 = r0 - 2 * q + at - 1 >= 0 ? sc[4 * n + 2 * half + 1] * decay[at - 1] : 0.0f;
                 p[kk][f] = pack_bf16(v0, v1);
             }
         #pragma unroll
@@ -1322,11 +1331,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         reg_fence_all(o);
         // Through this stage's K tile (last read by the score products, complete above) as 16-byte row pieces.
         unsigned char* ot = stage + LW_K;
-        #pragma unroll
-        for (int i = 0; i < 16; i++)
-            #pragma unroll
-            for (int half = 0; half < 2; half++)
-                *(u32*)(ot + lw_off(64, r0 + 8 * half, 8 * i + 2 * q)) = pack_bf16(o[4 * i + 2 * half], o[4 * i + 2 * half + 1]);
+        lw_store_acc<8>(ot, 64, 0, o, warp, lane);
         named_sync(1, 128);
         bf16* dstRow = out + (i64)(tokStart + b0) * outWidth + (i64)h * LC_D + pcol;
         #pragma unroll
