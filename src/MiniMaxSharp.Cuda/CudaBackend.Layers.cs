@@ -79,29 +79,29 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>
-    /// Prefill kernel for head_dim 128 in bf16: <see cref="LightningPrefillKernel.Pipelined"/> (<c>lightning_pipe</c>, the
-    /// default), <see cref="LightningPrefillKernel.Hopper"/> (<c>lightning_wgmma</c>, sm_90 only; elsewhere the default
-    /// runs) or <see cref="LightningPrefillKernel.Chunk"/> (<c>lightning_chunk</c>, the first kernel, kept for A/B runs);
-    /// MINIMAXSHARP_LIGHTNING_KERNEL=pipe|wgmma|chunk picks one at start-up.
+    /// Prefill kernel for head_dim 128 in bf16: <see cref="LightningPrefillKernel.Hopper"/> (<c>lightning_wgmma</c>, the
+    /// default; it needs sm_90, and elsewhere <c>lightning_pipe</c> runs in its place), <see cref="LightningPrefillKernel.Pipelined"/>
+    /// (<c>lightning_pipe</c>, mma.sync) or <see cref="LightningPrefillKernel.Chunk"/> (<c>lightning_chunk</c>, the first
+    /// kernel), both kept for A/B runs; MINIMAXSHARP_LIGHTNING_KERNEL=wgmma|pipe|chunk picks one at start-up.
     /// </summary>
     public LightningPrefillKernel LightningKernel { get; set; } = ParseLightningKernel(Environment.GetEnvironmentVariable("MINIMAXSHARP_LIGHTNING_KERNEL"));
 
     internal static LightningPrefillKernel ParseLightningKernel(string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        null or "" or "pipe" or "pipelined" => LightningPrefillKernel.Pipelined,
-        "wgmma" or "hopper" => LightningPrefillKernel.Hopper,
+        null or "" or "wgmma" or "hopper" => LightningPrefillKernel.Hopper,
+        "pipe" or "pipelined" => LightningPrefillKernel.Pipelined,
         "chunk" => LightningPrefillKernel.Chunk,
-        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_KERNEL is '{value}': use 'pipe' (the default), 'wgmma' or 'chunk'"),
+        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_KERNEL is '{value}': use 'wgmma' (the default), 'pipe' or 'chunk'"),
     };
 
     /// <summary>Dynamic shared memory of <c>lightning_pipe</c> (LP_SHARED in lightning.cu): q, k, k⊙decay, v tiles and
     /// the bf16 state, each twice (double-buffered), the score tile and the table of decays exp(-s k).</summary>
     private const int LightningPipeShared = (8 * 64 * 136 + 2 * 128 * 136 + 64 * 72) * 2 + 128 * 4;
 
-    /// <summary>Dynamic shared memory of <c>lightning_wgmma</c> (LW_SHARED in lightning.cu): two stages of q, k, k⊙decayᵀ, vᵀ
-    /// tiles (64 KB each), the bf16 Sᵀ (32 KB), the raw q, k, v of the next block (48 KB), the decay table, 9 mbarriers
-    /// and 1 KB to align the tiles to the 1024-byte swizzle pattern.</summary>
-    private const int LightningWgmmaShared = 2 * 65536 + 32768 + 49152 + 512 + 128 + 1024;
+    /// <summary>Dynamic shared memory of <c>lightning_wgmma</c> (LW_SHARED in lightning.cu): two stages of k, (k⊙decay)ᵀ and
+    /// vᵀ tiles (48 KB each), the bf16 Sᵀ (32 KB), raw q (16 KB), raw k and v in two slots each (64 KB), the decay table,
+    /// 17 mbarriers and 1 KB to align the tiles to the 1024-byte swizzle pattern.</summary>
+    private const int LightningWgmmaShared = 2 * 49152 + 32768 + 16384 + 2 * 32768 + 512 + 256 + 1024;
 
     /// <summary>Whether <c>lightning_wgmma</c> can run here: sm_90 (wgmma), and its shared memory.</summary>
     public bool LightningWgmmaAvailable => _device.ComputeCapability == 90 && _device.MaxSharedMemoryPerBlock >= LightningWgmmaShared;

@@ -89,7 +89,7 @@ public sealed class LightningChunkPlanTests
     [Fact]
     public void TheKernelChoiceIsReadFromItsEnvironmentVariable()
     {
-        Assert.Equal(LightningPrefillKernel.Pipelined, CudaBackend.ParseLightningKernel(null));
+        Assert.Equal(LightningPrefillKernel.Hopper, CudaBackend.ParseLightningKernel(null));
         Assert.Equal(LightningPrefillKernel.Pipelined, CudaBackend.ParseLightningKernel("pipe"));
         Assert.Equal(LightningPrefillKernel.Chunk, CudaBackend.ParseLightningKernel(" Chunk "));
         Assert.Equal(LightningPrefillKernel.Hopper, CudaBackend.ParseLightningKernel("wgmma"));
