@@ -100,8 +100,8 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>Dynamic shared memory of <c>lightning_wgmma</c> (LW_SHARED in lightning.cu): two stages of k, (k⊙decay)ᵀ and
     /// vᵀ tiles (48 KB each), the bf16 Sᵀ (32 KB), raw q (16 KB), raw k and v in two slots each (64 KB), the decay table,
-    /// 17 mbarriers and 1 KB to align the tiles to the 1024-byte swizzle pattern.</summary>
-    private const int LightningWgmmaShared = 2 * 49152 + 32768 + 16384 + 2 * 32768 + 512 + 256 + 1024;
+    /// 16 mbarriers and 1 KB to align the tiles to the 1024-byte swizzle pattern.</summary>
+    private const int LightningWgmmaShared = 2 * 49152 + 32768 + 16384 + 2 * 32768 + 512 + 128 + 1024;
 
     /// <summary>Whether <c>lightning_wgmma</c> can run here: sm_90 (wgmma), and its shared memory.</summary>
     public bool LightningWgmmaAvailable => _device.ComputeCapability == 90 && _device.MaxSharedMemoryPerBlock >= LightningWgmmaShared;

@@ -859,14 +859,12 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
 //        Kdᵀ = (K ⊙ key decays)ᵀ [128][64];
 //   WG1 (values, state): SiLU of v into the stage's Vᵀ [128][64]; Sᵀ = exp(-s m) Sᵀ + Vᵀ Kd on float32 accumulators
 //        (Sᵀ [dv][dk] in two m64 halves: 128 registers), then its bf16 copy for the next block's Q S;
-//   WG0 (outputs): q as wgmma register fragments; scores Q Kᵀ and Q S, P = (Q Kᵀ) ⊙ D in registers,
-//        O = diag(q_decay) Q S + P V, written through the stage's K tile as 16-byte row pieces. WG0 has the longest
-//        chain of dependent steps per block, so the SiLU of q is done in place in the raw q buffer by WG2 (tokens
-//        0-31) and WG1 (32-63), in the time they would otherwise wait for WG0.
+//   WG0 (queries, outputs): SiLU of q straight into wgmma register fragments; scores Q Kᵀ and Q S, P = (Q Kᵀ) ⊙ D in
+//        registers, O = diag(q_decay) Q S + P V, written through the stage's K tile as 16-byte row pieces.
 // Barriers (arrivals -> waiters): FULL[stage] K, Kdᵀ staged (WG2 -> WG0, WG1); VFULL[stage] Vᵀ staged (WG1 -> WG0, WG1);
 // EMPTY[stage] the stage's block is done (WG0, WG1 -> WG2, WG1); SFULL Sᵀ copy written (WG1 -> WG0); SEMPTY Q S has
-// read it (WG0 -> WG1); RAWQ / RAWK[slot] / RAWV[slot] landed (cp.async -> WG2, WG1 / WG2 / WG1); QREADY SiLU of q
-// done in place (WG2, WG1 -> WG0); QREAD, VREAD[slot] raw buffer read (WG0 / WG1 -> WG2). Every operand tile is K-major with the 128-byte swizzle (lw_off), the layout of
+// read it (WG0 -> WG1); RAWQ / RAWK[slot] / RAWV[slot] landed (cp.async -> WG0 / WG2 / WG1); QREAD, VREAD[slot] raw
+// buffer read (WG0 / WG1 -> WG2). Every operand tile is K-major with the 128-byte swizzle (lw_off), the layout of
 // wgmma's shared-memory descriptors. Pass 0 (mode 0) has no outputs: WG0 leaves at once, WG2 stages only Kdᵀ.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(KERNEL_EMULATOR) || defined(WGMMA_PROBE)
 typedef unsigned long long u64;
@@ -880,8 +878,8 @@ typedef unsigned long long u64;
 #define LW_RAWK (LW_RAWQ + 16384)       // raw k, two slots
 #define LW_RAWV (LW_RAWK + 32768)       // raw v, two slots
 #define LW_TABLE (LW_RAWV + 32768)      // exp(-s k), k = 0..64
-#define LW_BARS (LW_TABLE + 512)        // 17 mbarriers
-#define LW_SHARED (LW_BARS + 256 + 1024)   // + room to align the base to 1024 bytes (the swizzle repeats every 1024)
+#define LW_BARS (LW_TABLE + 512)        // 16 mbarriers
+#define LW_SHARED (LW_BARS + 128 + 1024)   // + room to align the base to 1024 bytes (the swizzle repeats every 1024)
 #define LW_FULL 0                       // barrier indices ([2]: one per stage or raw slot)
 #define LW_VFULL 2
 #define LW_EMPTY 4
@@ -892,8 +890,6 @@ typedef unsigned long long u64;
 #define LW_RAWK_BAR 10
 #define LW_RAWV_BAR 12
 #define LW_VREAD 14
-#define LW_QREADY 16
-#define LW_BARRIERS 17
 
 // Byte offset of element (r, c) of a bf16 tile of `rows` rows and 64 or 128 columns, stored as 64-column blocks of
 // rows x 128 bytes; in each row the 16-byte pieces are XOR-swizzled by the row's position in its group of 8.
@@ -1090,27 +1086,6 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
     }
 }
 
-// SiLU in place of tokens 32 half .. 32 half + 31 of the raw q tile, by one warpgroup: warp w takes the 16 x 16 pieces of
-// token rows 32 half + 16 (w & 1), channels 64 (w >> 1) .. +63.
-__device__ __forceinline__ void lw_silu_q(unsigned char* rawQ, int half, int warp, int lane)
-{
-    const int row = 32 * half + 16 * (warp & 1) + (lane & 15), c0 = 64 * (warp >> 1) + 8 * (lane >> 4);
-    u32 x[4][4];
-    #pragma unroll
-    for (int c = 0; c < 4; c++) ldsm_x4(x[c], rawQ + lw_off(64, row, c0 + 16 * c));
-    #pragma unroll
-    for (int c = 0; c < 4; c++)
-        #pragma unroll
-        for (int i = 0; i < 4; i++)
-        {
-            float lo, hi;
-            lw_silu2(x[c][i], lo, hi);
-            x[c][i] = pack_bf16(lo, hi);
-        }
-    #pragma unroll
-    for (int c = 0; c < 4; c++) stsm_x4(rawQ + lw_off(64, row, c0 + 16 * c), x[c][0], x[c][1], x[c][2], x[c][3]);
-}
-
 // Stores a warpgroup's m64 x (16 nb) float32 accumulator tile (wgmma's layout: thread (warp w, lane 4g + q) holds rows
 // 16w + g (+8), columns 8i + 2q (+1) in d[4i..4i+3]) as bf16 into a swizzled tile of `rows` rows at row0: one stmatrix
 // x4 per 16 x 16 piece (matrices: rows +0/+8, columns +0/+8; lane l addresses row (l & 7) + 8((l >> 3) & 1) of the
@@ -1154,8 +1129,8 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
 
     if (tid <= LC_BM) table[tid] = expf(-s * (float)tid);
     if (tid == 0)
-        for (int i = 0; i < LW_BARRIERS; i++)
-            mbar_init(bars + i, ((i == LW_EMPTY || i == LW_EMPTY + 1) && mode == 1) || i == LW_QREADY ? 256 : 128);
+        for (int i = 0; i < 16; i++)
+            mbar_init(bars + i, (i == LW_EMPTY || i == LW_EMPTY + 1) && mode == 1 ? 256 : 128);
     __syncthreads();
     const int prow = wt >> 4, pcol = (wt & 15) * 8;   // this thread's raw pieces (lw_load) and output pieces
 
@@ -1188,12 +1163,6 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                     bars + LW_RAWK_BAR + st);
             fence_async_smem();
             mbar_arrive(bars + LW_FULL + st);
-            if (mode == 1)
-            {
-                mbar_wait(bars + LW_RAWQ_BAR, b & 1);
-                lw_silu_q(base + LW_RAWQ, 0, warp, lane);
-                mbar_arrive(bars + LW_QREADY);
-            }
             if (b >= 1 && b + 1 < nBlocks)
             {
                 // raw v slot of block b-1 (= slot of b+1): the value group has staged it
@@ -1228,9 +1197,6 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
             lw_store_state(St, S, warp, lane);
             fence_async_smem();
             mbar_arrive(bars + LW_SFULL);
-            mbar_wait(bars + LW_RAWQ_BAR, 0);
-            lw_silu_q(base + LW_RAWQ, 1, warp, lane);
-            mbar_arrive(bars + LW_QREADY);
         }
         for (int b = 0; b < nBlocks; b++)
         {
@@ -1270,9 +1236,6 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                 lw_store_state(St, S, warp, lane);
                 fence_async_smem();
                 mbar_arrive(bars + LW_SFULL);
-                mbar_wait(bars + LW_RAWQ_BAR, (b + 1) & 1);
-                lw_silu_q(base + LW_RAWQ, 1, warp, lane);
-                mbar_arrive(bars + LW_QREADY);
             }
         }
         if (dst)
@@ -1297,17 +1260,31 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
     const u32 stAddr = smem_addr(base + LW_ST);
     const unsigned char* rawQ = base + LW_RAWQ;
+    // SiLU(q) of a block as wgmma A fragments: k16 step k = channels 16k..16k+15, rows 16 warp + (lane & 15) (ldmatrix's A
+    // layout). Block b+1's are made while block b's P V runs on the tensor cores.
+    u32 qf[8][4];
+    auto loadQ = [&](int b)
+    {
+        mbar_wait(bars + LW_RAWQ_BAR, b & 1);
+        #pragma unroll
+        for (int k = 0; k < 8; k++) ldsm_x4(qf[k], rawQ + lw_off(64, 16 * warp + (lane & 15), 16 * k + 8 * (lane >> 4)));
+        mbar_arrive(bars + LW_QREAD);
+        #pragma unroll
+        for (int k = 0; k < 8; k++)
+            #pragma unroll
+            for (int i = 0; i < 4; i++)
+            {
+                float lo, hi;
+                lw_silu2(qf[k][i], lo, hi);
+                qf[k][i] = pack_bf16(lo, hi);
+            }
+    };
+    loadQ(0);
     for (int b = 0; b < nBlocks; b++)
     {
         const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
         unsigned char* stage = base + st * LW_STAGE;
         const u32 ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
-        // SiLU(q) as wgmma A fragments: k16 step k = channels 16k..16k+15, rows 16 warp + (lane & 15), ldmatrix's A layout.
-        mbar_wait(bars + LW_QREADY, b & 1);
-        u32 qf[8][4];
-        #pragma unroll
-        for (int k = 0; k < 8; k++) ldsm_x4(qf[k], rawQ + lw_off(64, 16 * warp + (lane & 15), 16 * k + 8 * (lane >> 4)));
-        mbar_arrive(bars + LW_QREAD);
         float sc[32], o[64];
         #pragma unroll
         for (int i = 0; i < 32; i++) sc[i] = 0.0f;
@@ -1355,6 +1332,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         #pragma unroll
         for (int kk = 0; kk < 4; kk++) wgmma_n128_rs(o, p[kk], lw_desc(va + kk * 32), 1);
         wg_commit();
+        if (b + 1 < nBlocks) loadQ(b + 1);   // the Q fragments are free: Q Kᵀ and Q S are done
         wg_wait0();
         reg_fence_all(o);
         // Through this stage's K tile (last read by the score products, complete above) as 16-byte row pieces.
