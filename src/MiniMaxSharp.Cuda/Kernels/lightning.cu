@@ -900,6 +900,13 @@ __device__ __forceinline__ u32 lw_off(int rows, int r, int c)
     return (u32)((c >> 6) * rows * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4) + ((c & 7) << 1));
 }
 
+// lw_off(rows, r, 16 C + 8 h): the 16-byte piece (row r, columns 16C + 8h .. +7). With C a constant of an unrolled loop,
+// 2 (C & 3) has no bit 0, so the swizzled piece is 2 (C & 3) ^ (h ^ (r & 7)) and the row terms are loop invariants.
+__device__ __forceinline__ u32 lw_piece(int rows, int r, int C, int h)
+{
+    return (u32)((C >> 2) * rows * 128 + r * 128 + (((2 * (C & 3)) ^ (h ^ (r & 7))) << 4));
+}
+
 // Shared-memory matrix descriptor: start address, stride 1024 bytes between groups of 8 rows, 128-byte swizzle.
 __device__ __forceinline__ u64 lw_desc(u32 addr)
 {
@@ -1050,13 +1057,14 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
         kd0 = j0 < m ? table[m - 1 - j0] : 0.0f;
         kd1 = j1 < m ? table[m - 1 - j1] : 0.0f;
     }
-    unsigned char* trans = stage + (keys ? LW_KDT : LW_VT);
+    // Transposed pieces: row 16C + 8h + rr (so row & 7 = rr), token column dcol: 2048 bytes per C apart.
+    unsigned char* trans = stage + (keys ? LW_KDT : LW_VT) + lw_off(128, 8 * (mi >> 1) + rr, dcol);
     #pragma unroll
     for (int half = 0; half < 2; half++)
     {
         u32 x[4][4];
         #pragma unroll
-        for (int c = 0; c < 4; c++) ldsm_x4(x[c], raw + lw_off(64, srow, 16 * (4 * half + c) + 8 * (mi >> 1)));
+        for (int c = 0; c < 4; c++) ldsm_x4(x[c], raw + lw_piece(64, srow, 4 * half + c, mi >> 1));
         u32 y[4][4], z[4][4];
         #pragma unroll
         for (int c = 0; c < 4; c++)
@@ -1075,13 +1083,13 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
         #pragma unroll
         for (int c = 0; c < 4; c++)
         {
-            const int C = 4 * half + c, drow = 16 * C + 8 * (mi >> 1) + rr;
+            const int C = 4 * half + c;
             if (keys)
             {
-                if (withK) stsm_x4(stage + LW_K + lw_off(64, srow, 16 * C + 8 * (mi >> 1)), y[c][0], y[c][1], y[c][2], y[c][3]);
-                stsm_x4_t(trans + lw_off(128, drow, dcol), z[c][0], z[c][1], z[c][2], z[c][3]);
+                if (withK) stsm_x4(stage + LW_K + lw_piece(64, srow, C, mi >> 1), y[c][0], y[c][1], y[c][2], y[c][3]);
+                stsm_x4_t(trans + 2048 * C, z[c][0], z[c][1], z[c][2], z[c][3]);
             }
-            else stsm_x4_t(trans + lw_off(128, drow, dcol), y[c][0], y[c][1], y[c][2], y[c][3]);
+            else stsm_x4_t(trans + 2048 * C, y[c][0], y[c][1], y[c][2], y[c][3]);
         }
     }
 }
@@ -1093,10 +1101,10 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
 template <int NB>
 __device__ __forceinline__ void lw_store_acc(unsigned char* tile, int rows, int row0, const float* d, int warp, int lane)
 {
-    const int r = row0 + 16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1), c8 = 8 * (lane >> 4);
+    const int r = row0 + 16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1);
     #pragma unroll
     for (int i = 0; i < NB; i++)
-        stsm_x4(tile + lw_off(rows, r, 16 * i + c8), pack_bf16(d[8 * i], d[8 * i + 1]), pack_bf16(d[8 * i + 2], d[8 * i + 3]),
+        stsm_x4(tile + lw_piece(rows, r, i, lane >> 4), pack_bf16(d[8 * i], d[8 * i + 1]), pack_bf16(d[8 * i + 2], d[8 * i + 3]),
             pack_bf16(d[8 * i + 4], d[8 * i + 5]), pack_bf16(d[8 * i + 6], d[8 * i + 7]));
 }
 
@@ -1260,12 +1268,14 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
     const u32 stAddr = smem_addr(base + LW_ST);
     const unsigned char* rawQ = base + LW_RAWQ;
-    // SiLU(q) of a block as wgmma A fragments: k16 step k = channels 16k..16k+15, rows 16 warp + (lane & 15) (ldmatrix's A
-    // layout). Block b+1's are made while block b's P V runs on the tensor cores.
-    u32 qf[8][4];
-    auto loadQ = [&](int b)
+    for (int b = 0; b < nBlocks; b++)
     {
+        const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
+        unsigned char* stage = base + st * LW_STAGE;
+        const u32 ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
+        // Q as wgmma A fragments: k16 step k = channels 16k..16k+15, rows 16 warp + (lane & 15), ldmatrix's A layout.
         mbar_wait(bars + LW_RAWQ_BAR, b & 1);
+        u32 qf[8][4];
         #pragma unroll
         for (int k = 0; k < 8; k++) ldsm_x4(qf[k], rawQ + lw_off(64, 16 * warp + (lane & 15), 16 * k + 8 * (lane >> 4)));
         mbar_arrive(bars + LW_QREAD);
@@ -1278,13 +1288,6 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                 lw_silu2(qf[k][i], lo, hi);
                 qf[k][i] = pack_bf16(lo, hi);
             }
-    };
-    loadQ(0);
-    for (int b = 0; b < nBlocks; b++)
-    {
-        const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
-        unsigned char* stage = base + st * LW_STAGE;
-        const u32 ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
         float sc[32], o[64];
         #pragma unroll
         for (int i = 0; i < 32; i++) sc[i] = 0.0f;
@@ -1332,20 +1335,18 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         #pragma unroll
         for (int kk = 0; kk < 4; kk++) wgmma_n128_rs(o, p[kk], lw_desc(va + kk * 32), 1);
         wg_commit();
-        if (b + 1 < nBlocks) loadQ(b + 1);   // the Q fragments are free: Q Kᵀ and Q S are done
         wg_wait0();
         reg_fence_all(o);
         // Through this stage's K tile (last read by the score products, complete above) as 16-byte row pieces.
         unsigned char* ot = stage + LW_K;
         lw_store_acc<8>(ot, 64, 0, o, warp, lane);
         named_sync(1, 128);
-        bf16* dstRow = out + (i64)(tokStart + b0) * outWidth + (i64)h * LC_D + pcol;
+        // Rows prow + 8pc: the pieces are 1024 bytes apart in the tile, 8 rows apart in the output.
+        bf16* dstRow = out + (i64)(tokStart + b0 + prow) * outWidth + (i64)h * LC_D + pcol;
+        const unsigned char* otRow = ot + lw_off(64, prow, pcol);
         #pragma unroll
         for (int pc = 0; pc < 8; pc++)
-        {
-            const int r = prow + 8 * pc;
-            if (r < m) *(uint4*)(dstRow + (i64)r * outWidth) = *(const uint4*)(ot + lw_off(64, r, pcol));
-        }
+            if (prow + 8 * pc < m) *(uint4*)(dstRow + (i64)(8 * pc) * outWidth) = *(const uint4*)(otRow + 1024 * pc);
         mbar_arrive(bars + LW_EMPTY + st);
     }
 }
