@@ -877,8 +877,8 @@ typedef unsigned long long u64;
 #define LW_RAWQ (LW_ST + 32768)         // raw q [64][128] bf16 (one block)
 #define LW_RAWK (LW_RAWQ + 16384)       // raw k, two slots
 #define LW_RAWV (LW_RAWK + 32768)       // raw v, two slots
-#define LW_TABLE (LW_RAWV + 32768)      // exp(-s k), k = 0..64
-#define LW_BARS (LW_TABLE + 512)        // 16 mbarriers
+#define LW_TABLE (LW_RAWV + 32768)      // 64 zeros, then exp(-s k) for k = 0..64 (at LW_TABLE + 256)
+#define LW_BARS (LW_TABLE + 768)        // 16 mbarriers
 #define LW_SHARED (LW_BARS + 128 + 1024)   // + room to align the base to 1024 bytes (the swizzle repeats every 1024)
 #define LW_FULL 0                       // barrier indices ([2]: one per stage or raw slot)
 #define LW_VFULL 2
@@ -1119,7 +1119,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
 {
     unsigned char* base = lw_smem + ((1024 - (smem_addr(lw_smem) & 1023)) & 1023);
-    float* table = (float*)(base + LW_TABLE);
+    float* table = (float*)(base + LW_TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
     u64* bars = (u64*)(base + LW_BARS);
 
     const int item = blockIdx.x, h = blockIdx.y;
@@ -1136,6 +1136,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of the item's first token; k, v at +128, +256
 
     if (tid <= LC_BM) table[tid] = expf(-s * (float)tid);
+    if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
     if (tid == 0)
         for (int i = 0; i < 16; i++)
             mbar_init(bars + i, (i == LW_EMPTY || i == LW_EMPTY + 1) && mode == 1 ? 256 : 128);
@@ -1268,6 +1269,12 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
     const u32 stAddr = smem_addr(base + LW_ST);
     const unsigned char* rawQ = base + LW_RAWQ;
+    // The first product of each block overwrites the accumulators (accumulate = 0): they are zeroed once, not per block.
+    float sc[32], o[64];
+    #pragma unroll
+    for (int i = 0; i < 32; i++) sc[i] = 0.0f;
+    #pragma unroll
+    for (int i = 0; i < 64; i++) o[i] = 0.0f;
     for (int b = 0; b < nBlocks; b++)
     {
         const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
@@ -1288,13 +1295,6 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                 lw_silu2(qf[k][i], lo, hi);
                 qf[k][i] = pack_bf16(lo, hi);
             }
-        float sc[32], o[64];
-        #pragma unroll
-        for (int i = 0; i < 32; i++) sc[i] = 0.0f;
-        #pragma unroll
-        for (int i = 0; i < 64; i++) o[i] = 0.0f;
-        reg_fence_all(sc);
-        reg_fence_all(o);
         mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);
         mbar_wait(bars + LW_SFULL, b & 1);
         wg_fence();
@@ -1319,8 +1319,8 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
             for (int f = 0; f < 4; f++)
             {
                 const int n = 2 * kk + (f >> 1), half = f & 1, at = 8 * (half - n);
-                const float v0 = r0 - 2 * q + at >= 0 ? sc[4 * n + 2 * half] * decay[at] : 0.0f;
-                const float v1 = r0 - 2 * q + at - 1 >= 0 ? sc[4 * n + 2 * half + 1] * decay[at - 1] : 0.0f;
+                // Keys after the query (i - j < 0) read the zeros before the table: the causal mask costs nothing.
+                const float v0 = sc[4 * n + 2 * half] * decay[at], v1 = sc[4 * n + 2 * half + 1] * decay[at - 1];
                 p[kk][f] = pack_bf16(v0, v1);
             }
         #pragma unroll
