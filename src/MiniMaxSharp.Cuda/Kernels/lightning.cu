@@ -874,22 +874,23 @@ typedef unsigned long long u64;
 #define LW_KDT 16384
 #define LW_VT 32768
 #define LW_ST (2 * LW_STAGE)            // Sᵀ [128][128] bf16 (32 KB)
-#define LW_RAWQ (LW_ST + 32768)         // raw q [64][128] bf16 (one block)
-#define LW_RAWK (LW_RAWQ + 16384)       // raw k, two slots
+#define LW_RAWQ (LW_ST + 32768)         // raw q [64][128] bf16, two slots
+#define LW_RAWK (LW_RAWQ + 32768)       // raw k, two slots
 #define LW_RAWV (LW_RAWK + 32768)       // raw v, two slots
 #define LW_TABLE (LW_RAWV + 32768)      // 64 zeros, then exp(-s k) for k = 0..64 (at LW_TABLE + 256)
-#define LW_BARS (LW_TABLE + 768)        // 16 mbarriers
-#define LW_SHARED (LW_BARS + 128 + 1024)   // + room to align the base to 1024 bytes (the swizzle repeats every 1024)
+#define LW_BARS (LW_TABLE + 768)        // 18 mbarriers
+#define LW_SHARED (LW_BARS + 256 + 1024)   // + room to align the base to 1024 bytes (the swizzle repeats every 1024)
 #define LW_FULL 0                       // barrier indices ([2]: one per stage or raw slot)
 #define LW_VFULL 2
 #define LW_EMPTY 4
 #define LW_SFULL 6
 #define LW_SEMPTY 7
-#define LW_RAWQ_BAR 8
-#define LW_QREAD 9
-#define LW_RAWK_BAR 10
-#define LW_RAWV_BAR 12
-#define LW_VREAD 14
+#define LW_RAWK_BAR 8
+#define LW_RAWV_BAR 10
+#define LW_VREAD 12
+#define LW_RAWQ_BAR 14
+#define LW_QREAD 16
+#define LW_BARRIERS 18
 
 // Byte offset of element (r, c) of a bf16 tile of `rows` rows and 64 or 128 columns, stored as 64-column blocks of
 // rows x 128 bytes; in each row the 16-byte pieces are XOR-swizzled by the row's position in its group of 8.
@@ -1138,7 +1139,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     if (tid <= LC_BM) table[tid] = expf(-s * (float)tid);
     if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
     if (tid == 0)
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < LW_BARRIERS; i++)
             mbar_init(bars + i, (i == LW_EMPTY || i == LW_EMPTY + 1) && mode == 1 ? 256 : 128);
     __syncthreads();
     const int prow = wt >> 4, pcol = (wt & 15) * 8;   // this thread's raw pieces (lw_load) and output pieces
@@ -1148,10 +1149,10 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         // ---- loads (q one block ahead, k and v two) and the keys' SiLU, one block ahead of the products ----
         unsigned char* rawK = base + LW_RAWK;
         unsigned char* rawV = base + LW_RAWV;
-        if (mode == 1) lw_load(base + LW_RAWQ, src, inWidth, 0, min(LC_BM, count), prow, pcol, bars + LW_RAWQ_BAR);
         for (int b = 0; b < 2 && b < nBlocks; b++)
         {
             const int m = min(LC_BM, count - b * LC_BM);
+            if (mode == 1) lw_load(base + LW_RAWQ + b * 16384, src, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWQ_BAR + b);
             lw_load(rawK + b * 16384, src + LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWK_BAR + b);
             lw_load(rawV + b * 16384, src + 2 * LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWV_BAR + b);
         }
@@ -1159,10 +1160,13 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
             if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-            if (mode == 1 && b >= 1)
+            if (mode == 1 && b >= 1 && b + 1 < nBlocks)
             {
-                mbar_wait(bars + LW_QREAD, (b - 1) & 1);   // the outputs hold q of block b-1 in registers
-                lw_load(base + LW_RAWQ, src, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWQ_BAR);
+                // raw q slot of block b-1 (= slot of b+1): the outputs hold q of block b-1 in registers
+                const int qs = (b + 1) & 1;
+                mbar_wait(bars + LW_QREAD + qs, ((b - 1) >> 1) & 1);
+                lw_load(base + LW_RAWQ + qs * 16384, src, inWidth, (b + 1) * LC_BM, min(LC_BM, count - (b + 1) * LC_BM), prow, pcol,
+                    bars + LW_RAWQ_BAR + qs);
             }
             mbar_wait(bars + LW_RAWK_BAR + st, (b >> 1) & 1);
             lw_stage(true, mode == 1, rawK + st * 16384, base + st * LW_STAGE, table, m, warp, lane);
@@ -1275,17 +1279,15 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     for (int i = 0; i < 32; i++) sc[i] = 0.0f;
     #pragma unroll
     for (int i = 0; i < 64; i++) o[i] = 0.0f;
-    for (int b = 0; b < nBlocks; b++)
+    // SiLU(q) of a block as wgmma A fragments: k16 step k = channels 16k..16k+15, rows 16 warp + (lane & 15) (ldmatrix's A
+    // layout). Block b+1's are made while block b's P V runs on the tensor cores (raw q is loaded two blocks ahead).
+    u32 qf[8][4];
+    auto loadQ = [&](int b)
     {
-        const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
-        unsigned char* stage = base + st * LW_STAGE;
-        const u32 ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
-        // Q as wgmma A fragments: k16 step k = channels 16k..16k+15, rows 16 warp + (lane & 15), ldmatrix's A layout.
-        mbar_wait(bars + LW_RAWQ_BAR, b & 1);
-        u32 qf[8][4];
+        mbar_wait(bars + LW_RAWQ_BAR + (b & 1), (b >> 1) & 1);
         #pragma unroll
-        for (int k = 0; k < 8; k++) ldsm_x4(qf[k], rawQ + lw_off(64, 16 * warp + (lane & 15), 16 * k + 8 * (lane >> 4)));
-        mbar_arrive(bars + LW_QREAD);
+        for (int k = 0; k < 8; k++) ldsm_x4(qf[k], rawQ + (b & 1) * 16384 + lw_off(64, 16 * warp + (lane & 15), 16 * k + 8 * (lane >> 4)));
+        mbar_arrive(bars + LW_QREAD + (b & 1));
         #pragma unroll
         for (int k = 0; k < 8; k++)
             #pragma unroll
@@ -1295,6 +1297,13 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                 lw_silu2(qf[k][i], lo, hi);
                 qf[k][i] = pack_bf16(lo, hi);
             }
+    };
+    loadQ(0);
+    for (int b = 0; b < nBlocks; b++)
+    {
+        const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
+        unsigned char* stage = base + st * LW_STAGE;
+        const u32 ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
         mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);
         mbar_wait(bars + LW_SFULL, b & 1);
         wg_fence();
@@ -1335,6 +1344,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         #pragma unroll
         for (int kk = 0; kk < 4; kk++) wgmma_n128_rs(o, p[kk], lw_desc(va + kk * 32), 1);
         wg_commit();
+        if (b + 1 < nBlocks) loadQ(b + 1);   // the Q fragments are free: Q Kᵀ and Q S are done
         wg_wait0();
         reg_fence_all(o);
         // Through this stage's K tile (last read by the score products, complete above) as 16-byte row pieces.
