@@ -90,13 +90,16 @@ static inline unsigned emu_smem_offset(const void* p, unsigned bytes, const char
 __device__ __forceinline__ u32 smem_addr(const void* p) { return emu_smem_offset(p, 0, "smem_addr"); }
 
 // mbarrier: (pending arrivals, phase) in a side table indexed by the barrier's offset / 8; the 8 shared bytes
-// themselves are not used. state = completed phases << 32 | pending arrivals, updated by compare-and-swap so that
-// an arrival and the phase flip it causes are one step. Phase bit = completed phases & 1.
-struct EmuMbarrier { std::atomic<u64> state; std::atomic<unsigned> count; };
+// themselves are not used. state = completed phases << 32 | pending arrivals; arrivals take the barrier's lock, and
+// the one that completes a phase first lands the cp.async copies attached to it, then publishes the new state.
+// Phase bit = completed phases & 1.
+struct EmuCopy { unsigned char* dst; unsigned char bytes[16]; };
+struct EmuMbarrier { std::atomic<u64> state; std::atomic<unsigned> count; std::mutex lock; std::vector<EmuCopy> copies; };
 EmuMbarrier emu_mbars[sizeof emu_smem / 8];
 std::atomic<u64> emu_mbar_progress;   // arrivals in this CTA (deadlock guard: a waiter aborts after this long without any)
 int emu_deadlock_seconds = 10;
-static inline void emu_mbar_reset() { for (auto& b : emu_mbars) { b.state = 0; b.count = 0; } emu_mbar_progress = 0; }
+thread_local std::vector<EmuCopy> emu_copies;   // this thread's cp.async not yet attached to a barrier arrival
+static inline void emu_mbar_reset() { for (auto& b : emu_mbars) { b.state = 0; b.count = 0; b.copies.clear(); } emu_mbar_progress = 0; }
 static inline EmuMbarrier& emu_mbar(const u64* bar, const char* what)
 {
     unsigned off = emu_smem_offset(bar, 8, what);
@@ -109,19 +112,27 @@ __device__ __forceinline__ void mbar_init(u64* bar, u32 count)
 {
     EmuMbarrier& b = emu_mbar(bar, "mbar_init");
     if (count == 0 || count >= (1u << 20)) { fprintf(stderr, "mbar_init: count %u out of range\n", count); abort(); }
-    b.count = count; b.state = count;
+    std::lock_guard<std::mutex> lock(b.lock);
+    b.count = count; b.state = count; b.copies.clear();
 }
-__device__ __forceinline__ void mbar_arrive(u64* bar)
+static inline void emu_arrive(u64* bar, bool withCopies)
 {
-    EmuMbarrier& b = emu_mbar(bar, "mbar_arrive");
-    u64 s = b.state, next;
-    do
+    EmuMbarrier& b = emu_mbar(bar, withCopies ? "cp_async_mbar_arrive" : "mbar_arrive");
     {
-        unsigned pending = (unsigned)s;
-        next = pending == 1 ? (((s >> 32) + 1) << 32) | b.count : s - 1;
-    } while (!b.state.compare_exchange_weak(s, next));
+        std::lock_guard<std::mutex> lock(b.lock);
+        if (withCopies) { b.copies.insert(b.copies.end(), emu_copies.begin(), emu_copies.end()); emu_copies.clear(); }
+        u64 s = b.state;
+        if ((unsigned)s == 1)
+        {
+            for (auto& c : b.copies) memcpy(c.dst, c.bytes, 16);
+            b.copies.clear();
+            b.state = (((s >> 32) + 1) << 32) | b.count;
+        }
+        else b.state = s - 1;
+    }
     emu_mbar_progress++;
 }
+__device__ __forceinline__ void mbar_arrive(u64* bar) { emu_arrive(bar, false); }
 // Returns once the phase with parity P has completed: blocks while the current phase bit == P. A waiter that sees
 // two or more completions since it started waiting aborts: the arrivals ran a phase ahead of it, a race on hardware
 // (it would see its parity again and hang, or pass a phase it never waited for).
@@ -152,14 +163,21 @@ __device__ __forceinline__ void mbar_wait(u64* bar, u32 parity)
         }
     }
 }
-// cp.async.cg 16 bytes, modelled as a copy at issue (the kernel must still wait on the barrier to read it).
+// cp.async.cg 16 bytes: the source is read at issue, the destination is poisoned (0xff: bf16 NaN) at issue and
+// written only when the barrier phase that the copy's cp_async_mbar_arrive belongs to completes, the latest moment
+// the hardware allows. So a read of the destination before waiting on that phase, or a copy into a buffer that is
+// still being read, shows up as NaN instead of passing by luck of timing.
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid)
 {
     unsigned off = emu_smem_offset(dst, 16, "cp_async16");
     if (off % 16) { fprintf(stderr, "cp_async16: destination offset %u is not 16-byte aligned\n", off); abort(); }
-    if (valid) memcpy(dst, src, 16); else memset(dst, 0, 16);
+    EmuCopy c; c.dst = (unsigned char*)dst;
+    if (valid) memcpy(c.bytes, src, 16); else memset(c.bytes, 0, 16);
+    memset(dst, 0xff, 16);
+    emu_copies.push_back(c);
 }
-__device__ __forceinline__ void cp_async_mbar_arrive(u64* bar) { mbar_arrive(bar); }
+// One arrival once this thread's earlier cp.async are done (.noinc: the arrival counts against the expected count).
+__device__ __forceinline__ void cp_async_mbar_arrive(u64* bar) { emu_arrive(bar, true); }
 __device__ __forceinline__ void fence_async_smem() {}
 __device__ __forceinline__ void reg_fence(float&) {}
 __device__ __forceinline__ void setmaxnreg_inc(u32) {}
@@ -244,7 +262,7 @@ static inline void emu_desc_check(u64 desc, const char* which)
     if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0)
     { fprintf(stderr, "wgmma: descriptor %s %016llx: only the 128-byte swizzle with base offset 0 is modelled\n", which, desc); abort(); }
 }
-// Hash of the shared-memory operand elements this thread reads: recomputed at the wait, so that a kernel that
+// Hash of the shared-memory operand elements this thread reads (its two A rows, its B rows): recomputed at the wait, so that a kernel that
 // overwrites an operand tile between the issue and the wait (a race on hardware, where the operands are read at
 // some point in between) aborts instead of passing because the model read early.
 static inline u64 emu_operand_hash(u64 descA, u64 descB, int n)
@@ -253,7 +271,7 @@ static inline u64 emu_operand_hash(u64 descA, u64 descB, int n)
     u64 h = 1469598103934665603ull;
     auto mix = [&](float v) { h = (h ^ __float_as_uint(v)) * 1099511628211ull; };
     if (descA) for (int hh = 0; hh < 2; hh++) for (int k = 0; k < 16; k++) mix(emu_desc_load(descA, 16 * warp + g + 8 * hh, k));
-    for (int r = 0; r < n; r++) for (int k = 0; k < 16; k++) mix(emu_desc_load(descB, r, k));
+    for (int r = 2 * (t % 4); r < n; r += (r % 2) ? 7 : 1) for (int k = 0; k < 16; k++) mix(emu_desc_load(descB, r, k));
     return h;
 }
 static inline void wgmma(float* d, int n, u64 descA, const u32* a, u64 descB, u32 accumulate)
@@ -280,7 +298,8 @@ static inline void wgmma(float* d, int n, u64 descA, const u32* a, u64 descB, u3
                 A[h][k] = k % 2 ? hi16(v) : lo16(v);
             }
     }
-    for (int r = 0; r < n; r++) for (int k = 0; k < 16; k++) B[r][k] = emu_desc_load(descB, r, k);
+    // only this thread's columns 8i + 2q, 8i + 2q + 1 (the warpgroup's threads together read every row)
+    for (int r = 2 * q; r < n; r += (r % 2) ? 7 : 1) for (int k = 0; k < 16; k++) B[r][k] = emu_desc_load(descB, r, k);
     x.bar->arrive_and_wait();
     // The accumulator this product adds to: the newest pending result for d, else the registers.
     const float* prev = d;
@@ -321,9 +340,12 @@ static inline void emu_wg_wait(size_t keep)
 }
 __device__ __forceinline__ void wg_wait0() { emu_wg_wait(0); }
 __device__ __forceinline__ void wg_wait1() { emu_wg_wait(1); }
-// Called when a thread's kernel body returns: a wgmma never committed or never waited for is a kernel bug.
+// Called when a thread's kernel body returns: a cp.async never attached to a barrier, a wgmma never committed or
+// never waited for, is a kernel bug.
 static inline void emu_thread_end()
 {
+    if (!emu_copies.empty())
+    { fprintf(stderr, "thread %u ends with %zu cp.async never attached to a barrier (cp_async_mbar_arrive)\n", threadIdx.x, emu_copies.size()); abort(); }
     if (!emu_wg_open.empty() || !emu_wg_committed.empty())
     { fprintf(stderr, "thread %u ends with %zu uncommitted wgmma and %zu commit groups not waited for\n",
         threadIdx.x, emu_wg_open.size(), emu_wg_committed.size()); abort(); }

@@ -200,14 +200,29 @@ static bool mbarrierCase()
     return bad == 0 && sum == want;
 }
 
-// cp_async16 with !valid writes zeros and does not read the source.
-static bool zeroFillCase()
+// cp_async16: destination poisoned at issue, written when the phase its arrival belongs to completes (not at the
+// arrival itself); !valid writes zeros and does not read the source.
+static bool copyLandingCase()
 {
-    memset(emu_smem, 0xff, 64);
-    cp_async16(emu_smem + 16, nullptr, false);
-    bool ok = true;
-    for (int i = 16; i < 32; i++) ok &= emu_smem[i] == 0;
-    return ok && emu_smem[15] == 0xff && emu_smem[32] == 0xff;
+    std::atomic<int> bad{0};
+    static unsigned char src[16];
+    for (int i = 0; i < 16; i++) src[i] = 1 + i;
+    launch([&] {
+        u64* b = (u64*)emu_smem;
+        unsigned char* dst = emu_smem + 64;
+        mbar_init(b, 2);
+        memset(dst, 0x55, 32);
+        cp_async16(dst, src, true);
+        cp_async16(dst + 16, nullptr, false);
+        if (dst[0] != 0xff || dst[16] != 0xff) bad++;            // poisoned at issue
+        cp_async_mbar_arrive(b);
+        if (dst[0] != 0xff || dst[16] != 0xff) bad++;            // phase not complete: not landed
+        mbar_arrive(b);
+        mbar_wait(b, 0);
+        for (int i = 0; i < 16; i++) if (dst[i] != src[i] || dst[16 + i] != 0) bad++;
+        if (emu_smem[63] != 0xff || dst[32] != 0xff) bad++;      // nothing outside the 32 bytes
+    }, 1, 1, 1, 1);
+    return bad == 0;
 }
 
 // named_sync: warps 0-7 meet on barrier 1 (256), warps 8-11 on barrier 2 (128), repeatedly; a counter per group
@@ -259,7 +274,7 @@ int main()
     expect(stmatrixCase(), "stmatrix -> ldmatrix round trip (plain, .trans), .trans = transpose");
     expect(stmatrixElementCase(), "stmatrix element (rr, cc) of matrix i = lane 4rr+cc/2, register i");
     expect(mbarrierCase(), "mbarrier phases: 2-stage cp.async ring over 40 rounds");
-    expect(zeroFillCase(), "cp_async16 !valid writes 16 zero bytes");
+    expect(copyLandingCase(), "cp_async16 lands at the phase completion; !valid writes zeros");
     expect(namedCase(), "named_sync: two barriers of 256 and 128 threads, 20 rounds");
     emu_deadlock_seconds = 1;
     expect(aborts([] { launch([] {
@@ -284,6 +299,10 @@ int main()
             __syncthreads();
             wg_wait0();
         }, 1, 1, 1, 128); }, "changed in shared memory"), "operand overwritten before the wait aborts");
+    expect(aborts([] { launch([] {
+            static unsigned char src[16];
+            cp_async16(emu_smem, src, true);
+        }, 1, 1, 1, 1); }, "never attached"), "cp.async never attached to a barrier aborts");
     expect(aborts([] { launch([] {
             if (threadIdx.x == 0) fillTiles(14);
             __syncthreads();
