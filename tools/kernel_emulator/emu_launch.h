@@ -9,6 +9,7 @@ static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigne
         memset(emu_smem, 0xff, sizeof emu_smem);   // uninitialised shared memory reads as NaN
         emu_mbar_reset();
         emu_named_reset();
+        emu_fence_reset();
         std::barrier<> cta(block);
         emu_block_barrier = &cta;
         std::barrier<EmuNamedDone> named(block);
@@ -19,7 +20,8 @@ static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigne
         for (unsigned w = 0; w < block / 128; w++) { bars.emplace_back(new std::barrier<>(128)); emu_warpgroups[w].bar = bars.back().get(); }
         std::vector<std::thread> th;
         for (unsigned t = 0; t < block; t++)
-            th.emplace_back([t, &body] { threadIdx = { t, 0, 0 }; emu_lane = t & 31; emu_warp = t >> 5; emu_warpgroup = t >> 7; body(); emu_thread_end(); });
+            th.emplace_back([t, &body] { threadIdx = { t, 0, 0 }; emu_lane = t & 31; emu_warp = t >> 5; emu_warpgroup = t >> 7;
+                emu_my_unfenced.clear(); body(); emu_thread_end(); });
         for (auto& t : th) t.join();
     }
     emu_named_reset();

@@ -93,6 +93,10 @@ __device__ __forceinline__ u32 smem_addr(const void* p) { return emu_smem_offset
 // themselves are not used. state = completed phases << 32 | pending arrivals; arrivals take the barrier's lock, and
 // the one that completes a phase first lands the cp.async copies attached to it, then publishes the new state.
 // Phase bit = completed phases & 1.
+// Rows written by stmatrix and not yet fenced (see fence_async_smem), per 16 bytes.
+std::atomic<unsigned char> emu_unfenced[sizeof emu_smem / 16];
+std::atomic<long> emu_unfenced_reads;
+thread_local std::vector<unsigned> emu_my_unfenced;
 struct EmuCopy { unsigned char* dst; unsigned char bytes[16]; };
 struct EmuMbarrier { std::atomic<u64> state; std::atomic<unsigned> count; std::mutex lock; std::vector<EmuCopy> copies; };
 EmuMbarrier emu_mbars[sizeof emu_smem / 8];
@@ -124,7 +128,7 @@ static inline void emu_arrive(u64* bar, bool withCopies)
         u64 s = b.state;
         if ((unsigned)s == 1)
         {
-            for (auto& c : b.copies) memcpy(c.dst, c.bytes, 16);
+            for (auto& c : b.copies) { memcpy(c.dst, c.bytes, 16); emu_unfenced[(c.dst - emu_smem) / 16] = 0; }
             b.copies.clear();
             b.state = (((s >> 32) + 1) << 32) | b.count;
         }
@@ -178,7 +182,15 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
 }
 // One arrival once this thread's earlier cp.async are done (.noinc: the arrival counts against the expected count).
 __device__ __forceinline__ void cp_async_mbar_arrive(u64* bar) { emu_arrive(bar, true); }
-__device__ __forceinline__ void fence_async_smem() {}
+// Proxy fence model (stmatrix only: plain C++ stores are not tracked): a 16-byte row written by stmatrix is
+// "unfenced" until its writer runs fence_async_smem; a wgmma that reads an unfenced row through a descriptor counts
+// one violation (the async proxy may not see the write). Counted, reported by emu_launch, fails lightning_check.
+static inline void emu_fence_reset() { for (auto& u : emu_unfenced) u = 0; emu_my_unfenced.clear(); }
+__device__ __forceinline__ void fence_async_smem()
+{
+    for (unsigned chunk : emu_my_unfenced) emu_unfenced[chunk] = 0;
+    emu_my_unfenced.clear();
+}
 __device__ __forceinline__ void reg_fence(float&) {}
 __device__ __forceinline__ void setmaxnreg_inc(u32) {}
 __device__ __forceinline__ void setmaxnreg_dec(u32) {}
@@ -190,7 +202,10 @@ static inline void stsm(void* p, u32 r0, u32 r1, u32 r2, u32 r3, bool trans)
 {
     WarpExchange& w = emu_warps[emu_warp];
     int lane = emu_lane;
-    emu_smem_offset(p, 16, "stmatrix");
+    unsigned off = emu_smem_offset(p, 16, "stmatrix");
+    if (off % 16) { fprintf(stderr, "stmatrix: row address offset %u is not 16-byte aligned\n", off); abort(); }
+    emu_unfenced[off / 16] = 1;
+    emu_my_unfenced.push_back(off / 16);
     w.addr[lane] = p;
     w.a[lane][0] = r0; w.a[lane][1] = r1; w.a[lane][2] = r2; w.a[lane][3] = r3;
     w.bar->arrive_and_wait();
@@ -249,12 +264,13 @@ thread_local std::vector<std::vector<EmuWgmmaResult>> emu_wg_committed;  // olde
 
 // Element (r, k) of an operand (K-major, 128-byte swizzle): logical L = start + (r / 8) SBO + (r % 8) 128 + 2 k,
 // physical P = L ^ (((L >> 7) & 7) << 4).
-static inline float emu_desc_load(u64 desc, int r, int k)
+static inline float emu_desc_load(u64 desc, int r, int k, bool checkFence = false)
 {
     unsigned start = (unsigned)(desc & 0x3fff) << 4, sbo = (unsigned)((desc >> 32) & 0x3fff) << 4;
     unsigned L = start + (r / 8) * sbo + (r % 8) * 128 + 2 * k;
     unsigned P = L ^ (((L >> 7) & 7) << 4);
     if (P + 2 > sizeof emu_smem) { fprintf(stderr, "wgmma: descriptor %016llx reads past shared memory (row %d)\n", desc, r); abort(); }
+    if (checkFence && emu_unfenced[P / 16]) emu_unfenced_reads++;
     return lo16(*(const bf16*)(emu_smem + P));
 }
 static inline void emu_desc_check(u64 desc, const char* which)
@@ -290,7 +306,7 @@ static inline void wgmma(float* d, int n, u64 descA, const u32* a, u64 descB, u3
     {
         int m = 16 * warp + g + 8 * h;
         for (int k = 0; k < 16; k++)
-            if (!a) A[h][k] = emu_desc_load(descA, m, k);
+            if (!a) A[h][k] = emu_desc_load(descA, m, k, true);
             else
             {   // a[h] holds columns 2q, 2q+1; a[2+h] columns 2q+8, 2q+9 of row m, from lane 4g+q' of this warp
                 int src = 32 * warp + 4 * g + (k % 8) / 2;
@@ -299,7 +315,7 @@ static inline void wgmma(float* d, int n, u64 descA, const u32* a, u64 descB, u3
             }
     }
     // only this thread's columns 8i + 2q, 8i + 2q + 1 (the warpgroup's threads together read every row)
-    for (int r = 2 * q; r < n; r += (r % 2) ? 7 : 1) for (int k = 0; k < 16; k++) B[r][k] = emu_desc_load(descB, r, k);
+    for (int r = 2 * q; r < n; r += (r % 2) ? 7 : 1) for (int k = 0; k < 16; k++) B[r][k] = emu_desc_load(descB, r, k, true);
     x.bar->arrive_and_wait();
     // The accumulator this product adds to: the newest pending result for d, else the registers.
     const float* prev = d;

@@ -240,6 +240,27 @@ static bool namedCase()
     return bad == 0;
 }
 
+// stmatrix writes read by wgmma count as unfenced reads unless the writers ran fence_async_smem in between.
+static long unfencedReads(bool fence)
+{
+    long before = emu_unfenced_reads;
+    launch([&] {
+        if (threadIdx.x == 0) fillTiles(15);
+        __syncthreads();
+        // warp 0 rewrites rows 0-31 of B (two 8x8 matrices side by side per row group: columns 0-15)
+        if (emu_warp == 0)
+        {
+            int l = emu_lane, i = l / 8, rr = l % 8;
+            stsm_x4(emu_smem + B_AT[0] + tileOffset(8 * i + rr, 0), 0x3f803f80u, 0x3f803f80u, 0x3f803f80u, 0x3f803f80u);
+            if (fence) fence_async_smem();
+        }
+        __syncthreads();
+        float d[64];
+        wgmma_n128_ss(d, desc(A_AT), desc(B_AT[0]), 0); wg_commit(); wg_wait0();
+    }, 1, 1, 1, 128);
+    return (long)emu_unfenced_reads - before;
+}
+
 // Runs body in a child process and reports whether it aborted with a message containing `needle`.
 static bool aborts(std::function<void()> body, const char* needle)
 {
@@ -276,6 +297,10 @@ int main()
     expect(mbarrierCase(), "mbarrier phases: 2-stage cp.async ring over 40 rounds");
     expect(copyLandingCase(), "cp_async16 lands at the phase completion; !valid writes zeros");
     expect(namedCase(), "named_sync: two barriers of 256 and 128 threads, 20 rounds");
+    long unfenced = unfencedReads(false), fenced = unfencedReads(true);
+    printf("  unfenced stmatrix rows read by wgmma: %ld without fence, %ld with\n", unfenced, fenced);
+    expect(unfenced > 0 && fenced == 0, "stmatrix -> wgmma without fence_async_smem is counted");
+    emu_unfenced_reads = 0;
     emu_deadlock_seconds = 1;
     expect(aborts([] { launch([] {
             u64* b = (u64*)emu_smem;
