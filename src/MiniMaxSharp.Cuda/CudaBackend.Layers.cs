@@ -80,21 +80,31 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// Prefill kernel for head_dim 128 in bf16: <see cref="LightningPrefillKernel.Pipelined"/> (<c>lightning_pipe</c>, the
-    /// default) or <see cref="LightningPrefillKernel.Chunk"/> (<c>lightning_chunk</c>, the kernel before it, kept for A/B
-    /// runs); MINIMAXSHARP_LIGHTNING_KERNEL=chunk picks the latter at start-up.
+    /// default), <see cref="LightningPrefillKernel.Hopper"/> (<c>lightning_wgmma</c>, sm_90 only; elsewhere the default
+    /// runs) or <see cref="LightningPrefillKernel.Chunk"/> (<c>lightning_chunk</c>, the first kernel, kept for A/B runs);
+    /// MINIMAXSHARP_LIGHTNING_KERNEL=pipe|wgmma|chunk picks one at start-up.
     /// </summary>
     public LightningPrefillKernel LightningKernel { get; set; } = ParseLightningKernel(Environment.GetEnvironmentVariable("MINIMAXSHARP_LIGHTNING_KERNEL"));
 
     internal static LightningPrefillKernel ParseLightningKernel(string? value) => value?.Trim().ToLowerInvariant() switch
     {
         null or "" or "pipe" or "pipelined" => LightningPrefillKernel.Pipelined,
+        "wgmma" or "hopper" => LightningPrefillKernel.Hopper,
         "chunk" => LightningPrefillKernel.Chunk,
-        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_KERNEL is '{value}': use 'pipe' (the default) or 'chunk'"),
+        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_KERNEL is '{value}': use 'pipe' (the default), 'wgmma' or 'chunk'"),
     };
 
     /// <summary>Dynamic shared memory of <c>lightning_pipe</c> (LP_SHARED in lightning.cu): q, k, k⊙decay, v tiles and
     /// the bf16 state, each twice (double-buffered), the score tile and the table of decays exp(-s k).</summary>
     private const int LightningPipeShared = (8 * 64 * 136 + 2 * 128 * 136 + 64 * 72) * 2 + 128 * 4;
+
+    /// <summary>Dynamic shared memory of <c>lightning_wgmma</c> (LW_SHARED in lightning.cu): two stages of q, k, k⊙decayᵀ, vᵀ
+    /// tiles (64 KB each), the bf16 Sᵀ (32 KB), the raw q, k, v of the next block (48 KB), the decay table, 9 mbarriers
+    /// and 1 KB to align the tiles to the 1024-byte swizzle pattern.</summary>
+    private const int LightningWgmmaShared = 2 * 65536 + 32768 + 49152 + 512 + 128 + 1024;
+
+    /// <summary>Whether <c>lightning_wgmma</c> can run here: sm_90 (wgmma), and its shared memory.</summary>
+    public bool LightningWgmmaAvailable => _device.ComputeCapability == 90 && _device.MaxSharedMemoryPerBlock >= LightningWgmmaShared;
 
     /// <summary>Shortest chunk the prefill splits a sequence into: shorter ones cost more in chunk states than they gain.</summary>
     private const int LightningMinChunk = 256;
@@ -151,7 +161,8 @@ public sealed unsafe partial class CudaBackend
     {
         int heads = slopes.Length;
         // lightning_pipe needs 214 KB of shared memory per CTA (H100: 227 KB); GPUs with less take lightning_chunk.
-        bool pipelined = LightningKernel == LightningPrefillKernel.Pipelined && _device.MaxSharedMemoryPerBlock >= LightningPipeShared;
+        bool hopper = LightningKernel == LightningPrefillKernel.Hopper && LightningWgmmaAvailable;
+        bool pipelined = hopper || (LightningKernel != LightningPrefillKernel.Chunk && _device.MaxSharedMemoryPerBlock >= LightningPipeShared);
         int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
         var items = new List<int>();
         var seqItems = new int[2 * layout.Count];
@@ -199,14 +210,17 @@ public sealed unsafe partial class CudaBackend
         const int chunkShared = (4 * 64 * 136 + 128 * 136 + 64 * 72) * 2;   // q, k, k⊙decay, v, S, scores (bf16)
         if (pipelined)
         {
-            var pipe = _device.Kernel("lightning.cu", "lightning_pipe");
+            // lightning_pipe and lightning_wgmma take the same plan and arguments (one CTA per SM either way).
+            var pipe = _device.Kernel("lightning.cu", hopper ? "lightning_wgmma" : "lightning_pipe");
+            uint threads = hopper ? 384u : 256u;
+            int shared = hopper ? LightningWgmmaShared : LightningPipeShared;
             if (anySplit)
             {
-                pipe.Launch((uint)pass0Count, (uint)heads, 1, 256, LightningPipeShared,
+                pipe.Launch((uint)pass0Count, (uint)heads, 1, threads, shared,
                     qkv, output, m + (ulong)pass0At, m + (ulong)pass0SeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0, m + (ulong)startAt);
                 LightningChunkScan(layout.Count, heads, m + (ulong)pass0At, m + (ulong)pass0SeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt);
             }
-            pipe.Launch((uint)itemCount, (uint)heads, 1, 256, LightningPipeShared,
+            pipe.Launch((uint)itemCount, (uint)heads, 1, threads, shared,
                 qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1, m + (ulong)startAt);
             return;
         }
@@ -599,6 +613,9 @@ public enum LightningPrefillKernel
     Pipelined,
     /// <summary><c>lightning_chunk</c>: 16 warps, every warp on every stage, three barriers per block (the earlier kernel).</summary>
     Chunk,
+    /// <summary><c>lightning_wgmma</c> (sm_90): three warpgroups (SiLU staging, state, outputs) handing tiles over through
+    /// mbarriers, products on wgmma.</summary>
+    Hopper,
 }
 
 /// <summary>The GQA decode attention kernels: lanes over channels (default) or a lane per key (the earlier one).</summary>

@@ -214,7 +214,9 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         Nvrtc.Check(Nvrtc.nvrtcGetNumSupportedArchs(out int n), "nvrtcGetNumSupportedArchs");
         var archs = new int[n];
         fixed (int* a = archs) Nvrtc.Check(Nvrtc.nvrtcGetSupportedArchs(a), "nvrtcGetSupportedArchs");
-        if (archs.Contains(ComputeCapability)) return ($"sm_{ComputeCapability}", true);
+        // On sm_90 the arch-specific target sm_90a: it enables wgmma and setmaxnreg (lightning_wgmma), and its machine code
+        // runs only on sm_90 GPUs, which is all a runtime-compiled module has to run on.
+        if (archs.Contains(ComputeCapability)) return (ComputeCapability == 90 ? "sm_90a" : $"sm_{ComputeCapability}", true);
         int best = archs.Where(a => a <= ComputeCapability).DefaultIfEmpty(0).Max();
         if (best == 0) throw new CudaUnavailableException($"NVRTC {NvrtcVersion.Major}.{NvrtcVersion.Minor} supports no architecture at or below the GPU's compute capability {ComputeCapability / 10}.{ComputeCapability % 10}");
         return ($"compute_{best}", false);

@@ -847,3 +847,425 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
             true, warp, lane);   // the output warps multiply first
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Hopper prefill for head_dim 128, bf16 (sm_90a: wgmma, mbarrier, cp.async, stmatrix). Same work items, modes, chunk
+// slots and arguments as lightning_pipe. lightning_pipe is latency bound (Nsight Compute: two warps per scheduler,
+// ~0.55 eligible): every product is a chain of ldmatrix + mma.sync that its own warp issues and waits for. Here the
+// tensor-core work is wgmma, issued asynchronously by a whole warpgroup from shared memory, and the CTA is three
+// warpgroups with one job each, handing tiles over through mbarriers:
+//   WG2 (transform): cp.async of block b+1's raw q, k, v into shared memory; SiLU of block b (ldmatrix, tanh, stmatrix)
+//        into a stage: Q, K [64 tokens][128], and Kdᵀ = (K ⊙ key decays)ᵀ, Vᵀ [128 channels][64 tokens];
+//   WG1 (state): Sᵀ = exp(-s m) Sᵀ + Vᵀ Kd on float32 accumulators (Sᵀ [dv][dk], two m64 halves: 128 registers), then
+//        its bf16 copy for the next block's Q S;
+//   WG0 (outputs): scores Q Kᵀ and Q S (wgmma from shared memory), P = (Q Kᵀ) ⊙ D in registers, O = diag(q_decay) Q S
+//        + P V (P as the register operand), written through the stage's K tile as 16-byte row pieces.
+// Two stages (WG2 stages block b+1 while WG0/WG1 compute block b), one raw buffer, one Sᵀ copy:
+//   FULL[stage] (WG2 -> WG0, WG1), EMPTY[stage] (WG0, WG1 -> WG2), SFULL (WG1 -> WG0: Sᵀ of block b written),
+//   SEMPTY (WG0 -> WG1: Q S of block b done), RAW[q, k, v] (cp.async completion -> WG2).
+// Every tile is K-major with the 128-byte swizzle (see lw_off), the layout wgmma's shared-memory descriptors read.
+// Pass 0 (mode 0) has no outputs: WG0 leaves at once, WG2 stages only Kdᵀ and Vᵀ.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(KERNEL_EMULATOR)
+typedef unsigned long long u64;
+#define LW_THREADS 384
+#define LW_STAGE 65536                  // one stage: Q, K, Kdᵀ, Vᵀ (16 KB each)
+#define LW_Q 0
+#define LW_K 16384
+#define LW_KDT 32768
+#define LW_VT 49152
+#define LW_ST (2 * LW_STAGE)            // Sᵀ [128][128] bf16 (32 KB)
+#define LW_RAW (LW_ST + 32768)          // raw q, k, v [64][128] bf16, 16 KB each
+#define LW_TABLE (LW_RAW + 49152)       // exp(-s k), k = 0..64
+#define LW_BARS (LW_TABLE + 512)        // 9 mbarriers
+#define LW_SHARED (LW_BARS + 128 + 1024)   // + room to align the base to 1024 bytes (the swizzle repeats every 1024)
+#define LW_FULL 0                       // barrier indices
+#define LW_EMPTY 2
+#define LW_SFULL 4
+#define LW_SEMPTY 5
+#define LW_RAWBAR 6
+
+// Byte offset of element (r, c) of a bf16 tile of `rows` rows and 64 or 128 columns, stored as 64-column blocks of
+// rows x 128 bytes; in each row the 16-byte pieces are XOR-swizzled by the row's position in its group of 8.
+// wgmma reads this layout through a descriptor with the 128-byte swizzle (stride 1024 bytes per 8 rows); ldmatrix
+// and stmatrix of 8 rows at the same column then touch 8 different bank groups.
+__device__ __forceinline__ u32 lw_off(int rows, int r, int c)
+{
+    return (u32)((c >> 6) * rows * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4) + ((c & 7) << 1));
+}
+
+// Shared-memory matrix descriptor: start address, stride 1024 bytes between groups of 8 rows, 128-byte swizzle.
+__device__ __forceinline__ u64 lw_desc(u32 addr)
+{
+    return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+}
+
+__device__ __forceinline__ void mbar_init(u64* bar, u32 count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(smem_addr(bar)), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(u64* bar)
+{
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(smem_addr(bar)) : "memory");
+}
+
+// Returns once the phase of parity `parity` has completed.
+__device__ __forceinline__ void mbar_wait(u64* bar, u32 parity)
+{
+    const u32 addr = smem_addr(bar);
+    u32 done = 0;
+    while (!done)
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done) : "r"(addr), "r"(parity) : "memory");
+}
+
+// 16 bytes global -> shared without registers; !valid writes 16 zero bytes (and reads nothing).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+
+// One arrival on bar once this thread's earlier cp.async have landed (the barrier counts it in its expected arrivals).
+__device__ __forceinline__ void cp_async_mbar_arrive(u64* bar)
+{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(smem_addr(bar)) : "memory");
+}
+
+// Orders this thread's ordinary shared-memory writes before later wgmma (async proxy) reads of them.
+__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+__device__ __forceinline__ void stsm_x4(void* p, u32 r0, u32 r1, u32 r2, u32 r3)
+{
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" :: "r"(smem_addr(p)), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+}
+
+__device__ __forceinline__ void stsm_x4_t(void* p, u32 r0, u32 r1, u32 r2, u32 r3)
+{
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" :: "r"(smem_addr(p)), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+}
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+__device__ __forceinline__ void named_sync(u32 id, u32 count) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(count) : "memory"); }
+// Keeps the compiler from moving accesses of an accumulator across the asynchronous products that write it.
+__device__ __forceinline__ void reg_fence(float& x) { asm volatile("" : "+f"(x) :: "memory"); }
+
+// D[64][N] (+)= A[64][16] B[N][16]ᵀ for one k16 step; thread (warp w, lane 4g + q) holds D rows 16w + g (+8), columns
+// 8i + 2q (+1) in d[4i..4i+3]. _ss: A from shared memory, _rs: A from registers (the mma.sync A fragment of rows 16w..).
+__device__ __forceinline__ void wgmma_n64_ss(float* d, u64 descA, u64 descB, u32 accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(descA), "l"(descB), "r"(accumulate));
+}
+
+__device__ __forceinline__ void wgmma_n128_ss(float* d, u64 descA, u64 descB, u32 accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(descA), "l"(descB), "r"(accumulate));
+}
+
+__device__ __forceinline__ void wgmma_n128_rs(float* d, const u32* a, u64 descB, u32 accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(accumulate));
+}
+
+template <int N>
+__device__ __forceinline__ void reg_fence_all(float (&x)[N])
+{
+    #pragma unroll
+    for (int i = 0; i < N; i++) reg_fence(x[i]);
+}
+
+extern __shared__ unsigned char lw_smem[];
+
+// Raw q, k or v of the block at b0 (m valid tokens) into the raw buffer: this thread's 8 pieces of 16 bytes (rows
+// prow + 8p, channels pcol..pcol+7; 16 threads cover a 256-byte row), zeros past the block's end; then one arrival
+// on the buffer's barrier once they have landed.
+__device__ __forceinline__ void lw_load(unsigned char* raw, const bf16* src, i64 inWidth, int b0, int m, int prow, int pcol, u64* bar)
+{
+    #pragma unroll
+    for (int p = 0; p < 8; p++)
+    {
+        const int r = prow + 8 * p;
+        const bool valid = r < m;
+        cp_async16(raw + lw_off(64, r, pcol), valid ? src + (i64)(b0 + r) * inWidth + pcol : src, valid);
+    }
+    cp_async_mbar_arrive(bar);
+}
+
+// SiLU of raw tensor `which` (0 q, 1 k, 2 v) of a block of m tokens into a stage. Warp w takes tokens 16w..16w+15 in
+// 16 x 16 pieces: ldmatrix x4 (matrix i: tokens +8(i&1), channels +8(i>>1)), SiLU, then stmatrix into Q or K as read,
+// and transposed into Kdᵀ (times the key decay exp(-s (m-1-j)), zero past m) and Vᵀ.
+__device__ __forceinline__ void lw_stage(int which, const unsigned char* raw, unsigned char* stage, const float* table, int m, int mode, int warp, int lane)
+{
+    const int R = 16 * warp, mi = lane >> 3, rr = lane & 7;
+    float kd0 = 0.0f, kd1 = 0.0f;   // key decays of this thread's fragment rows R + g and R + g + 8
+    if (which == 1)
+    {
+        const int j0 = R + (lane >> 2), j1 = j0 + 8;
+        kd0 = j0 < m ? table[m - 1 - j0] : 0.0f;
+        kd1 = j1 < m ? table[m - 1 - j1] : 0.0f;
+    }
+    const int srow = R + 8 * (mi & 1) + rr;   // this lane's row address for ldmatrix/stmatrix (tokens)
+    const int dcol = R + 8 * (mi & 1);        // and for the transposed stmatrix (tokens are columns there)
+    #pragma unroll 2
+    for (int C = 0; C < 8; C++)
+    {
+        const int scol = 16 * C + 8 * (mi >> 1), drow = 16 * C + 8 * (mi >> 1) + rr;
+        u32 x[4], y[4], z[4];
+        ldsm_x4(x, raw + lw_off(64, srow, scol));
+        #pragma unroll
+        for (int i = 0; i < 4; i++)
+        {
+            const float lo = silu_fast(__uint_as_float(x[i] << 16)), hi = silu_fast(__uint_as_float(x[i] & 0xffff0000u));
+            y[i] = pack_bf16(lo, hi);
+            const float kd = (i & 1) ? kd1 : kd0;
+            z[i] = pack_bf16(lo * kd, hi * kd);
+        }
+        if (which == 0) stsm_x4(stage + LW_Q + lw_off(64, srow, scol), y[0], y[1], y[2], y[3]);
+        else if (which == 1)
+        {
+            if (mode == 1) stsm_x4(stage + LW_K + lw_off(64, srow, scol), y[0], y[1], y[2], y[3]);
+            stsm_x4_t(stage + LW_KDT + lw_off(128, drow, dcol), z[0], z[1], z[2], z[3]);
+        }
+        else stsm_x4_t(stage + LW_VT + lw_off(128, drow, dcol), y[0], y[1], y[2], y[3]);
+    }
+}
+
+// The bf16 copy of Sᵀ (thread: rows dv = 64hm + 16w + g (+8), columns dk = 8i + 2q (+1)) for the outputs' Q S.
+__device__ __forceinline__ void lw_store_state(unsigned char* St, const float (&S)[2][64], int warp, int lane)
+{
+    const int g = lane >> 2, q = lane & 3;
+    #pragma unroll
+    for (int hm = 0; hm < 2; hm++)
+        #pragma unroll
+        for (int i = 0; i < 16; i++)
+            #pragma unroll
+            for (int half = 0; half < 2; half++)
+            {
+                const int dv = 64 * hm + 16 * warp + g + 8 * half, dk = 8 * i + 2 * q;
+                *(u32*)(St + lw_off(128, dv, dk)) = pack_bf16(S[hm][4 * i + 2 * half], S[hm][4 * i + 2 * half + 1]);
+            }
+}
+
+extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
+    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
+{
+    unsigned char* base = lw_smem + ((1024 - (smem_addr(lw_smem) & 1023)) & 1023);
+    float* table = (float*)(base + LW_TABLE);
+    u64* bars = (u64*)(base + LW_BARS);
+
+    const int item = blockIdx.x, h = blockIdx.y;
+    const int seq = items[4 * item], tokStart = items[4 * item + 1], count = items[4 * item + 2], chunk = items[4 * item + 3];
+    const int nChunks = seqItems[2 * seq + 1];
+    const bool last = chunk == nChunks - 1;
+    if (mode == 0 && last) return;
+    const i64 dd = (i64)LC_D * LC_D;
+    float* seqState = (float*)states[seq] + h * dd;
+    const float s = slopes[h];
+    const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
+    const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
+    const int nBlocks = (count + LC_BM - 1) / LC_BM;
+
+    if (tid <= LC_BM) table[tid] = expf(-s * (float)tid);
+    if (tid == 0)
+    {
+        mbar_init(bars + LW_FULL, 128);
+        mbar_init(bars + LW_FULL + 1, 128);
+        mbar_init(bars + LW_EMPTY, mode == 1 ? 256 : 128);
+        mbar_init(bars + LW_EMPTY + 1, mode == 1 ? 256 : 128);
+        mbar_init(bars + LW_SFULL, 128);
+        mbar_init(bars + LW_SEMPTY, 128);
+        for (int w = 0; w < 3; w++) mbar_init(bars + LW_RAWBAR + w, 128);
+    }
+    __syncthreads();
+
+    if (wg == 2)
+    {
+        // ---- transform: loads and SiLU staging, one block ahead of the products ----
+        const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of token tokStart; k, v at +128, +256
+        unsigned char* raw = base + LW_RAW;
+        const int prow = wt >> 4, pcol = (wt & 15) * 8, first = mode == 1 ? 0 : 1;
+        for (int w = first; w < 3; w++)
+            lw_load(raw + w * 16384, src + w * LC_D, inWidth, 0, min(LC_BM, count), prow, pcol, bars + LW_RAWBAR + w);
+        for (int b = 0; b < nBlocks; b++)
+        {
+            const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
+            unsigned char* stage = base + st * LW_STAGE;
+            if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
+            for (int w = first; w < 3; w++)
+            {
+                mbar_wait(bars + LW_RAWBAR + w, b & 1);
+                lw_stage(w, raw + w * 16384, stage, table, m, mode, warp, lane);
+                named_sync(2, 128);   // every transform thread has read raw tensor w: reload it with block b+1
+                if (b + 1 < nBlocks)
+                    lw_load(raw + w * 16384, src + w * LC_D, inWidth, (b + 1) * LC_BM, min(LC_BM, count - (b + 1) * LC_BM), prow, pcol,
+                        bars + LW_RAWBAR + w);
+            }
+            fence_async_smem();
+            mbar_arrive(bars + LW_FULL + st);
+        }
+        return;
+    }
+
+    if (wg == 1)
+    {
+        // ---- state: Sᵀ[dv][dk] in S[hm][4i + e]: dv = 64hm + 16 warp + g + 8(e>>1), dk = 8i + 2q + (e&1) ----
+        const float* src = mode == 0 ? (const float*)0 : (nChunks == 1 ? seqState : slots + ((i64)startSlot[item] * heads + h) * dd);
+        float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
+        float S[2][64];
+        #pragma unroll
+        for (int hm = 0; hm < 2; hm++)
+            #pragma unroll
+            for (int i = 0; i < 16; i++)
+                #pragma unroll
+                for (int e = 0; e < 4; e++)
+                {
+                    const int dv = 64 * hm + 16 * warp + g + 8 * (e >> 1), dk = 8 * i + 2 * q + (e & 1);
+                    S[hm][4 * i + e] = src ? src[dk * LC_D + dv] : 0.0f;   // the state in memory is S[dk][dv]
+                }
+        unsigned char* St = base + LW_ST;
+        if (mode == 1)
+        {
+            lw_store_state(St, S, warp, lane);
+            fence_async_smem();
+            mbar_arrive(bars + LW_SFULL);
+        }
+        for (int b = 0; b < nBlocks; b++)
+        {
+            const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
+            const unsigned char* stage = base + st * LW_STAGE;
+            mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);
+            const float bd = table[m];
+            #pragma unroll
+            for (int hm = 0; hm < 2; hm++)
+                #pragma unroll
+                for (int r = 0; r < 64; r++) S[hm][r] *= bd;
+            reg_fence_all(S[0]);
+            reg_fence_all(S[1]);
+            wg_fence();
+            const u32 vt = smem_addr(stage + LW_VT), kdt = smem_addr(stage + LW_KDT);
+            #pragma unroll
+            for (int ks = 0; ks < 4; ks++)
+            {
+                wgmma_n128_ss(S[0], lw_desc(vt + ks * 32), lw_desc(kdt + ks * 32), 1);
+                wgmma_n128_ss(S[1], lw_desc(vt + 8192 + ks * 32), lw_desc(kdt + ks * 32), 1);
+            }
+            wg_commit();
+            wg_wait0();
+            reg_fence_all(S[0]);
+            reg_fence_all(S[1]);
+            mbar_arrive(bars + LW_EMPTY + st);
+            if (mode == 1 && b + 1 < nBlocks)
+            {
+                mbar_wait(bars + LW_SEMPTY, b & 1);   // the outputs' Q S of block b has read the previous copy
+                lw_store_state(St, S, warp, lane);
+                fence_async_smem();
+                mbar_arrive(bars + LW_SFULL);
+            }
+        }
+        if (dst)
+        {
+            #pragma unroll
+            for (int hm = 0; hm < 2; hm++)
+                #pragma unroll
+                for (int i = 0; i < 16; i++)
+                    #pragma unroll
+                    for (int e = 0; e < 4; e++)
+                    {
+                        const int dv = 64 * hm + 16 * warp + g + 8 * (e >> 1), dk = 8 * i + 2 * q + (e & 1);
+                        dst[dk * LC_D + dv] = S[hm][4 * i + e];
+                    }
+        }
+        return;
+    }
+
+    // ---- outputs (mode 1): rows r0 = 16 warp + g and r0 + 8 of each block ----
+    if (mode == 0) return;
+    const int r0 = 16 * warp + g;
+    const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
+    const u32 stAddr = smem_addr(base + LW_ST);
+    for (int b = 0; b < nBlocks; b++)
+    {
+        const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
+        unsigned char* stage = base + st * LW_STAGE;
+        const u32 qa = smem_addr(stage + LW_Q), ka = smem_addr(stage + LW_K), va = smem_addr(stage + LW_VT);
+        mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);
+        mbar_wait(bars + LW_SFULL, b & 1);
+        float sc[32], o[64];
+        #pragma unroll
+        for (int i = 0; i < 32; i++) sc[i] = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < 64; i++) o[i] = 0.0f;
+        reg_fence_all(sc);
+        reg_fence_all(o);
+        wg_fence();
+        #pragma unroll
+        for (int k = 0; k < 8; k++)
+            wgmma_n64_ss(sc, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(ka + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
+        wg_commit();
+        #pragma unroll
+        for (int k = 0; k < 8; k++)
+            wgmma_n128_ss(o, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(stAddr + (k >> 2) * 16384 + (k & 3) * 32), k > 0);
+        wg_commit();
+        wg_wait1();   // the scores (Q S may still run)
+        reg_fence_all(sc);
+        // P = (Q Kᵀ) ⊙ D: D[i][j] = exp(-s (i - j)) for j <= i, else 0; packed as the A fragments of P V (k16 step kk:
+        // keys 16kk..16kk+15 = score columns n = 2kk, 2kk+1).
+        u32 p[4][4];
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            #pragma unroll
+            for (int f = 0; f < 4; f++)
+            {
+                const int n = 2 * kk + (f >> 1), half = f & 1;
+                const int i = r0 + 8 * half, j = 8 * n + 2 * q;
+                const float v0 = j <= i ? sc[4 * n + 2 * half] * table[i - j] : 0.0f;
+                const float v1 = j + 1 <= i ? sc[4 * n + 2 * half + 1] * table[i - j - 1] : 0.0f;
+                p[kk][f] = pack_bf16(v0, v1);
+            }
+        wg_wait0();   // Q S
+        reg_fence_all(o);
+        mbar_arrive(bars + LW_SEMPTY);
+        #pragma unroll
+        for (int i = 0; i < 16; i++)
+        {
+            o[4 * i] *= qd0; o[4 * i + 1] *= qd0;
+            o[4 * i + 2] *= qd1; o[4 * i + 3] *= qd1;
+        }
+        reg_fence_all(o);
+        wg_fence();
+        #pragma unroll
+        for (int kk = 0; kk < 4; kk++) wgmma_n128_rs(o, p[kk], lw_desc(va + kk * 32), 1);
+        wg_commit();
+        wg_wait0();
+        reg_fence_all(o);
+        // Through this stage's K tile (last read by the score products, complete above) as 16-byte row pieces.
+        unsigned char* ot = stage + LW_K;
+        #pragma unroll
+        for (int i = 0; i < 16; i++)
+            #pragma unroll
+            for (int half = 0; half < 2; half++)
+                *(u32*)(ot + lw_off(64, r0 + 8 * half, 8 * i + 2 * q)) = pack_bf16(o[4 * i + 2 * half], o[4 * i + 2 * half + 1]);
+        named_sync(1, 128);
+        const int prow = wt >> 4, pcol = (wt & 15) * 8;
+        bf16* dstRow = out + (i64)(tokStart + b0) * outWidth + (i64)h * LC_D + pcol;
+        #pragma unroll
+        for (int pc = 0; pc < 8; pc++)
+        {
+            const int r = prow + 8 * pc;
+            if (r < m) *(uint4*)(dstRow + (i64)r * outWidth) = *(const uint4*)(ot + lw_off(64, r, pcol));
+        }
+        mbar_arrive(bars + LW_EMPTY + st);
+    }
+}
+#endif

@@ -92,6 +92,7 @@ public sealed class LightningChunkPlanTests
         Assert.Equal(LightningPrefillKernel.Pipelined, CudaBackend.ParseLightningKernel(null));
         Assert.Equal(LightningPrefillKernel.Pipelined, CudaBackend.ParseLightningKernel("pipe"));
         Assert.Equal(LightningPrefillKernel.Chunk, CudaBackend.ParseLightningKernel(" Chunk "));
+        Assert.Equal(LightningPrefillKernel.Hopper, CudaBackend.ParseLightningKernel("wgmma"));
         var e = Assert.Throws<ArgumentException>(() => CudaBackend.ParseLightningKernel("fast"));
         Assert.Contains("MINIMAXSHARP_LIGHTNING_KERNEL", e.Message);
     }
