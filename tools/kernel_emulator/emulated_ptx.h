@@ -93,6 +93,14 @@ __device__ __forceinline__ u32 smem_addr(const void* p) { return emu_smem_offset
 // themselves are not used. state = completed phases << 32 | pending arrivals; arrivals take the barrier's lock, and
 // the one that completes a phase first lands the cp.async copies attached to it, then publishes the new state.
 // Phase bit = completed phases & 1.
+// Schedule perturbation: the warpgroups whose bit is set in emu_slow_warpgroups sleep before each wgmma issue and
+// after each mbar_wait, so that the others run ahead of them (a race that the natural schedule of the emulator
+// hides, e.g. a producer overwriting a stage still being read, then shows up as wrong results or a guard's abort).
+unsigned emu_slow_warpgroups;
+static inline void emu_maybe_slow()
+{
+    if (emu_slow_warpgroups >> (threadIdx.x / 128) & 1) std::this_thread::sleep_for(std::chrono::microseconds(300));
+}
 // Rows written by stmatrix and not yet fenced (see fence_async_smem), per 16 bytes.
 std::atomic<unsigned char> emu_unfenced[sizeof emu_smem / 16];
 std::atomic<long> emu_unfenced_reads;
@@ -145,7 +153,7 @@ __device__ __forceinline__ void mbar_wait(u64* bar, u32 parity)
 {
     EmuMbarrier& b = emu_mbar(bar, "mbar_wait");
     u64 start = b.state >> 32;
-    if ((start & 1) != (parity & 1)) return;
+    if ((start & 1) != (parity & 1)) { emu_maybe_slow(); return; }
     if (emu_mbar_wait_hook) emu_mbar_wait_hook(bar);
     u64 seen = emu_mbar_progress;
     auto since = std::chrono::steady_clock::now();
@@ -155,7 +163,7 @@ __device__ __forceinline__ void mbar_wait(u64* bar, u32 parity)
         if (done >= start + 2)
         { fprintf(stderr, "mbar_wait: barrier at offset %u completed %llu phases while a waiter on parity %u waited\n",
             smem_addr(bar), done - start, parity); abort(); }
-        if (done != start) return;
+        if (done != start) { emu_maybe_slow(); return; }
         std::this_thread::yield();
         if (spin % 256 == 0)
         {
@@ -292,6 +300,7 @@ static inline u64 emu_operand_hash(u64 descA, u64 descB, int n)
 }
 static inline void wgmma(float* d, int n, u64 descA, const u32* a, u64 descB, u32 accumulate)
 {
+    emu_maybe_slow();
     WarpgroupExchange& x = emu_warpgroups[emu_warpgroup];
     int t = threadIdx.x % 128, warp = t / 32, lane = t % 32, g = lane / 4, q = lane % 4;
     x.descA[t] = descA; x.descB[t] = descB; x.accumulate[t] = accumulate;
