@@ -1,7 +1,9 @@
 // Runs a kernel body as one CTA after another (gx x gy x gz), each CTA as `block` std::threads, with fresh
-// barriers, warp / warpgroup exchanges, mbarrier table and NaN-filled shared memory per CTA.
+// barriers, warp / warpgroup exchanges, mbarrier table and NaN-filled shared memory per CTA. shared > 0: the
+// kernel's dynamic shared memory size; every byte of emu_smem outside [EMU_DYN_OFFSET, EMU_DYN_OFFSET + shared) must
+// still hold the fill after the CTA (a write past the launch's shared memory aborts; a read there reads NaN).
 #include <functional>
-static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigned gz, unsigned block)
+static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned shared = 0)
 {
     for (unsigned z = 0; z < gz; z++) for (unsigned y = 0; y < gy; y++) for (unsigned x = 0; x < gx; x++)
     {
@@ -23,6 +25,11 @@ static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigne
             th.emplace_back([t, &body] { threadIdx = { t, 0, 0 }; emu_lane = t & 31; emu_warp = t >> 5; emu_warpgroup = t >> 7;
                 emu_my_unfenced.clear(); body(); emu_thread_end(); });
         for (auto& t : th) t.join();
+        if (shared)
+            for (unsigned i = 0; i < sizeof emu_smem; i++)
+                if ((i < EMU_DYN_OFFSET || i >= EMU_DYN_OFFSET + shared) && emu_smem[i] != 0xff)
+                { fprintf(stderr, "CTA (%u, %u, %u) wrote shared memory at byte %d of its dynamic shared memory (size %u)\n",
+                    x, y, z, (int)i - EMU_DYN_OFFSET, shared); abort(); }
     }
     emu_named_reset();
 }

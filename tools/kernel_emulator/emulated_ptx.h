@@ -117,7 +117,12 @@ static inline EmuMbarrier& emu_mbar(const u64* bar, const char* what)
     unsigned off = emu_smem_offset(bar, 8, what);
     if (off % 8) { fprintf(stderr, "%s: barrier at offset %u is not 8-byte aligned\n", what, off); abort(); }
     EmuMbarrier& b = emu_mbars[off / 8];
-    if (b.count == 0 && strcmp(what, "mbar_init")) { fprintf(stderr, "%s: barrier at offset %u used before mbar_init\n", what, off); abort(); }
+    if (strcmp(what, "mbar_init"))
+    {
+        if (b.count == 0) { fprintf(stderr, "%s: barrier at offset %u used before mbar_init\n", what, off); abort(); }
+        u64 bytes; memcpy(&bytes, bar, 8);
+        if (bytes != 0) { fprintf(stderr, "%s: the 8 bytes of the barrier at offset %u were overwritten\n", what, off); abort(); }
+    }
     return b;
 }
 __device__ __forceinline__ void mbar_init(u64* bar, u32 count)
@@ -126,6 +131,7 @@ __device__ __forceinline__ void mbar_init(u64* bar, u32 count)
     if (count == 0 || count >= (1u << 20)) { fprintf(stderr, "mbar_init: count %u out of range\n", count); abort(); }
     std::lock_guard<std::mutex> lock(b.lock);
     b.count = count; b.state = count; b.copies.clear();
+    memset(bar, 0, 8);   // the barrier object occupies its 8 bytes (zeros here; checked by every later use)
 }
 static inline void emu_arrive(u64* bar, bool withCopies)
 {

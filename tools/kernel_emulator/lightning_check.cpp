@@ -97,14 +97,20 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
         else lightning_chunk(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode);
     };
     unsigned threads = kernel == Wgmma ? 384 : pipe ? 256 : 512;
+    // the dynamic shared memory the backend launches with (lightning_chunk: not checked)
+#ifdef HAS_LIGHTNING_WGMMA
+    unsigned shared = kernel == Wgmma ? LW_SHARED : pipe ? LP_SHARED : 0;
+#else
+    unsigned shared = pipe ? LP_SHARED : 0;
+#endif
     printf("  %s: chunk %d, %d items%s, pass 0 split %d (%d items)\n", kernelNames[kernel], chunk, itemCount,
         anySplit ? " (split)" : "", split, p0Count);
     if (anySplit)
     {
-        launch([&] { k(p0Items, p0Seq, 0); }, p0Count, heads, 1, threads);
+        launch([&] { k(p0Items, p0Seq, 0); }, p0Count, heads, 1, threads, shared);
         launch([&] { lightning_chunk_scan(p0Items.data(), p0Seq.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
     }
-    launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads);
+    launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads, shared);
     if (emu_unfenced_reads) { printf("  %ld wgmma operand reads of stmatrix rows never fenced (fence_async_smem)\n", (long)emu_unfenced_reads); emu_unfenced_reads = 0; return INFINITY; }
     double num = 0, den = 0, snum = 0, sden = 0;
     for (size_t i = 0; i < out.size(); i++) { double x = bf(out[i]) - refOut[i]; num += x * x; den += refOut[i] * refOut[i]; }

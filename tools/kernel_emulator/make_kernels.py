@@ -19,8 +19,8 @@ src = strip(src, ['pack_bf16', 'silu_fast', 'smem_addr', 'ldsm_x4', 'ldsm_x4_t',
     'wg_fence', 'wg_commit', 'wg_wait0', 'wg_wait1', 'wgmma_n64_ss', 'wgmma_n128_ss', 'wgmma_n128_rs', 'named_sync', 'reg_fence',
     'setmaxnreg_inc', 'setmaxnreg_dec'])
 align = r'(?:__align__\(\d+\)\s+)?'
-src = re.sub(r'extern __shared__\s+' + align + r'unsigned char\s+' + align + r'(\w+)\[\];', r'unsigned char* \1 = emu_smem;', src)
-src = re.sub(r'extern __shared__\s+' + align + r'float\s+' + align + r'(\w+)\[\];', r'float* \1 = (float*)emu_smem;', src)
+src = re.sub(r'extern __shared__\s+' + align + r'unsigned char\s+' + align + r'(\w+)\[\];', r'unsigned char* \1 = emu_smem + EMU_DYN_OFFSET;', src)
+src = re.sub(r'extern __shared__\s+' + align + r'float\s+' + align + r'(\w+)\[\];', r'float* \1 = (float*)(emu_smem + EMU_DYN_OFFSET);', src)
 src = src.replace('"unroll"', '"GCC unroll 1"').replace('__expf(', 'expf(')
 # helpers after the u4 definition (they need bf16/u32 typedefs)
 marker = '__device__ __forceinline__ uint4 u4('

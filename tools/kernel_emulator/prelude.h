@@ -44,6 +44,9 @@ static inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
 // 1024-byte aligned like the hardware's swizzle atoms, so that a kernel aligning its tiles by address and the
 // descriptor model (which works on offsets into this buffer) agree.
 alignas(1024) unsigned char emu_smem[232448];
+// The kernels' dynamic shared memory starts 16 bytes into emu_smem: the hardware promises 16-byte alignment only, so a
+// kernel that aligns its tiles to 1024 bytes runs its worst case (1008 bytes of padding) here.
+#define EMU_DYN_OFFSET 16
 struct WarpExchange
 {
     std::barrier<>* bar;
