@@ -96,10 +96,10 @@ __device__ __forceinline__ u32 smem_addr(const void* p) { return emu_smem_offset
 // Schedule perturbation: the warpgroups whose bit is set in emu_slow_warpgroups sleep before each wgmma issue and
 // after each mbar_wait, so that the others run ahead of them (a race that the natural schedule of the emulator
 // hides, e.g. a producer overwriting a stage still being read, then shows up as wrong results or a guard's abort).
-unsigned emu_slow_warpgroups;
+unsigned emu_slow_warpgroups, emu_slow_us = 2000;
 static inline void emu_maybe_slow()
 {
-    if (emu_slow_warpgroups >> (threadIdx.x / 128) & 1) std::this_thread::sleep_for(std::chrono::microseconds(300));
+    if (emu_slow_warpgroups >> (threadIdx.x / 128) & 1) std::this_thread::sleep_for(std::chrono::microseconds(emu_slow_us));
 }
 // Rows written by stmatrix and not yet fenced (see fence_async_smem), per 16 bytes.
 std::atomic<unsigned char> emu_unfenced[sizeof emu_smem / 16];

@@ -16,6 +16,9 @@ mutants=(
   'SBO 512 in lw_desc|s/((u64)(1024 >> 4) << 32)/((u64)(512 >> 4) << 32)/'
   'score mask j < i instead of j <= i|s/const float v0 = j <= i/const float v0 = j < i/'
   'state decay table[m - 1]|s/const float bd = table\[m\];/const float bd = table[m - 1];/'
+  'state: FULL wait removed|s/            mbar_wait(bars + LW_FULL + st, (b >> 1) \& 1);/            ;/'
+  'outputs: SFULL wait removed|s/mbar_wait(bars + LW_SFULL, b \& 1);/;/'
+  'transform: RAW wait removed|s/mbar_wait(bars + LW_RAWBAR + w, b \& 1);/;/'
   'LW_SHARED 88 bytes short|s/#define LW_SHARED (LW_BARS + 128 + 1024)/#define LW_SHARED (LW_BARS + 40 + 1024)/'
   'alignment of the base dropped|s/unsigned char\* base = lw_smem + ((1024 - (smem_addr(lw_smem) \& 1023)) \& 1023);/unsigned char* base = lw_smem;/'
 )
