@@ -89,18 +89,21 @@ static inline unsigned emu_smem_offset(const void* p, unsigned bytes, const char
 // Shared-memory byte address = offset into emu_smem (the descriptors and swizzles work on these).
 __device__ __forceinline__ u32 smem_addr(const void* p) { return emu_smem_offset(p, 0, "smem_addr"); }
 
-// mbarrier: (pending arrivals, phase) in a side table indexed by the barrier's offset / 8; the 8 shared bytes
-// themselves are not used. state = completed phases << 32 | pending arrivals; arrivals take the barrier's lock, and
+// Schedule perturbation: the warpgroups whose bit is set in emu_slow_warpgroups sleep before each wgmma issue (2 ms)
+// and after each mbar_wait (20 ms: a consumer released by a barrier is late to publish what it produces next), so
+// that the others run ahead of them (a race that the natural schedule of the emulator hides, e.g. a producer
+// overwriting a stage still being read, or a consumer reading a tile not yet republished, then shows up as wrong
+// results or a guard's abort).
+unsigned emu_slow_warpgroups;
+static inline void emu_maybe_slow(unsigned us)
+{
+    if (emu_slow_warpgroups >> (threadIdx.x / 128) & 1) std::this_thread::sleep_for(std::chrono::microseconds(us));
+}
+
+// mbarrier: (pending arrivals, phase) in a side table indexed by the barrier's offset / 8; the barrier's 8 shared
+// bytes are zeroed by mbar_init and must stay so (checked at each use). state = completed phases << 32 | pending arrivals; arrivals take the barrier's lock, and
 // the one that completes a phase first lands the cp.async copies attached to it, then publishes the new state.
 // Phase bit = completed phases & 1.
-// Schedule perturbation: the warpgroups whose bit is set in emu_slow_warpgroups sleep before each wgmma issue and
-// after each mbar_wait, so that the others run ahead of them (a race that the natural schedule of the emulator
-// hides, e.g. a producer overwriting a stage still being read, then shows up as wrong results or a guard's abort).
-unsigned emu_slow_warpgroups, emu_slow_us = 2000;
-static inline void emu_maybe_slow()
-{
-    if (emu_slow_warpgroups >> (threadIdx.x / 128) & 1) std::this_thread::sleep_for(std::chrono::microseconds(emu_slow_us));
-}
 // Rows written by stmatrix and not yet fenced (see fence_async_smem), per 16 bytes.
 std::atomic<unsigned char> emu_unfenced[sizeof emu_smem / 16];
 std::atomic<long> emu_unfenced_reads;
@@ -159,7 +162,7 @@ __device__ __forceinline__ void mbar_wait(u64* bar, u32 parity)
 {
     EmuMbarrier& b = emu_mbar(bar, "mbar_wait");
     u64 start = b.state >> 32;
-    if ((start & 1) != (parity & 1)) { emu_maybe_slow(); return; }
+    if ((start & 1) != (parity & 1)) { emu_maybe_slow(20000); return; }
     if (emu_mbar_wait_hook) emu_mbar_wait_hook(bar);
     u64 seen = emu_mbar_progress;
     auto since = std::chrono::steady_clock::now();
@@ -169,7 +172,7 @@ __device__ __forceinline__ void mbar_wait(u64* bar, u32 parity)
         if (done >= start + 2)
         { fprintf(stderr, "mbar_wait: barrier at offset %u completed %llu phases while a waiter on parity %u waited\n",
             smem_addr(bar), done - start, parity); abort(); }
-        if (done != start) { emu_maybe_slow(); return; }
+        if (done != start) { emu_maybe_slow(20000); return; }
         std::this_thread::yield();
         if (spin % 256 == 0)
         {
@@ -292,9 +295,9 @@ static inline void emu_desc_check(u64 desc, const char* which)
     if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0)
     { fprintf(stderr, "wgmma: descriptor %s %016llx: only the 128-byte swizzle with base offset 0 is modelled\n", which, desc); abort(); }
 }
-// Hash of the shared-memory operand elements this thread reads (its two A rows, its B rows): recomputed at the wait, so that a kernel that
-// overwrites an operand tile between the issue and the wait (a race on hardware, where the operands are read at
-// some point in between) aborts instead of passing because the model read early.
+// Hash of the shared-memory operand elements this thread reads (its two A rows, its B rows): recomputed at the
+// wait, so that a kernel that overwrites an operand tile between the issue and the wait (a race on hardware, where
+// the operands are read at some point in between) aborts instead of passing because the model read early.
 static inline u64 emu_operand_hash(u64 descA, u64 descB, int n)
 {
     int t = threadIdx.x % 128, warp = t / 32, g = (t % 32) / 4;
@@ -306,7 +309,7 @@ static inline u64 emu_operand_hash(u64 descA, u64 descB, int n)
 }
 static inline void wgmma(float* d, int n, u64 descA, const u32* a, u64 descB, u32 accumulate)
 {
-    emu_maybe_slow();
+    emu_maybe_slow(2000);
     WarpgroupExchange& x = emu_warpgroups[emu_warpgroup];
     int t = threadIdx.x % 128, warp = t / 32, lane = t % 32, g = lane / 4, q = lane % 4;
     x.descA[t] = descA; x.descB[t] = descB; x.accumulate[t] = accumulate;
