@@ -12,7 +12,7 @@ static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigne
         emu_mbar_reset();
         emu_named_reset();
         emu_fence_reset();
-        std::barrier<> cta(block);
+        std::barrier<EmuBlockDone> cta(block);
         emu_block_barrier = &cta;
         std::barrier<EmuNamedDone> named(block);
         emu_named_pending = 0;

@@ -33,13 +33,23 @@ static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4);
 static inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f; }
 
 static inline int min(int a, int b) { return a < b ? a : b; }
-std::barrier<>* emu_block_barrier;
+
 // Barrier 1 of lightning_pipe (all threads of the CTA). Arrivals since its last completion are counted, and every
 // barrier 0 checks that none is pending: a waiter left out would otherwise pass unnoticed (the emulation is not a
 // race detector: reads before the writes they need may still see the right values by luck of timing).
 std::atomic<int> emu_named_pending;
 struct EmuNamedDone { void operator()() noexcept { emu_named_pending = 0; } };
 std::barrier<EmuNamedDone>* emu_named_barrier;
+// Barrier 0 checks barrier 1 in its completion step (all threads have arrived, none has left: no arrival for the next
+// block can be counted yet; a check after the wait would race with threads already past it).
+struct EmuBlockDone
+{
+    void operator()() noexcept
+    {
+        if (emu_named_pending != 0) { fprintf(stderr, "barrier 1 incomplete (%d arrivals) at barrier 0\n", (int)emu_named_pending); abort(); }
+    }
+};
+std::barrier<EmuBlockDone>* emu_block_barrier;
 static inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
 // 1024-byte aligned like the hardware's swizzle atoms, so that a kernel aligning its tiles by address and the
 // descriptor model (which works on offsets into this buffer) agree.
