@@ -3,28 +3,7 @@
 // compares outputs and final states with a float64 recurrence (bound 5e-3, as minimax verify).
 #include "kernels.inc"
 #include <random>
-#include <functional>
-
-static void launch(std::function<void()> body, unsigned gx, unsigned gy, unsigned gz, unsigned block)
-{
-    for (unsigned z = 0; z < gz; z++) for (unsigned y = 0; y < gy; y++) for (unsigned x = 0; x < gx; x++)
-    {
-        blockIdx = { x, y, z }; blockDim = { block, 1, 1 };
-        memset(emu_smem, 0xff, sizeof emu_smem);   // uninitialised shared memory reads as NaN
-        std::barrier<> cta(block);
-        emu_block_barrier = &cta;
-        std::barrier<EmuNamedDone> named(block);
-        emu_named_pending = 0;
-        emu_named_barrier = &named;
-        std::vector<std::barrier<>*> wb;
-        for (unsigned w = 0; w < block / 32; w++) { wb.push_back(new std::barrier<>(32)); emu_warps[w].bar = wb.back(); }
-        std::vector<std::thread> th;
-        for (unsigned t = 0; t < block; t++)
-            th.emplace_back([t, &body] { threadIdx = { t, 0, 0 }; emu_lane = t & 31; emu_warp = t >> 5; body(); });
-        for (auto& t : th) t.join();
-        for (auto* b : wb) delete b;
-    }
-}
+#include "emu_launch.h"
 
 static int pipePlan(const std::vector<int>& counts, int heads, int sms)
 {
@@ -55,7 +34,10 @@ static int chunkPlan(const std::vector<int>& counts, int heads, int sms)
     return (int)std::min((long)longest, (perItem + 63) / 64 * 64);
 }
 
-static double run(bool pipe, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
+enum Kernel { Chunk, Pipe, Wgmma };
+static const char* kernelNames[] = { "lightning_chunk", "lightning_pipe", "lightning_wgmma" };
+
+static double run(Kernel kernel, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
 {
     const int d = 128;
     int T = 0; std::vector<int> offs; for (int c : counts) { offs.push_back(T); T += c; }
@@ -77,7 +59,8 @@ static double run(bool pipe, const std::vector<int>& counts, const std::vector<i
                 for (int i = 0; i < d; i++) { q[i] = silu(bf(qkv[row + i])); k[i] = silu(bf(qkv[row + d + i])); v[i] = silu(bf(qkv[row + 2 * d + i])); }
                 for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) { double x = lam * S[i * d + j] + k[i] * v[j]; S[i * d + j] = x; o[j] += q[i] * x; }
                 for (int j = 0; j < d; j++) refOut[(size_t)(offs[s] + t) * heads * d + h * d + j] = o[j]; } } }
-    // device path
+    // device path (lightning_wgmma: the plans of lightning_pipe)
+    const bool pipe = kernel != Chunk;
     int chunk = pipe ? pipePlan(counts, heads, sms) : chunkPlan(counts, heads, sms);
     std::vector<int> items, seqItems(2 * B); bool anySplit = false;
     for (int s = 0; s < B; s++) { int n = (counts[s] + chunk - 1) / chunk; seqItems[2 * s] = items.size() / 4; seqItems[2 * s + 1] = n; anySplit |= n > 1;
@@ -106,18 +89,29 @@ static double run(bool pipe, const std::vector<int>& counts, const std::vector<i
     std::vector<bf16> out((size_t)T * heads * d, 0xffff);
     auto k = [&](const std::vector<int>& it, const std::vector<int>& sq, int mode)
     {
+#ifdef HAS_LIGHTNING_WGMMA
+        if (kernel == Wgmma) lightning_wgmma(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode, startSlot.data());
+        else
+#endif
         if (pipe) lightning_pipe(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode, startSlot.data());
         else lightning_chunk(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode);
     };
-    unsigned threads = pipe ? 256 : 512;
-    printf("  %s: chunk %d, %d items%s, pass 0 split %d (%d items)\n", pipe ? "lightning_pipe" : "lightning_chunk", chunk, itemCount,
+    unsigned threads = kernel == Wgmma ? 384 : pipe ? 256 : 512;
+    // the dynamic shared memory the backend launches with (lightning_chunk: not checked)
+#ifdef HAS_LIGHTNING_WGMMA
+    unsigned shared = kernel == Wgmma ? LW_SHARED : pipe ? LP_SHARED : 0;
+#else
+    unsigned shared = pipe ? LP_SHARED : 0;
+#endif
+    printf("  %s: chunk %d, %d items%s, pass 0 split %d (%d items)\n", kernelNames[kernel], chunk, itemCount,
         anySplit ? " (split)" : "", split, p0Count);
     if (anySplit)
     {
-        launch([&] { k(p0Items, p0Seq, 0); }, p0Count, heads, 1, threads);
+        launch([&] { k(p0Items, p0Seq, 0); }, p0Count, heads, 1, threads, shared);
         launch([&] { lightning_chunk_scan(p0Items.data(), p0Seq.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
     }
-    launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads);
+    launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads, shared);
+    if (emu_unfenced_reads) { printf("  %ld wgmma operand reads of stmatrix rows never fenced (fence_async_smem)\n", (long)emu_unfenced_reads); emu_unfenced_reads = 0; return INFINITY; }
     double num = 0, den = 0, snum = 0, sden = 0;
     for (size_t i = 0; i < out.size(); i++) { double x = bf(out[i]) - refOut[i]; num += x * x; den += refOut[i] * refOut[i]; }
     for (int s = 0; s < B; s++) for (size_t i = 0; i < st[s].size(); i++) { double x = st[s][i] - refSt[s][i]; snum += x * x; sden += refSt[s][i] * refSt[s][i]; }
@@ -130,6 +124,7 @@ static double run(bool pipe, const std::vector<int>& counts, const std::vector<i
 int main(int argc, char** argv)
 {
     int which = argc > 1 ? atoi(argv[1]) : 0;
+    const char* only = argc > 2 ? argv[2] : nullptr;   // optional kernel name: run only that kernel
     struct Case { std::vector<int> counts, carried; int heads, sms; };
     std::vector<Case> cases = {
         { {150, 300, 40}, {1, 0, 1}, 2, 1000 },   // many idle SMs: both plans split 300 into 256 + 44
@@ -141,11 +136,22 @@ int main(int argc, char** argv)
     };
     double worst = 0;
     for (size_t c = 0; c < cases.size(); c++)
-        for (int pipe = 1; pipe >= 0; pipe--)
+        for (int k = Wgmma; k >= Chunk; k--)
         {
-            if (which && which != (int)c + 1) continue;
-            printf("case %zu\n", c + 1);
-            worst = std::max(worst, run(pipe, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, 7 + c));
+#ifndef HAS_LIGHTNING_WGMMA
+            if (k == Wgmma) continue;
+#endif
+            if ((which && which != (int)c + 1) || (only && strcmp(only, kernelNames[k]))) continue;
+            // lightning_wgmma also under perturbed schedules (emu_slow_warpgroups): the outputs and state warpgroups
+            // slowed (the transform runs ahead), then each alone.
+            for (unsigned slow : k == Wgmma ? std::vector<unsigned>{ 0, 3, 1, 2 } : std::vector<unsigned>{ 0 })
+            {
+                emu_slow_warpgroups = slow;
+                if (slow) printf("case %zu, warpgroups slowed: %s%s\n", c + 1, slow & 1 ? "0 (outputs) " : "", slow & 2 ? "1 (state)" : "");
+                else printf("case %zu\n", c + 1);
+                worst = std::max(worst, run((Kernel)k, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, 7 + c));
+            }
+            emu_slow_warpgroups = 0;
         }
     printf("worst %.3e\n", worst);
     return worst < 5e-3 ? 0 : 1;

@@ -14,12 +14,18 @@ def strip(text, names):
             continue
         out.append(l); i += 1
     return '\n'.join(out)
-src = strip(src, ['pack_bf16', 'silu_fast', 'smem_addr', 'ldsm_x4', 'ldsm_x4_t', 'mma_bf16', 'lp_barrier', 'lp_scores_arrive', 'lp_scores_wait'])
-src = re.sub(r'extern __shared__ unsigned char (\w+)\[\];', r'unsigned char* \1 = emu_smem;', src)
-src = re.sub(r'extern __shared__ float (\w+)\[\];', r'float* \1 = (float*)emu_smem;', src)
+src = strip(src, ['pack_bf16', 'silu_fast', 'smem_addr', 'ldsm_x4', 'ldsm_x4_t', 'mma_bf16', 'lp_barrier', 'lp_scores_arrive', 'lp_scores_wait',
+    'mbar_init', 'mbar_arrive', 'mbar_wait', 'cp_async16', 'cp_async_mbar_arrive', 'fence_async_smem', 'stsm_x4', 'stsm_x4_t',
+    'wg_fence', 'wg_commit', 'wg_wait0', 'wg_wait1', 'wgmma_n64_ss', 'wgmma_n128_ss', 'wgmma_n128_rs', 'named_sync', 'reg_fence',
+    'setmaxnreg_inc', 'setmaxnreg_dec'])
+align = r'(?:__align__\(\d+\)\s+)?'
+src = re.sub(r'extern __shared__\s+' + align + r'unsigned char\s+' + align + r'(\w+)\[\];', r'unsigned char* \1 = emu_smem + EMU_DYN_OFFSET;', src)
+src = re.sub(r'extern __shared__\s+' + align + r'float\s+' + align + r'(\w+)\[\];', r'float* \1 = (float*)(emu_smem + EMU_DYN_OFFSET);', src)
 src = src.replace('"unroll"', '"GCC unroll 1"').replace('__expf(', 'expf(')
 # helpers after the u4 definition (they need bf16/u32 typedefs)
 marker = '__device__ __forceinline__ uint4 u4('
 i = src.index(marker)
 helpers = open(os.path.join(sys.argv[3], 'emulated_ptx.h')).read()
-print(open(os.path.join(sys.argv[3], 'prelude.h')).read()); print(common); print(src[:i]); print(helpers); print(src[i:])
+print(open(os.path.join(sys.argv[3], 'prelude.h')).read())
+if re.search(r'__global__ void (__launch_bounds__\([^)]*\) )?lightning_wgmma\(', src): print('#define HAS_LIGHTNING_WGMMA 1')
+print(common); print(src[:i]); print(helpers); print(src[i:])

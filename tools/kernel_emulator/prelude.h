@@ -9,11 +9,18 @@
 #include <barrier>
 #include <vector>
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <chrono>
+#include <memory>
+#define KERNEL_EMULATOR 1
+typedef unsigned long long u64;
 #define __device__
 #define __global__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) alignas(n)
 struct uint4 { unsigned x, y, z, w; };
 struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
@@ -26,23 +33,54 @@ static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4);
 static inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f; }
 
 static inline int min(int a, int b) { return a < b ? a : b; }
-static inline float __shfl_xor_sync(unsigned, float, int) { abort(); }
-std::barrier<>* emu_block_barrier;
+
 // Barrier 1 of lightning_pipe (all threads of the CTA). Arrivals since its last completion are counted, and every
 // barrier 0 checks that none is pending: a waiter left out would otherwise pass unnoticed (the emulation is not a
 // race detector: reads before the writes they need may still see the right values by luck of timing).
-#include <atomic>
 std::atomic<int> emu_named_pending;
 struct EmuNamedDone { void operator()() noexcept { emu_named_pending = 0; } };
 std::barrier<EmuNamedDone>* emu_named_barrier;
+// Barrier 0 checks barrier 1 in its completion step (all threads have arrived, none has left: no arrival for the next
+// block can be counted yet; a check after the wait would race with threads already past it).
+struct EmuBlockDone
+{
+    void operator()() noexcept
+    {
+        if (emu_named_pending != 0) { fprintf(stderr, "barrier 1 incomplete (%d arrivals) at barrier 0\n", (int)emu_named_pending); abort(); }
+    }
+};
+std::barrier<EmuBlockDone>* emu_block_barrier;
 static inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
-unsigned char emu_smem[232448];
+// 1024-byte aligned like the hardware's swizzle atoms, so that a kernel aligning its tiles by address and the
+// descriptor model (which works on offsets into this buffer) agree.
+alignas(1024) unsigned char emu_smem[232448];
+// The kernels' dynamic shared memory starts 16 bytes into emu_smem: the hardware promises 16-byte alignment only, so a
+// kernel that aligns its tiles to 1024 bytes runs its worst case (1008 bytes of padding) here.
+#define EMU_DYN_OFFSET 16
 struct WarpExchange
 {
     std::barrier<>* bar;
     const void* addr[32];
     unsigned a[32][4], b[32][2];
     float c[32][4];
+    unsigned v[32];
 };
 WarpExchange emu_warps[32];
 static inline void __syncwarp() { emu_warps[emu_warp].bar->arrive_and_wait(); }
+// Warp shuffles (full mask only) through the warp exchange.
+static inline unsigned emu_shfl(unsigned mask, unsigned value, int src)
+{
+    if (mask != 0xffffffffu) { fprintf(stderr, "shuffle with a partial mask %08x is not emulated\n", mask); abort(); }
+    WarpExchange& w = emu_warps[emu_warp];
+    w.v[emu_lane] = value;
+    w.bar->arrive_and_wait();
+    unsigned r = w.v[src & 31];
+    w.bar->arrive_and_wait();
+    return r;
+}
+static inline float __shfl_xor_sync(unsigned mask, float v, int m) { return __uint_as_float(emu_shfl(mask, __float_as_uint(v), emu_lane ^ m)); }
+static inline int __shfl_xor_sync(unsigned mask, int v, int m) { return (int)emu_shfl(mask, (unsigned)v, emu_lane ^ m); }
+static inline unsigned __shfl_xor_sync(unsigned mask, unsigned v, int m) { return emu_shfl(mask, v, emu_lane ^ m); }
+static inline float __shfl_sync(unsigned mask, float v, int src) { return __uint_as_float(emu_shfl(mask, __float_as_uint(v), src)); }
+static inline int __shfl_sync(unsigned mask, int v, int src) { return (int)emu_shfl(mask, (unsigned)v, src); }
+static inline unsigned __shfl_sync(unsigned mask, unsigned v, int src) { return emu_shfl(mask, v, src); }

@@ -1,0 +1,37 @@
+#!/bin/bash
+# Sensitivity check of the emulator on lightning_wgmma: applies one deliberate bug at a time to a copy of lightning.cu
+# (a sed expression each) and runs one case; every mutant must fail (nonzero exit: an abort of a guard or an error
+# over the bound). usage: tools/kernel_emulator/mutation_check.sh [case number, default 6] [part of a mutant's name]
+here=$(cd "$(dirname "$0")" && pwd); kernels=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
+mutants=(
+  'wait1 removed (scores read before their wait)|s/wg_wait1();   \/\/ the scores/\/\/ removed/'
+  'wait0 of Q S removed|s/wg_wait0();   \/\/ Q S/\/\/ removed/'
+  'EMPTY parity off by one|s/mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) \& 1)/mbar_wait(bars + LW_EMPTY + st, (b >> 1) \& 1)/'
+  'EMPTY wait removed (stage overwritten while read)|s/if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) \& 1);/;/'
+  'SEMPTY wait removed (S copy overwritten while Q S reads it)|s/mbar_wait(bars + LW_SEMPTY, b \& 1);/;/'
+  'transform fence removed|/mbar_arrive(bars + LW_FULL + st);/{x;s/.*//;x};0,/fence_async_smem();/{/fence_async_smem();/s/fence_async_smem();/;/}'
+  'named_sync(2) removed (raw buffer reloaded while read)|s/named_sync(2, 128);/;/'
+  'named_sync(1) removed (output rows copied before written)|s/named_sync(1, 128);/;/'
+  'no swizzle in lw_off|s/((((c \& 63) >> 3) ^ (r \& 7)) << 4)/((((c \& 63) >> 3)) << 4)/'
+  'SBO 512 in lw_desc|s/((u64)(1024 >> 4) << 32)/((u64)(512 >> 4) << 32)/'
+  'score mask j < i instead of j <= i|s/const float v0 = j <= i/const float v0 = j < i/'
+  'state decay table[m - 1]|s/const float bd = table\[m\];/const float bd = table[m - 1];/'
+  'state: FULL wait removed|s/            mbar_wait(bars + LW_FULL + st, (b >> 1) \& 1);/            ;/'
+  'outputs: SFULL wait removed|s/mbar_wait(bars + LW_SFULL, b \& 1);/;/'
+  'transform: RAW wait removed|s/mbar_wait(bars + LW_RAWBAR + w, b \& 1);/;/'
+  'LW_SHARED 88 bytes short|s/#define LW_SHARED (LW_BARS + 128 + 1024)/#define LW_SHARED (LW_BARS + 40 + 1024)/'
+  'alignment of the base dropped|s/unsigned char\* base = lw_smem + ((1024 - (smem_addr(lw_smem) \& 1023)) \& 1023);/unsigned char* base = lw_smem;/'
+)
+failed=0
+for entry in "${mutants[@]}"; do
+  name=${entry%%|*}; expr=${entry#*|}
+  [[ -n "$2" && "$name" != *"$2"* ]] && continue
+  mkdir -p "$out/k"; sed "$expr" "$kernels/lightning.cu" > "$out/k/lightning.cu"
+  if cmp -s "$out/k/lightning.cu" "$kernels/lightning.cu"; then echo "MUTATION NOT APPLIED: $name"; failed=1; continue; fi
+  python3 "$here/make_kernels.py" "$out/k/lightning.cu" "$kernels/common.cuh" "$here" > "$out/kernels.inc"
+  g++ -std=c++20 -O1 -pthread -w -I"$out" -I"$here" "$here/lightning_check.cpp" -o "$out/lightning_check" || { echo "compile failed: $name"; failed=1; continue; }
+  log=$(timeout 300 "$out/lightning_check" "${1:-6}" lightning_wgmma 2>&1); rc=$?
+  why=$(echo "$log" | grep -E "rel err|abort|deadlock|mbar_|wgmma|never|worst|shared memory" | grep -v "^  lightning" | head -2 | tr '\n' ' ')
+  if [ $rc -eq 0 ]; then echo "NOT CAUGHT: $name ($why)"; failed=1; else echo "caught (rc $rc): $name: $why"; fi
+done
+exit $failed

@@ -1,0 +1,343 @@
+// Self-test of the emulated Hopper primitives (emulated_ptx.h) against plain host code: wgmma (_ss, _rs, N = 64
+// and 128) against a triple loop on tiles written with the 128-byte swizzle formula, the deferred accumulators
+// (wait0 / wait1), stmatrix against ldmatrix, mbarrier phases with a cp.async ring, named barriers, and the
+// guards that must abort (wrong parity, operand overwritten before the wait, wgmma never waited for).
+#include "prelude.h"
+#include "common.cuh"
+#include "emulated_ptx.h"
+#include "emu_launch.h"
+#include <random>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int failures = 0;
+static void expect(bool ok, const char* what) { printf("  %-68s %s\n", what, ok ? "ok" : "FAILED"); failures += !ok; }
+static float bf(bf16 v) { return lo16(v); }
+
+// The kernel-side layout: element (r, c) of a [rows][64] bf16 tile at a 1024-aligned base.
+static unsigned tileOffset(int r, int c) { return r * 128 + ((c / 8) ^ (r % 8)) * 16 + (c % 8) * 2; }
+static u64 desc(unsigned addr) { return (u64)(addr >> 4) | ((u64)(1024 >> 4) << 32) | (1ull << 62); }
+
+// A: [64][64] at 0, B: [2 warpgroups][128][64] at 8192 and 24576.
+static const unsigned A_AT = 0, B_AT[2] = { 8192, 24576 };
+static float Am[64][64], Bm[2][128][64];
+
+static void fillTiles(unsigned seed)
+{
+    std::mt19937 rng(seed); std::uniform_real_distribution<float> U(-2.f, 2.f);
+    for (int r = 0; r < 64; r++) for (int c = 0; c < 64; c++)
+    { bf16 v = emu_f2bf(U(rng)); Am[r][c] = bf(v); memcpy(emu_smem + A_AT + tileOffset(r, c), &v, 2); }
+    for (int w = 0; w < 2; w++) for (int r = 0; r < 128; r++) for (int c = 0; c < 64; c++)
+    { bf16 v = emu_f2bf(U(rng)); Bm[w][r][c] = bf(v); memcpy(emu_smem + B_AT[w] + tileOffset(r, c), &v, 2); }
+}
+
+// Runs D = A Bᵀ over K = 64 (four k16 steps) on 256 threads (two warpgroups, each its own B); mode 0: _ss N = 128,
+// 1: _ss N = 64, 2: _rs N = 128. Returns the worst error relative to the sum of |terms|; checks the deferral.
+static double wgmmaCase(int mode, bool& deferredOk)
+{
+    int n = mode == 1 ? 64 : 128;
+    static float D[256][64];
+    std::atomic<bool> stale{true};
+    launch([&] {
+        if (threadIdx.x == 0) fillTiles(11);
+        __syncthreads();   // every thread filled the same tiles; the barrier orders the writes before the reads
+        int t = threadIdx.x, wg = t / 128, tt = t % 128, warp = tt / 32, g = (tt % 32) / 4, q = tt % 4;
+        float d[64];
+        for (int i = 0; i < 64; i++) d[i] = -7.f;
+        wg_fence();
+        for (int s = 0; s < 4; s++)
+        {
+            u64 da = desc(A_AT + 32 * s), db = desc(B_AT[wg] + 32 * s);
+            if (mode == 0) wgmma_n128_ss(d, da, db, s > 0);
+            else if (mode == 1) wgmma_n64_ss(d, da, db, s > 0);
+            else
+            {
+                u32 a[4];
+                auto pk = [&](int r, int c) { return pack_bf16(Am[r][16 * s + c], Am[r][16 * s + c + 1]); };
+                a[0] = pk(16 * warp + g, 2 * q); a[1] = pk(16 * warp + g + 8, 2 * q);
+                a[2] = pk(16 * warp + g, 2 * q + 8); a[3] = pk(16 * warp + g + 8, 2 * q + 8);
+                wgmma_n128_rs(d, a, db, s > 0);
+            }
+        }
+        wg_commit();
+        for (int i = 0; i < n / 2; i++) if (d[i] != -7.f) stale = false;   // not retired yet: registers untouched
+        wg_wait0();
+        for (int i = 0; i < n / 2; i++) D[t][i] = d[i];
+    }, 1, 1, 1, 256);
+    deferredOk = stale;
+    double worst = 0;
+    for (int t = 0; t < 256; t++)
+    {
+        int wg = t / 128, tt = t % 128, warp = tt / 32, g = (tt % 32) / 4, q = tt % 4;
+        for (int i = 0; i < n / 8; i++) for (int e = 0; e < 4; e++)
+        {
+            int m = 16 * warp + g + 8 * (e / 2), col = 8 * i + 2 * q + e % 2;
+            double s = 0, mag = 0;
+            for (int k = 0; k < 64; k++) { double x = (double)Am[m][k] * Bm[wg][col][k]; s += x; mag += std::fabs(x); }
+            worst = std::max(worst, std::fabs(D[t][4 * i + e] - s) / (mag + 1e-30));
+        }
+    }
+    return worst;
+}
+
+// wait1 retires all but the newest group: two groups on two accumulators, then wait1, wait0.
+static bool waitOneCase()
+{
+    std::atomic<int> bad{0};
+    launch([&] {
+        if (threadIdx.x == 0) fillTiles(12);
+        __syncthreads();
+        float d1[64], d2[64];
+        for (int i = 0; i < 64; i++) d1[i] = d2[i] = -7.f;
+        wgmma_n128_ss(d1, desc(A_AT), desc(B_AT[0]), 0); wg_commit();
+        wgmma_n128_ss(d2, desc(A_AT + 32), desc(B_AT[0] + 32), 0); wg_commit();
+        wg_wait1();
+        bool d1Done = false, d2Pending = true;
+        for (int i = 0; i < 64; i++) { d1Done |= d1[i] != -7.f; d2Pending &= d2[i] == -7.f; }
+        wg_wait0();
+        bool d2Done = false;
+        for (int i = 0; i < 64; i++) d2Done |= d2[i] != -7.f;
+        if (!d1Done || !d2Pending || !d2Done) bad++;
+    }, 1, 1, 1, 128);
+    return bad == 0;
+}
+
+// stmatrix then ldmatrix round trips (plain, .trans), and stmatrix .trans read back plain = the transposed fragment.
+static bool stmatrixCase()
+{
+    std::atomic<int> bad{0};
+    launch([&] {
+        int lane = emu_lane;
+        std::mt19937 rng(100 + lane);
+        u32 r[4], back[4];
+        for (auto& v : r) v = rng() & 0x7fff7fffu;   // no NaN patterns
+        // four 8x8 matrices, each row 16 bytes, rows 32 bytes apart (a 2x2 arrangement like the kernels' tiles)
+        auto rowAddr = [](int l) { int i = l / 8, rr = l % 8; return emu_smem + 4096 + (i / 2) * 8 * 32 + rr * 32 + (i % 2) * 16; };
+        stsm_x4(rowAddr(lane), r[0], r[1], r[2], r[3]);
+        ldsm_x4(back, rowAddr(lane));
+        for (int i = 0; i < 4; i++) if (back[i] != r[i]) bad++;
+        __syncwarp();
+        stsm_x4_t(rowAddr(lane), r[0], r[1], r[2], r[3]);
+        ldsm_x4_t(back, rowAddr(lane));
+        for (int i = 0; i < 4; i++) if (back[i] != r[i]) bad++;
+        ldsm_x4(back, rowAddr(lane));
+        // fragment of the transpose: element (g, 2q + h) of matrix i = original (2q + h, g) = lane 4 (2q + h) + g / 2
+        static u32 all[32][4];
+        for (int i = 0; i < 4; i++) all[lane][i] = r[i];
+        __syncwarp();
+        int g = lane / 4, q = lane % 4;
+        for (int i = 0; i < 4; i++) for (int h = 0; h < 2; h++)
+        {
+            u32 src = all[4 * (2 * q + h) + g / 2][i];
+            bf16 want = (bf16)(g % 2 ? src >> 16 : src & 0xffff), got = (bf16)(h ? back[i] >> 16 : back[i] & 0xffff);
+            if (want != got) bad++;
+        }
+    }, 1, 1, 1, 32);
+    return bad == 0;
+}
+
+// The non-trans stmatrix element rule checked directly from memory (single writer lane set per matrix row).
+static bool stmatrixElementCase()
+{
+    std::atomic<int> bad{0};
+    static u32 all[32][4];
+    launch([&] {
+        int lane = emu_lane;
+        u32 r[4];
+        for (int i = 0; i < 4; i++) r[i] = (u32)(1000 * i + 10 * lane) | ((u32)(1000 * i + 10 * lane + 1) << 16);
+        for (int i = 0; i < 4; i++) all[lane][i] = r[i];
+        stsm_x4(emu_smem + 2048 + 16 * lane, r[0], r[1], r[2], r[3]);
+    }, 1, 1, 1, 32);
+    for (int i = 0; i < 4; i++) for (int rr = 0; rr < 8; rr++) for (int cc = 0; cc < 8; cc++)
+    {
+        bf16 got = ((bf16*)(emu_smem + 2048 + 16 * (8 * i + rr)))[cc];
+        u32 src = all[4 * rr + cc / 2][i];
+        if (got != (bf16)(cc % 2 ? src >> 16 : src & 0xffff)) bad++;
+    }
+    return bad == 0;
+}
+
+// mbarrier phases: wait(1) passes right after init, wait(0) blocks until the first completion; then a two-stage
+// cp.async ring (producer warp 0 copies, consumer warp 1 sums) over 40 rounds with full / empty barriers.
+static bool mbarrierCase()
+{
+    std::atomic<int> bad{0};
+    static u32 src[40][32][4];
+    for (int r = 0; r < 40; r++) for (int l = 0; l < 32; l++) for (int j = 0; j < 4; j++) src[r][l][j] = r * 1000 + l * 4 + j;
+    std::atomic<long> sum{0};
+    launch([&] {
+        u64* full = (u64*)(emu_smem + 0), *empty = (u64*)(emu_smem + 16);
+        u32* buf = (u32*)(emu_smem + 1024);   // [2 stages][32 lanes][4]
+        if (threadIdx.x == 0) { mbar_init(&full[0], 32); mbar_init(&full[1], 32); mbar_init(&empty[0], 32); mbar_init(&empty[1], 32); }
+        __syncthreads();
+        if (threadIdx.x == 0)
+        {
+            mbar_wait(&full[0], 1);   // passes at once
+            if (((u32)(emu_mbars[0].state >> 32)) != 0) bad++;
+        }
+        __syncthreads();
+        int lane = emu_lane;
+        if (emu_warp == 0)
+            for (int r = 0; r < 40; r++)
+            {
+                int s = r % 2;
+                if (r >= 2) mbar_wait(&empty[s], ((r / 2) - 1) & 1);
+                cp_async16(buf + (s * 32 + lane) * 4, src[r][lane], true);
+                cp_async_mbar_arrive(&full[s]);
+            }
+        else
+            for (int r = 0; r < 40; r++)
+            {
+                int s = r % 2;
+                mbar_wait(&full[s], (r / 2) & 1);
+                long local = 0;
+                for (int j = 0; j < 4; j++) { u32 v = buf[(s * 32 + lane) * 4 + j]; if (v != src[r][lane][j]) bad++; local += v; }
+                sum += local;
+                mbar_arrive(&empty[s]);
+            }
+    }, 1, 1, 1, 64);
+    long want = 0; for (int r = 0; r < 40; r++) for (int l = 0; l < 32; l++) for (int j = 0; j < 4; j++) want += src[r][l][j];
+    return bad == 0 && sum == want;
+}
+
+// cp_async16: destination poisoned at issue, written when the phase its arrival belongs to completes (not at the
+// arrival itself); !valid writes zeros and does not read the source.
+static bool copyLandingCase()
+{
+    std::atomic<int> bad{0};
+    static unsigned char src[16];
+    for (int i = 0; i < 16; i++) src[i] = 1 + i;
+    launch([&] {
+        u64* b = (u64*)emu_smem;
+        unsigned char* dst = emu_smem + 64;
+        mbar_init(b, 2);
+        memset(dst, 0x55, 32);
+        cp_async16(dst, src, true);
+        cp_async16(dst + 16, nullptr, false);
+        if (dst[0] != 0xff || dst[16] != 0xff) bad++;            // poisoned at issue
+        cp_async_mbar_arrive(b);
+        if (dst[0] != 0xff || dst[16] != 0xff) bad++;            // phase not complete: not landed
+        mbar_arrive(b);
+        mbar_wait(b, 0);
+        for (int i = 0; i < 16; i++) if (dst[i] != src[i] || dst[16 + i] != 0) bad++;
+        if (emu_smem[63] != 0xff || dst[32] != 0xff) bad++;      // nothing outside the 32 bytes
+    }, 1, 1, 1, 1);
+    return bad == 0;
+}
+
+// named_sync: warps 0-7 meet on barrier 1 (256), warps 8-11 on barrier 2 (128), repeatedly; a counter per group
+// must read full after each meeting.
+static bool namedCase()
+{
+    std::atomic<int> bad{0}, c1{0}, c2{0};
+    launch([&] {
+        for (int round = 1; round <= 20; round++)
+        {
+            if (threadIdx.x < 256) { c1++; named_sync(1, 256); if (c1 < 256 * round) bad++; named_sync(1, 256); }
+            else { c2++; named_sync(2, 128); if (c2 < 128 * round) bad++; named_sync(2, 128); }
+        }
+    }, 1, 1, 1, 384);
+    return bad == 0;
+}
+
+// stmatrix writes read by wgmma count as unfenced reads unless the writers ran fence_async_smem in between.
+static long unfencedReads(bool fence)
+{
+    long before = emu_unfenced_reads;
+    launch([&] {
+        if (threadIdx.x == 0) fillTiles(15);
+        __syncthreads();
+        // warp 0 rewrites rows 0-31 of B (two 8x8 matrices side by side per row group: columns 0-15)
+        if (emu_warp == 0)
+        {
+            int l = emu_lane, i = l / 8, rr = l % 8;
+            stsm_x4(emu_smem + B_AT[0] + tileOffset(8 * i + rr, 0), 0x3f803f80u, 0x3f803f80u, 0x3f803f80u, 0x3f803f80u);
+            if (fence) fence_async_smem();
+        }
+        __syncthreads();
+        float d[64];
+        wgmma_n128_ss(d, desc(A_AT), desc(B_AT[0]), 0); wg_commit(); wg_wait0();
+    }, 1, 1, 1, 128);
+    return (long)emu_unfenced_reads - before;
+}
+
+// Runs body in a child process and reports whether it aborted with a message containing `needle`.
+static bool aborts(std::function<void()> body, const char* needle)
+{
+    int fd[2]; if (pipe(fd)) return false;
+    pid_t pid = fork();
+    if (pid == 0) { dup2(fd[1], 2); close(fd[0]); body(); _exit(0); }
+    close(fd[1]);
+    std::string text; char buf[512]; ssize_t n;
+    while ((n = read(fd[0], buf, sizeof buf)) > 0) text.append(buf, n);
+    close(fd[0]);
+    int status = 0; waitpid(pid, &status, 0);
+    bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && text.find(needle) != std::string::npos;
+    if (!ok) printf("    child: status %d, stderr: %s\n", status, text.c_str());
+    return ok;
+}
+
+int main()
+{
+    printf("primitives\n");
+    bool deferred;
+    double e = wgmmaCase(0, deferred);
+    printf("  wgmma_n128_ss worst error / sum|terms| = %.2e\n", e);
+    expect(e < 1e-6, "wgmma_n128_ss = triple loop (2 warpgroups, 4 k16 steps)");
+    expect(deferred, "wgmma_n128_ss result not in the registers before wg_wait0");
+    e = wgmmaCase(1, deferred);
+    printf("  wgmma_n64_ss worst error / sum|terms| = %.2e\n", e);
+    expect(e < 1e-6 && deferred, "wgmma_n64_ss = triple loop, deferred");
+    e = wgmmaCase(2, deferred);
+    printf("  wgmma_n128_rs worst error / sum|terms| = %.2e\n", e);
+    expect(e < 1e-6 && deferred, "wgmma_n128_rs (A in registers) = triple loop, deferred");
+    expect(waitOneCase(), "wg_wait1 retires all groups but the newest");
+    expect(stmatrixCase(), "stmatrix -> ldmatrix round trip (plain, .trans), .trans = transpose");
+    expect(stmatrixElementCase(), "stmatrix element (rr, cc) of matrix i = lane 4rr+cc/2, register i");
+    expect(mbarrierCase(), "mbarrier phases: 2-stage cp.async ring over 40 rounds");
+    expect(copyLandingCase(), "cp_async16 lands at the phase completion; !valid writes zeros");
+    expect(namedCase(), "named_sync: two barriers of 256 and 128 threads, 20 rounds");
+    long unfenced = unfencedReads(false), fenced = unfencedReads(true);
+    printf("  unfenced stmatrix rows read by wgmma: %ld without fence, %ld with\n", unfenced, fenced);
+    expect(unfenced > 0 && fenced == 0, "stmatrix -> wgmma without fence_async_smem is counted");
+    emu_unfenced_reads = 0;
+    emu_deadlock_seconds = 1;
+    expect(aborts([] { launch([] {
+            u64* b = (u64*)emu_smem;
+            if (threadIdx.x == 0) mbar_init(b, 1);
+            __syncthreads();
+            mbar_wait(b, 0);   // nobody arrives
+        }, 1, 1, 1, 32); }, "deadlock"), "wait with no arrival aborts (deadlock guard)");
+    expect(aborts([] { launch([] {
+            u64* b = (u64*)emu_smem;
+            mbar_init(b, 1);
+            emu_mbar_wait_hook = [](u64* bar) { mbar_arrive(bar); mbar_arrive(bar); };   // two phases pass the waiter
+            mbar_wait(b, 0);
+        }, 1, 1, 1, 1); }, "phases while a waiter"), "a waiter overrun by two phases aborts");
+    expect(aborts([] { launch([] {
+            if (threadIdx.x == 0) fillTiles(13);
+            __syncthreads();
+            float d[64];
+            wgmma_n128_ss(d, desc(A_AT), desc(B_AT[0]), 0); wg_commit();
+            __syncthreads();
+            if (threadIdx.x == 0) emu_smem[B_AT[0] + 5] ^= 1;   // overwrite an operand before the wait
+            __syncthreads();
+            wg_wait0();
+        }, 1, 1, 1, 128); }, "changed in shared memory"), "operand overwritten before the wait aborts");
+    expect(aborts([] { launch([] {
+            static unsigned char src[16];
+            cp_async16(emu_smem, src, true);
+        }, 1, 1, 1, 1); }, "never attached"), "cp.async never attached to a barrier aborts");
+    expect(aborts([] { launch([] {
+            if (threadIdx.x == 0) fillTiles(14);
+            __syncthreads();
+            float d[64];
+            wgmma_n128_ss(d, desc(A_AT), desc(B_AT[0]), 0); wg_commit();
+        }, 1, 1, 1, 128); }, "not waited for"), "wgmma never waited for aborts");
+    expect(aborts([] { launch([] {
+            float d[64];
+            wgmma_n128_ss(d, desc(A_AT) & ~(3ull << 62), desc(B_AT[0]), 0);
+        }, 1, 1, 1, 128); }, "128-byte swizzle"), "descriptor without the 128-byte swizzle aborts");
+    printf("primitives: %s\n", failures ? "FAILED" : "all passed");
+    return failures ? 1 : 0;
+}
