@@ -355,6 +355,7 @@ static inline void wgmma(float* d, int n, u64 descA, const u32* a, u64 descB, u3
 __device__ __forceinline__ void wgmma_n64_ss(float* d, u64 descA, u64 descB, u32 accumulate) { wgmma(d, 64, descA, nullptr, descB, accumulate); }
 __device__ __forceinline__ void wgmma_n128_ss(float* d, u64 descA, u64 descB, u32 accumulate) { wgmma(d, 128, descA, nullptr, descB, accumulate); }
 __device__ __forceinline__ void wgmma_n128_rs(float* d, const u32* a, u64 descB, u32 accumulate) { wgmma(d, 128, 0, a, descB, accumulate); }
+__device__ __forceinline__ void wgmma_n64_rs(float* d, const u32* a, u64 descB, u32 accumulate) { wgmma(d, 64, 0, a, descB, accumulate); }
 __device__ __forceinline__ void wg_fence() {}
 __device__ __forceinline__ void wg_commit() { emu_wg_committed.push_back(std::move(emu_wg_open)); emu_wg_open.clear(); }
 static inline void emu_wg_wait(size_t keep)

@@ -16,7 +16,7 @@ def strip(text, names):
     return '\n'.join(out)
 src = strip(src, ['pack_bf16', 'silu_fast', 'smem_addr', 'ldsm_x4', 'ldsm_x4_t', 'mma_bf16', 'lp_barrier', 'lp_scores_arrive', 'lp_scores_wait',
     'mbar_init', 'mbar_arrive', 'mbar_wait', 'cp_async16', 'cp_async_mbar_arrive', 'fence_async_smem', 'stsm_x4', 'stsm_x4_t',
-    'wg_fence', 'wg_commit', 'wg_wait0', 'wg_wait1', 'wgmma_n64_ss', 'wgmma_n128_ss', 'wgmma_n128_rs', 'named_sync', 'reg_fence',
+    'wg_fence', 'wg_commit', 'wg_wait0', 'wg_wait1', 'wgmma_n64_ss', 'wgmma_n128_ss', 'wgmma_n128_rs', 'wgmma_n64_rs', 'named_sync', 'reg_fence',
     'setmaxnreg_inc', 'setmaxnreg_dec'])
 align = r'(?:__align__\(\d+\)\s+)?'
 src = re.sub(r'extern __shared__\s+' + align + r'unsigned char\s+' + align + r'(\w+)\[\];', r'unsigned char* \1 = emu_smem + EMU_DYN_OFFSET;', src)
