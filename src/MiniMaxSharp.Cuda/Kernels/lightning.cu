@@ -865,7 +865,8 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
 // EMPTY[stage] the stage's block is done (WG0, WG1 -> WG2, WG1); SFULL Sᵀ copy written (WG1 -> WG0); SEMPTY Q S has
 // read it (WG0 -> WG1); RAWQ / RAWK[slot] / RAWV[slot] landed (cp.async -> WG0 / WG2 / WG1); QREAD, VREAD[slot] raw
 // buffer read (WG0 / WG1 -> WG2). Every operand tile is K-major with the 128-byte swizzle (lw_off), the layout of
-// wgmma's shared-memory descriptors. Pass 0 (mode 0) has no outputs: WG0 leaves at once, WG2 stages only Kdᵀ.
+// wgmma's shared-memory descriptors. Pass 0 (mode 0) has no outputs: WG2 stages only Kdᵀ, and WG0 takes the values' SiLU
+// (so WG1 only multiplies).
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(KERNEL_EMULATOR) || defined(WGMMA_PROBE)
 typedef unsigned long long u64;
 #define LW_THREADS 384
@@ -1015,9 +1016,6 @@ extern __shared__ unsigned char lw_smem[];
 // the buffer's barrier once they have landed. src: the tensor at token 0 of the item.
 __device__ __forceinline__ void lw_load(unsigned char* raw, const bf16* src, i64 inWidth, int b0, int m, int prow, int pcol, u64* bar)
 {
-#ifdef LW_EXPERIMENT_NO_LOADS
-    if (b0 > 0) { mbar_arrive(bar); return; }
-#endif
     // Rows prow + 8p share prow's position in its group of 8, so the swizzled offsets are 1024 bytes apart.
     unsigned char* dst = raw + lw_off(64, prow, pcol);
     const bf16* from = src + (i64)(b0 + prow) * inWidth + pcol;
@@ -1034,11 +1032,7 @@ __device__ __forceinline__ void lw_load(unsigned char* raw, const bf16* src, i64
 // silu of both bf16 halves of x (tanh.approx: see silu_fast).
 __device__ __forceinline__ void lw_silu2(u32 x, float& lo, float& hi)
 {
-#ifdef LW_EXPERIMENT_NO_SILU
-    lo = __uint_as_float(x << 16); hi = __uint_as_float(x & 0xffff0000u);
-#else
     lo = silu_fast(__uint_as_float(x << 16)); hi = silu_fast(__uint_as_float(x & 0xffff0000u));
-#endif
 }
 
 // SiLU of a raw k (keys: K as read, if withK, and Kdᵀ with the key decays exp(-s (m-1-j)), zero past m) or raw v
@@ -1093,6 +1087,19 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
             else stsm_x4_t(trans + 2048 * C, y[c][0], y[c][1], y[c][2], y[c][3]);
         }
     }
+}
+
+// The values' SiLU of block b into its stage's Vᵀ, by one warpgroup, with the barrier protocol around it: raw v landed,
+// the stage's block b-2 gone; then the raw slot is free again (VREAD) and the tile complete (VFULL, 128 arrivals).
+__device__ __forceinline__ void lw_stage_values(unsigned char* base, u64* bars, const float* table, int b, int m, int warp, int lane)
+{
+    const int st = b & 1;
+    mbar_wait(bars + LW_RAWV_BAR + st, (b >> 1) & 1);
+    if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
+    lw_stage(false, false, base + LW_RAWV + st * 16384, base + st * LW_STAGE, table, m, warp, lane);
+    mbar_arrive(bars + LW_VREAD + st);
+    fence_async_smem();
+    mbar_arrive(bars + LW_VFULL + st);
 }
 
 // Stores a warpgroup's m64 x (16 nb) float32 accumulator tile (wgmma's layout: thread (warp w, lane 4g + q) holds rows
@@ -1215,13 +1222,8 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
             unsigned char* stage = base + st * LW_STAGE;
-            mbar_wait(bars + LW_RAWV_BAR + st, (b >> 1) & 1);
-            if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-            lw_stage(false, false, base + LW_RAWV + st * 16384, stage, table, m, warp, lane);
-            mbar_arrive(bars + LW_VREAD + st);
-            fence_async_smem();
-            mbar_arrive(bars + LW_VFULL + st);
-            mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile (this group's 128 arrivals)
+            if (mode == 1) lw_stage_values(base, bars, table, b, m, warp, lane);
+            mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile
             mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);    // Kdᵀ
             const float bd = table[m];
             #pragma unroll
@@ -1268,7 +1270,12 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     }
 
     // ---- queries' SiLU and the outputs (mode 1): rows r0 = 16 warp + g and r0 + 8 of each block ----
-    if (mode == 0) return;
+    if (mode == 0)
+    {
+        // Pass 0 has no outputs: this group takes the values' SiLU off the state group's chain.
+        for (int b = 0; b < nBlocks; b++) lw_stage_values(base, bars, table, b, min(LC_BM, count - b * LC_BM), warp, lane);
+        return;
+    }
     const int r0 = 16 * warp + g;
     const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
     const u32 stAddr = smem_addr(base + LW_ST);
