@@ -8,7 +8,8 @@ namespace MiniMaxSharp.Cli.Commands;
 // Lightning attention prefill (head_dim 128) against a float64 token-by-token recurrence, on every path of the
 // CUDA kernels: many (sequence, head) pairs (one chunk each), few pairs (sequences split into chunks: chunk-state
 // pass, scan, output pass), carried states, lengths that are not multiples of the 64-token block. On a CUDA
-// backend each shape runs with both prefill kernels (lightning_pipe, the default, and lightning_chunk).
+// backend each shape runs with every prefill kernel the GPU has (lightning_wgmma, the default on sm_90; lightning_pipe;
+// lightning_chunk).
 internal static partial class VerifyCommand
 {
     internal sealed partial class Verifier
