@@ -201,6 +201,31 @@ __device__ __forceinline__ void frag_b_k(u32* b, const bf16* V, int ld, int n0, 
     ldsm_x4_t(b, V + (k0 + j + (i & 1) * 8) * ld + n0 + (i >> 1) * 8);
 }
 
+// A work item of the chunked prefill kernels (lightning_chunk, lightning_pipe, lightning_wgmma): tokens
+// [tokStart, tokStart + count) of sequence seq, chunk `chunk` of its nChunks, for head h; items[4 item ..] = (seq,
+// tokStart, count, chunk), seqItems[2 seq + 1] = the sequence's chunk count.
+struct LcItem
+{
+    int seq, tokStart, count, nChunks;
+    bool last;
+    float* seqState;   // this head's state in the sequence's [heads][128][128] float32 states
+    float slope;
+};
+
+__device__ __forceinline__ LcItem lc_item(const int* items, const int* seqItems, const unsigned long long* states, const float* slopes,
+    int item, int h)
+{
+    LcItem it;
+    it.seq = items[4 * item];
+    it.tokStart = items[4 * item + 1];
+    it.count = items[4 * item + 2];
+    it.nChunks = seqItems[2 * it.seq + 1];
+    it.last = items[4 * item + 3] == it.nChunks - 1;
+    it.seqState = (float*)states[it.seq] + (i64)h * LC_D * LC_D;
+    it.slope = slopes[h];
+    return it;
+}
+
 extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
     const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
 {
@@ -212,14 +237,13 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
     bf16* Sb = Vs + LC_BM * LC_LD;          // [128][136] S (bf16) at the block's start
     bf16* As = Sb + LC_D * LC_LD;           // [64][72]   (Q Kᵀ) ⊙ D
 
-    const int item = blockIdx.x, h = blockIdx.y;
-    const int seq = items[4 * item], tokStart = items[4 * item + 1], count = items[4 * item + 2], chunk = items[4 * item + 3];
-    const int nChunks = seqItems[2 * seq + 1];
-    const bool last = chunk == nChunks - 1;
-    if (mode == 0 && last) return;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
+    if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
+    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count, nChunks = it.nChunks;
+    const bool last = it.last;
     const i64 dd = (i64)LC_D * LC_D;
-    float* seqState = (float*)states[seq] + h * dd;
-    const float s = slopes[h];
+    float* seqState = it.seqState;
+    const float s = it.slope;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int sr = 16 * (warp & 7), sc = 64 * (warp >> 3);   // this warp's state tile
 
@@ -699,14 +723,13 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     bf16* Sb = tiles + 8 * LP_TILE;               // [2 buffers][128][136] bf16 S at a block's start
     bf16* As = Sb + 2 * LP_STATE;                 // [64][72] scores (Q Kᵀ) ⊙ D
 
-    const int item = blockIdx.x, h = blockIdx.y;
-    const int seq = items[4 * item], tokStart = items[4 * item + 1], count = items[4 * item + 2], chunk = items[4 * item + 3];
-    const int nChunks = seqItems[2 * seq + 1];
-    const bool last = chunk == nChunks - 1;
-    if (mode == 0 && last) return;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
+    if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
+    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count, nChunks = it.nChunks;
+    const bool last = it.last;
     const i64 dd = (i64)LC_D * LC_D;
-    float* seqState = (float*)states[seq] + h * dd;
-    const float s = slopes[h];
+    float* seqState = it.seqState;
+    const float s = it.slope;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
@@ -1035,6 +1058,13 @@ __device__ __forceinline__ void lw_silu2(u32 x, float& lo, float& hi)
     lo = silu_fast(__uint_as_float(x << 16)); hi = silu_fast(__uint_as_float(x & 0xffff0000u));
 }
 
+__device__ __forceinline__ u32 lw_silu_bf16x2(u32 x)
+{
+    float lo, hi;
+    lw_silu2(x, lo, hi);
+    return pack_bf16(lo, hi);
+}
+
 // SiLU of a raw k (keys: K as read, if withK, and Kdᵀ with the key decays exp(-s (m-1-j)), zero past m) or raw v
 // (values: Vᵀ) tile of 64 tokens into a stage, by one warpgroup: warp w takes tokens 16w..16w+15 in 16 x 16 pieces,
 // matrix i of an x4 piece being tokens +8(i&1), channels +8(i>>1). Four pieces at a time: all loads, then all math,
@@ -1130,14 +1160,13 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     float* table = (float*)(base + LW_TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
     u64* bars = (u64*)(base + LW_BARS);
 
-    const int item = blockIdx.x, h = blockIdx.y;
-    const int seq = items[4 * item], tokStart = items[4 * item + 1], count = items[4 * item + 2], chunk = items[4 * item + 3];
-    const int nChunks = seqItems[2 * seq + 1];
-    const bool last = chunk == nChunks - 1;
-    if (mode == 0 && last) return;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
+    if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
+    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count, nChunks = it.nChunks;
+    const bool last = it.last;
     const i64 dd = (i64)LC_D * LC_D;
-    float* seqState = (float*)states[seq] + h * dd;
-    const float s = slopes[h];
+    float* seqState = it.seqState;
+    const float s = it.slope;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
@@ -1298,12 +1327,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         #pragma unroll
         for (int k = 0; k < 8; k++)
             #pragma unroll
-            for (int i = 0; i < 4; i++)
-            {
-                float lo, hi;
-                lw_silu2(qf[k][i], lo, hi);
-                qf[k][i] = pack_bf16(lo, hi);
-            }
+            for (int i = 0; i < 4; i++) qf[k][i] = lw_silu_bf16x2(qf[k][i]);
     };
     loadQ(0);
     for (int b = 0; b < nBlocks; b++)
