@@ -204,6 +204,8 @@ __device__ __forceinline__ void frag_b_k(u32* b, const bf16* V, int ld, int n0, 
 // A work item of the chunked prefill kernels (lightning_chunk, lightning_pipe, lightning_wgmma): tokens
 // [tokStart, tokStart + count) of sequence seq, chunk `chunk` of its nChunks, for head h; items[4 item ..] = (seq,
 // tokStart, count, chunk), seqItems[2 seq + 1] = the sequence's chunk count.
+#define LC_DD ((i64)LC_D * LC_D)   // one head's state: 128 x 128 floats
+
 struct LcItem
 {
     int seq, tokStart, count, nChunks;
@@ -239,17 +241,13 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
 
     const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
     if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
-    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count, nChunks = it.nChunks;
-    const bool last = it.last;
-    const i64 dd = (i64)LC_D * LC_D;
-    float* seqState = it.seqState;
-    const float s = it.slope;
+    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int sr = 16 * (warp & 7), sc = 64 * (warp >> 3);   // this warp's state tile
 
     float S[8][4];
     {
-        const float* src = nChunks == 1 ? seqState : slots + ((i64)item * heads + h) * dd;
+        const float* src = it.nChunks == 1 ? it.seqState : slots + ((i64)item * heads + h) * LC_DD;
         for (int nt = 0; nt < 8; nt++)
         {
             int r = sr + g, c = sc + 8 * nt + 2 * t;
@@ -307,7 +305,7 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
             {
                 int ch = (part - 16) * 8;
                 if (mode == 1) *(uint4*)(Ks + tok * LC_LD + ch) = packed;
-                float kd = tok < m ? __expf(-s * (float)(m - 1 - tok)) : 0.0f;
+                float kd = tok < m ? __expf(-it.slope * (float)(m - 1 - tok)) : 0.0f;
                 *(uint4*)(Kd + tok * LC_LD + ch) = u4(pack_bf16(x[0] * kd, x[1] * kd), pack_bf16(x[2] * kd, x[3] * kd), pack_bf16(x[4] * kd, x[5] * kd), pack_bf16(x[6] * kd, x[7] * kd));
             }
             else
@@ -344,8 +342,8 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
                 for (int half = 0; half < 2; half++)
                 {
                     int i = r0 + g + 8 * half, j = c0 + 8 * nt + 2 * t;
-                    float v0 = j <= i ? a[nt][2 * half] * __expf(-s * (float)(i - j)) : 0.0f;
-                    float v1 = j + 1 <= i ? a[nt][2 * half + 1] * __expf(-s * (float)(i - j - 1)) : 0.0f;
+                    float v0 = j <= i ? a[nt][2 * half] * __expf(-it.slope * (float)(i - j)) : 0.0f;
+                    float v1 = j + 1 <= i ? a[nt][2 * half + 1] * __expf(-it.slope * (float)(i - j - 1)) : 0.0f;
                     *(u32*)(As + i * LC_LDA + j) = pack_bf16(v0, v1);
                 }
             __syncthreads();
@@ -364,7 +362,7 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
                 mma_bf16(o[2], af, b23[0], b23[1]);
                 mma_bf16(o[3], af, b23[2], b23[3]);
             }
-            float qd0 = __expf(-s * (float)(r0 + g + 1)), qd1 = __expf(-s * (float)(r0 + g + 9));
+            float qd0 = __expf(-it.slope * (float)(r0 + g + 1)), qd1 = __expf(-it.slope * (float)(r0 + g + 9));
             for (int nt = 0; nt < 4; nt++) { o[nt][0] *= qd0; o[nt][1] *= qd0; o[nt][2] *= qd1; o[nt][3] *= qd1; }
             for (int k0 = 0; k0 <= r0; k0 += 16)   // scores of keys past the warp's rows are zero
             {
@@ -386,7 +384,7 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
             }
         }
         // State: S = exp(-s m) S + Kdᵀ V for this warp's tile (A = Kdᵀ read transposed, B = V).
-        float bd = __expf(-s * (float)m);
+        float bd = __expf(-it.slope * (float)m);
         for (int nt = 0; nt < 8; nt++) { S[nt][0] *= bd; S[nt][1] *= bd; S[nt][2] *= bd; S[nt][3] *= bd; }
         for (int k0 = 0; k0 < LC_BM; k0 += 16)
         {
@@ -404,7 +402,7 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
     }
     #undef LC_PREFETCH
 
-    float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
+    float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * LC_DD : (it.last ? it.seqState : (float*)0);
     if (dst)
         for (int nt = 0; nt < 8; nt++)
         {
@@ -725,11 +723,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
 
     const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
     if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
-    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count, nChunks = it.nChunks;
-    const bool last = it.last;
-    const i64 dd = (i64)LC_D * LC_D;
-    float* seqState = it.seqState;
-    const float s = it.slope;
+    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
@@ -742,7 +736,7 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     st.count = count;
     st.mode = mode;
     uint4 pre[LP_PIECES];
-    if (tid <= LC_BM) ((float*)lp_decays())[tid] = expf(-s * (float)tid);
+    if (tid <= LC_BM) ((float*)lp_decays())[tid] = expf(-it.slope * (float)tid);
     lp_barrier();
 
     if (warp < 4 && mode == 1)
@@ -859,14 +853,14 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     {
         const int kr0 = 64 * (warp & 1), sc0 = 32 * (warp >> 1);
         // Warps w and w + 4 share a scheduler: one stages first, the other multiplies first.
-        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * dd, nBlocks, kr0, sc0,
+        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * LC_DD, nBlocks, kr0, sc0,
             warp < 4, warp, lane);
     }
     else
     {
-        const float* chunkStart = nChunks == 1 ? seqState : slots + ((i64)startSlot[item] * heads + h) * dd;
+        const float* chunkStart = it.nChunks == 1 ? it.seqState : slots + ((i64)startSlot[item] * heads + h) * LC_DD;
         const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
-        lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, last ? seqState : (float*)0, nBlocks, kr0, sc0,
+        lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, it.last ? it.seqState : (float*)0, nBlocks, kr0, sc0,
             true, warp, lane);   // the output warps multiply first
     }
 }
@@ -1162,17 +1156,13 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
 
     const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
     if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
-    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count, nChunks = it.nChunks;
-    const bool last = it.last;
-    const i64 dd = (i64)LC_D * LC_D;
-    float* seqState = it.seqState;
-    const float s = it.slope;
+    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
     const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of the item's first token; k, v at +128, +256
 
-    if (tid <= LC_BM) table[tid] = expf(-s * (float)tid);
+    if (tid <= LC_BM) table[tid] = expf(-it.slope * (float)tid);
     if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
     if (tid == 0)
         for (int i = 0; i < LW_BARRIERS; i++)
@@ -1227,19 +1217,24 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     if (wg == 1)
     {
         // ---- values' SiLU and the state: Sᵀ[dv][dk] in S[hm][4i + e]: dv = 64hm + 16 warp + g + 8(e>>1), dk = 8i + 2q + (e&1) ----
-        const float* from = mode == 0 ? (const float*)0 : (nChunks == 1 ? seqState : slots + ((i64)startSlot[item] * heads + h) * dd);
-        float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * dd : (last ? seqState : (float*)0);
+        const float* from = mode == 0 ? (const float*)0 : (it.nChunks == 1 ? it.seqState : slots + ((i64)startSlot[item] * heads + h) * LC_DD);
+        float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * LC_DD : (it.last ? it.seqState : (float*)0);
         float S[2][64];
-        #pragma unroll
-        for (int hm = 0; hm < 2; hm++)
+        // Calls f(accumulator, index of its element in the state, which memory holds as S[dk][dv]).
+        auto eachStateElement = [&](auto f)
+        {
             #pragma unroll
-            for (int i = 0; i < 16; i++)
+            for (int hm = 0; hm < 2; hm++)
                 #pragma unroll
-                for (int e = 0; e < 4; e++)
-                {
-                    const int dv = 64 * hm + 16 * warp + g + 8 * (e >> 1), dk = 8 * i + 2 * q + (e & 1);
-                    S[hm][4 * i + e] = from ? from[dk * LC_D + dv] : 0.0f;   // the state in memory is S[dk][dv]
-                }
+                for (int i = 0; i < 16; i++)
+                    #pragma unroll
+                    for (int e = 0; e < 4; e++)
+                    {
+                        const int dv = 64 * hm + 16 * warp + g + 8 * (e >> 1), dk = 8 * i + 2 * q + (e & 1);
+                        f(S[hm][4 * i + e], dk * LC_D + dv);
+                    }
+        };
+        eachStateElement([&](float& x, int at) { x = from ? from[at] : 0.0f; });
         unsigned char* St = base + LW_ST;
         if (mode == 1)
         {
@@ -1282,19 +1277,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                 mbar_arrive(bars + LW_SFULL);
             }
         }
-        if (dst)
-        {
-            #pragma unroll
-            for (int hm = 0; hm < 2; hm++)
-                #pragma unroll
-                for (int i = 0; i < 16; i++)
-                    #pragma unroll
-                    for (int e = 0; e < 4; e++)
-                    {
-                        const int dv = 64 * hm + 16 * warp + g + 8 * (e >> 1), dk = 8 * i + 2 * q + (e & 1);
-                        dst[dk * LC_D + dv] = S[hm][4 * i + e];
-                    }
-        }
+        if (dst) eachStateElement([&](float& x, int at) { dst[at] = x; });
         return;
     }
 
