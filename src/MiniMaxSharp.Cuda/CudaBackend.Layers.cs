@@ -104,8 +104,8 @@ public sealed unsafe partial class CudaBackend
     /// 18 mbarriers and 1 KB to align the tiles to the 1024-byte swizzle pattern: 226 KB of the H100's 227.</summary>
     private const int LightningWgmmaShared = 2 * 49152 + 32768 + 3 * 2 * 16384 + 768 + 256 + 1024;
 
-    /// <summary>Whether <c>lightning_wgmma</c> can run here: sm_90 (wgmma), and its shared memory.</summary>
-    public bool LightningWgmmaAvailable => _device.ComputeCapability == 90 && _device.MaxSharedMemoryPerBlock >= LightningWgmmaShared;
+    /// <summary>Whether <c>lightning_wgmma</c> can run here: modules built for sm_90a (wgmma), and its shared memory.</summary>
+    public bool LightningWgmmaAvailable => _device.ArchSpecificTarget && _device.MaxSharedMemoryPerBlock >= LightningWgmmaShared;
 
     /// <summary>Shortest chunk the prefill splits a sequence into: shorter ones cost more in chunk states than they gain.</summary>
     private const int LightningMinChunk = 256;

@@ -223,6 +223,9 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         return [.. extra];
     }
 
+    /// <summary>Whether modules compile for sm_90a (an sm_90 GPU and NVRTC 12 or later, which introduced the target).</summary>
+    public bool ArchSpecificTarget => ComputeCapability == 90 && NvrtcVersion.Major >= 12;
+
     /// <summary>sm_XX machine code when this NVRTC knows the GPU; else PTX of the newest architecture it knows, for the driver to compile.</summary>
     private (string Target, bool Cubin) CompileTarget()
     {
@@ -231,7 +234,7 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         fixed (int* a = archs) Nvrtc.Check(Nvrtc.nvrtcGetSupportedArchs(a), "nvrtcGetSupportedArchs");
         // On sm_90 the arch-specific target sm_90a: it enables wgmma and setmaxnreg (lightning_wgmma), and its machine code
         // runs only on sm_90 GPUs, which is all a runtime-compiled module has to run on.
-        if (archs.Contains(ComputeCapability)) return (ComputeCapability == 90 ? "sm_90a" : $"sm_{ComputeCapability}", true);
+        if (archs.Contains(ComputeCapability)) return (ArchSpecificTarget ? "sm_90a" : $"sm_{ComputeCapability}", true);
         int best = archs.Where(a => a <= ComputeCapability).DefaultIfEmpty(0).Max();
         if (best == 0) throw new CudaUnavailableException($"NVRTC {NvrtcVersion.Major}.{NvrtcVersion.Minor} supports no architecture at or below the GPU's compute capability {ComputeCapability / 10}.{ComputeCapability % 10}");
         return ($"compute_{best}", false);
