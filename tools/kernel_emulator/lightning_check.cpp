@@ -133,7 +133,7 @@ int main(int argc, char** argv)
         { {1, 64, 65}, {1, 1, 0}, 1, 1000 },      // a 1-token sequence, exact block, block + 1
         { {150, 300, 40}, {1, 0, 1}, 2, 4 },      // pairs fill the "GPU": one chunk per sequence
         { {1000, 900}, {1, 0}, 1, 4 },            // pipe: chunks of 512 (4 items); pass 0 in sub-chunks of 256 (split 2)
-        { {1500}, {1}, 1, 2 },                    // pass 0 over sub-chunks of 6 blocks: lightning_wgmma's four value slots wrap around
+        { {1500}, {1}, 1, 2 },                    // pass 0 over sub-chunks of 6 blocks (more than two stages and slots)
     };
     double worst = 0;
     for (size_t c = 0; c < cases.size(); c++)

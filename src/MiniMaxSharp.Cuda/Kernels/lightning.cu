@@ -1113,38 +1113,15 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
     }
 }
 
-// Raw v of block b: two slots, and in pass 0, which has no queries, also the two raw q slots, so that v is loaded three
-// blocks ahead instead of one (pass 0 moves only k and v: its loads are what bounds it).
-struct LwValueSlot
-{
-    unsigned char* raw;
-    int landed, read;   // barrier indices: cp.async landed, raw slot read
-    u32 parity;         // of block b's phase on both
-};
-
-__device__ __forceinline__ int lw_value_slots(int mode) { return mode == 1 ? 2 : 4; }
-
-__device__ __forceinline__ LwValueSlot lw_value_slot(unsigned char* base, int mode, int b)
-{
-    const int n = lw_value_slots(mode), slot = b % n;
-    LwValueSlot v;
-    v.raw = slot < 2 ? base + LW_RAWV + slot * 16384 : base + LW_RAWQ + (slot - 2) * 16384;
-    v.landed = slot < 2 ? LW_RAWV_BAR + slot : LW_RAWQ_BAR + slot - 2;
-    v.read = slot < 2 ? LW_VREAD + slot : LW_QREAD + slot - 2;
-    v.parity = (u32)(b / n) & 1;
-    return v;
-}
-
 // The values' SiLU of block b into its stage's Vᵀ, by one warpgroup, with the barrier protocol around it: raw v landed,
 // the stage's block b-2 gone; then the raw slot is free again (VREAD) and the tile complete (VFULL, 128 arrivals).
-__device__ __forceinline__ void lw_stage_values(unsigned char* base, u64* bars, const float* table, int b, int m, int mode, int warp, int lane)
+__device__ __forceinline__ void lw_stage_values(unsigned char* base, u64* bars, const float* table, int b, int m, int warp, int lane)
 {
-    const LwValueSlot v = lw_value_slot(base, mode, b);
     const int st = b & 1;
-    mbar_wait(bars + v.landed, v.parity);
+    mbar_wait(bars + LW_RAWV_BAR + st, (b >> 1) & 1);
     if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-    lw_stage(false, false, v.raw, base + st * LW_STAGE, table, m, warp, lane);
-    mbar_arrive(bars + v.read);
+    lw_stage(false, false, base + LW_RAWV + st * 16384, base + st * LW_STAGE, table, m, warp, lane);
+    mbar_arrive(bars + LW_VREAD + st);
     fence_async_smem();
     mbar_arrive(bars + LW_VFULL + st);
 }
@@ -1195,21 +1172,16 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
 
     if (wg == 2)
     {
-        // ---- loads (q, k and v two blocks ahead; v four in pass 0) and the keys' SiLU, one block ahead of the products ----
+        // ---- loads (q one block ahead, k and v two) and the keys' SiLU, one block ahead of the products ----
         unsigned char* rawK = base + LW_RAWK;
-        const int vSlots = lw_value_slots(mode);
-        auto loadValues = [&](int b)
-        {
-            const LwValueSlot v = lw_value_slot(base, mode, b);
-            lw_load(v.raw, src + 2 * LC_D, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), prow, pcol, bars + v.landed);
-        };
+        unsigned char* rawV = base + LW_RAWV;
         for (int b = 0; b < 2 && b < nBlocks; b++)
         {
             const int m = min(LC_BM, count - b * LC_BM);
             if (mode == 1) lw_load(base + LW_RAWQ + b * 16384, src, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWQ_BAR + b);
             lw_load(rawK + b * 16384, src + LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWK_BAR + b);
+            lw_load(rawV + b * 16384, src + 2 * LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWV_BAR + b);
         }
-        for (int b = 0; b < vSlots && b < nBlocks; b++) loadValues(b);
         for (int b = 0; b < nBlocks; b++)
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
@@ -1230,12 +1202,13 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                     bars + LW_RAWK_BAR + st);
             fence_async_smem();
             mbar_arrive(bars + LW_FULL + st);
-            if (b >= 1 && b + vSlots - 1 < nBlocks)
+            if (b >= 1 && b + 1 < nBlocks)
             {
-                // block b + vSlots - 1 goes into the slot of block b-1, once the value group has staged that
-                const LwValueSlot done = lw_value_slot(base, mode, b - 1);
-                mbar_wait(bars + done.read, done.parity);
-                loadValues(b + vSlots - 1);
+                // raw v slot of block b-1 (= slot of b+1): the value group has staged it
+                const int vs = (b + 1) & 1;
+                mbar_wait(bars + LW_VREAD + vs, ((b - 1) >> 1) & 1);
+                lw_load(rawV + vs * 16384, src + 2 * LC_D, inWidth, (b + 1) * LC_BM, min(LC_BM, count - (b + 1) * LC_BM), prow, pcol,
+                    bars + LW_RAWV_BAR + vs);
             }
         }
         return;
@@ -1273,7 +1246,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
             unsigned char* stage = base + st * LW_STAGE;
-            if (mode == 1) lw_stage_values(base, bars, table, b, m, mode, warp, lane);
+            if (mode == 1) lw_stage_values(base, bars, table, b, m, warp, lane);
             mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile
             mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);    // Kdᵀ
             const float bd = table[m];
@@ -1312,7 +1285,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     if (mode == 0)
     {
         // Pass 0 has no outputs: this group takes the values' SiLU off the state group's chain.
-        for (int b = 0; b < nBlocks; b++) lw_stage_values(base, bars, table, b, min(LC_BM, count - b * LC_BM), mode, warp, lane);
+        for (int b = 0; b < nBlocks; b++) lw_stage_values(base, bars, table, b, min(LC_BM, count - b * LC_BM), warp, lane);
         return;
     }
     const int r0 = 16 * warp + g;
