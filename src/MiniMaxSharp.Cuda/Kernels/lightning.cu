@@ -1113,15 +1113,39 @@ __device__ __forceinline__ void lw_stage(bool keys, bool withK, const unsigned c
     }
 }
 
+// Raw v of block b: two slots, and in pass 0, which has no queries, also the two raw q slots, so that v is loaded three
+// blocks ahead instead of one (pass 0 moves only k and v: its loads are what bounds it).
+struct LwValueSlot
+{
+    unsigned char* raw;
+    int landed, read;   // barrier indices: cp.async landed, raw slot read
+    u32 parity;         // of block b's phase on both
+};
+
+template <int MODE>
+__device__ __forceinline__ LwValueSlot lw_value_slot(unsigned char* base, int b)
+{
+    constexpr int n = MODE == 1 ? 2 : 4;   // a compile-time count: the slot and phase are a mask and a shift
+    const int slot = b % n;
+    LwValueSlot v;
+    v.raw = slot < 2 ? base + LW_RAWV + slot * 16384 : base + LW_RAWQ + (slot - 2) * 16384;
+    v.landed = slot < 2 ? LW_RAWV_BAR + slot : LW_RAWQ_BAR + slot - 2;
+    v.read = slot < 2 ? LW_VREAD + slot : LW_QREAD + slot - 2;
+    v.parity = (u32)(b / n) & 1;
+    return v;
+}
+
 // The values' SiLU of block b into its stage's Vᵀ, by one warpgroup, with the barrier protocol around it: raw v landed,
 // the stage's block b-2 gone; then the raw slot is free again (VREAD) and the tile complete (VFULL, 128 arrivals).
+template <int MODE>
 __device__ __forceinline__ void lw_stage_values(unsigned char* base, u64* bars, const float* table, int b, int m, int warp, int lane)
 {
+    const LwValueSlot v = lw_value_slot<MODE>(base, b);
     const int st = b & 1;
-    mbar_wait(bars + LW_RAWV_BAR + st, (b >> 1) & 1);
+    mbar_wait(bars + v.landed, v.parity);
     if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-    lw_stage(false, false, base + LW_RAWV + st * 16384, base + st * LW_STAGE, table, m, warp, lane);
-    mbar_arrive(bars + LW_VREAD + st);
+    lw_stage(false, false, v.raw, base + st * LW_STAGE, table, m, warp, lane);
+    mbar_arrive(bars + v.read);
     fence_async_smem();
     mbar_arrive(bars + LW_VFULL + st);
 }
@@ -1147,9 +1171,13 @@ __device__ __forceinline__ void lw_store_state(unsigned char* St, const float (&
     lw_store_acc<8>(St, 128, 64, S[1], warp, lane);
 }
 
-extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
-    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
+// The kernel's body for pass MODE (0: chunk states, 1: outputs), so that every choice between the passes is made
+// at compile time (lightning_wgmma below picks one per launch).
+template <int MODE>
+__device__ __forceinline__ void lightning_wgmma_pass(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
+    const unsigned long long* states, float* slots, const float* slopes, int heads, const int* startSlot)
 {
+    constexpr int mode = MODE;
     unsigned char* base = lw_smem + ((1024 - (smem_addr(lw_smem) & 1023)) & 1023);
     float* table = (float*)(base + LW_TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
     u64* bars = (u64*)(base + LW_BARS);
@@ -1172,16 +1200,21 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
 
     if (wg == 2)
     {
-        // ---- loads (q one block ahead, k and v two) and the keys' SiLU, one block ahead of the products ----
+        // ---- loads (q, k and v two blocks ahead; v four in pass 0) and the keys' SiLU, one block ahead of the products ----
         unsigned char* rawK = base + LW_RAWK;
-        unsigned char* rawV = base + LW_RAWV;
+        constexpr int vSlots = MODE == 1 ? 2 : 4;
+        auto loadValues = [&](int b)
+        {
+            const LwValueSlot v = lw_value_slot<MODE>(base, b);
+            lw_load(v.raw, src + 2 * LC_D, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), prow, pcol, bars + v.landed);
+        };
         for (int b = 0; b < 2 && b < nBlocks; b++)
         {
             const int m = min(LC_BM, count - b * LC_BM);
             if (mode == 1) lw_load(base + LW_RAWQ + b * 16384, src, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWQ_BAR + b);
             lw_load(rawK + b * 16384, src + LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWK_BAR + b);
-            lw_load(rawV + b * 16384, src + 2 * LC_D, inWidth, b * LC_BM, m, prow, pcol, bars + LW_RAWV_BAR + b);
         }
+        for (int b = 0; b < vSlots && b < nBlocks; b++) loadValues(b);
         for (int b = 0; b < nBlocks; b++)
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
@@ -1202,13 +1235,12 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
                     bars + LW_RAWK_BAR + st);
             fence_async_smem();
             mbar_arrive(bars + LW_FULL + st);
-            if (b >= 1 && b + 1 < nBlocks)
+            if (b >= 1 && b + vSlots - 1 < nBlocks)
             {
-                // raw v slot of block b-1 (= slot of b+1): the value group has staged it
-                const int vs = (b + 1) & 1;
-                mbar_wait(bars + LW_VREAD + vs, ((b - 1) >> 1) & 1);
-                lw_load(rawV + vs * 16384, src + 2 * LC_D, inWidth, (b + 1) * LC_BM, min(LC_BM, count - (b + 1) * LC_BM), prow, pcol,
-                    bars + LW_RAWV_BAR + vs);
+                // block b + vSlots - 1 goes into the slot of block b-1, once the value group has staged that
+                const LwValueSlot done = lw_value_slot<MODE>(base, b - 1);
+                mbar_wait(bars + done.read, done.parity);
+                loadValues(b + vSlots - 1);
             }
         }
         return;
@@ -1246,7 +1278,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
         {
             const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
             unsigned char* stage = base + st * LW_STAGE;
-            if (mode == 1) lw_stage_values(base, bars, table, b, m, warp, lane);
+            if (mode == 1) lw_stage_values<MODE>(base, bars, table, b, m, warp, lane);
             mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile
             mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);    // Kdᵀ
             const float bd = table[m];
@@ -1285,7 +1317,7 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     if (mode == 0)
     {
         // Pass 0 has no outputs: this group takes the values' SiLU off the state group's chain.
-        for (int b = 0; b < nBlocks; b++) lw_stage_values(base, bars, table, b, min(LC_BM, count - b * LC_BM), warp, lane);
+        for (int b = 0; b < nBlocks; b++) lw_stage_values<MODE>(base, bars, table, b, min(LC_BM, count - b * LC_BM), warp, lane);
         return;
     }
     const int r0 = 16 * warp + g;
@@ -1373,6 +1405,12 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
             if (prow + 8 * pc < m) *(uint4*)(dstRow + (i64)(8 * pc) * outWidth) = *(const uint4*)(otRow + 1024 * pc);
         mbar_arrive(bars + LW_EMPTY + st);
     }
+}
+extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
+    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
+{
+    if (mode == 0) lightning_wgmma_pass<0>(qkv, out, items, seqItems, states, slots, slopes, heads, startSlot);
+    else lightning_wgmma_pass<1>(qkv, out, items, seqItems, states, slots, slopes, heads, startSlot);
 }
 #endif
 
