@@ -882,8 +882,9 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
 // EMPTY[stage] the stage's block is done (WG0, WG1 -> WG2, WG1); SFULL Sᵀ copy written (WG1 -> WG0); SEMPTY Q S has
 // read it (WG0 -> WG1); RAWQ / RAWK[slot] / RAWV[slot] landed (cp.async -> WG0 / WG2 / WG1); QREAD, VREAD[slot] raw
 // buffer read (WG0 / WG1 -> WG2). Every operand tile is K-major with the 128-byte swizzle (lw_off), the layout of
-// wgmma's shared-memory descriptors. Pass 0 (mode 0) has no outputs: WG2 stages only Kdᵀ, and WG0 takes the values' SiLU
-// (so WG1 only multiplies).
+// wgmma's shared-memory descriptors. Pass 0 (mode 0) has no outputs: WG2 stages only Kdᵀ, WG0 takes the values' SiLU (so
+// WG1 only multiplies), and the raw q slots hold v (four value slots: v loaded three blocks ahead). The body is a
+// template on the pass (lightning_wgmma_pass), so each of these choices is made at compile time.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(KERNEL_EMULATOR) || defined(WGMMA_PROBE)
 typedef unsigned long long u64;
 #define LW_THREADS 384
