@@ -107,6 +107,19 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Whether <c>lightning_wgmma</c> can run here: modules built for sm_90a (wgmma), and its shared memory.</summary>
     public bool LightningWgmmaAvailable => _device.ArchSpecificTarget && _device.MaxSharedMemoryPerBlock >= LightningWgmmaShared;
 
+    /// <summary>The prefill kernels this GPU can run (for A/B checks and benchmarks): <c>lightning_wgmma</c> only on sm_90.</summary>
+    public LightningPrefillKernel[] LightningPrefillKernels => LightningWgmmaAvailable
+        ? [LightningPrefillKernel.Pipelined, LightningPrefillKernel.Hopper, LightningPrefillKernel.Chunk]
+        : [LightningPrefillKernel.Pipelined, LightningPrefillKernel.Chunk];
+
+    /// <summary>The CUDA function (in lightning.cu) of a prefill kernel.</summary>
+    public static string LightningKernelFunction(LightningPrefillKernel kernel) => kernel switch
+    {
+        LightningPrefillKernel.Hopper => "lightning_wgmma",
+        LightningPrefillKernel.Pipelined => "lightning_pipe",
+        _ => "lightning_chunk",
+    };
+
     /// <summary>Shortest chunk the prefill splits a sequence into: shorter ones cost more in chunk states than they gain.</summary>
     private const int LightningMinChunk = 256;
 
@@ -161,7 +174,8 @@ public sealed unsafe partial class CudaBackend
     private void LightningChunked(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
-        // lightning_pipe needs 214 KB of shared memory per CTA (H100: 227 KB); GPUs with less take lightning_chunk.
+        // lightning_wgmma needs sm_90a and 226 KB of shared memory per CTA, lightning_pipe 214 KB (H100: 227 KB); a GPU
+        // without them takes the next kernel down, lightning_pipe or lightning_chunk.
         bool hopper = LightningKernel == LightningPrefillKernel.Hopper && LightningWgmmaAvailable;
         bool pipelined = hopper || (LightningKernel != LightningPrefillKernel.Chunk && _device.MaxSharedMemoryPerBlock >= LightningPipeShared);
         int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
@@ -212,7 +226,7 @@ public sealed unsafe partial class CudaBackend
         if (pipelined)
         {
             // lightning_pipe and lightning_wgmma take the same plan and arguments (one CTA per SM either way).
-            var pipe = _device.Kernel("lightning.cu", hopper ? "lightning_wgmma" : "lightning_pipe");
+            var pipe = _device.Kernel("lightning.cu", LightningKernelFunction(hopper ? LightningPrefillKernel.Hopper : LightningPrefillKernel.Pipelined));
             uint threads = hopper ? 384u : 256u;
             int shared = hopper ? LightningWgmmaShared : LightningPipeShared;
             if (anySplit)
@@ -225,7 +239,7 @@ public sealed unsafe partial class CudaBackend
                 qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1, m + (ulong)startAt);
             return;
         }
-        var kernel = _device.Kernel("lightning.cu", "lightning_chunk");
+        var kernel = _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Chunk));
         if (anySplit)
         {
             kernel.Launch((uint)itemCount, (uint)heads, 1, 512, chunkShared,

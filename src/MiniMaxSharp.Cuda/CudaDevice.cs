@@ -208,19 +208,31 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         return module;
     }
 
+    private const string PtxasReport = "--ptxas-options=-v";
+
     /// <summary>
     /// For kernel work on the GPU machine (which has no SDK to rebuild with): MINIMAXSHARP_NVRTC_VERBOSE=1 compiles with
     /// ptxas's report (registers, spills, wgmma serialisation) and prints NVRTC's log to stderr; MINIMAXSHARP_NVRTC_DEFINES
     /// ("A B=1") adds -D options. Both are part of the kernel cache key, like every option.
     /// </summary>
-    private static string[] ExtraNvrtcOptions()
+    private static string[] ExtraNvrtcOptions() => ExtraNvrtcOptions(
+        Environment.GetEnvironmentVariable("MINIMAXSHARP_NVRTC_VERBOSE"), Environment.GetEnvironmentVariable("MINIMAXSHARP_NVRTC_DEFINES"));
+
+    internal static string[] ExtraNvrtcOptions(string? verbose, string? defines)
     {
         var extra = new List<string>();
-        if (Environment.GetEnvironmentVariable("MINIMAXSHARP_NVRTC_VERBOSE") == "1") extra.Add("--ptxas-options=-v");
-        string? defines = Environment.GetEnvironmentVariable("MINIMAXSHARP_NVRTC_DEFINES");
+        if (verbose?.Trim() == "1") extra.Add(PtxasReport);
         if (!string.IsNullOrWhiteSpace(defines))
             extra.AddRange(defines.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(d => "-D" + d));
         return [.. extra];
+    }
+
+    private static string ProgramLog(nint program)
+    {
+        Nvrtc.nvrtcGetProgramLogSize(program, out nuint logSize);
+        var log = new byte[(int)logSize + 1];
+        fixed (byte* l = log) Nvrtc.nvrtcGetProgramLog(program, l);
+        return Encoding.UTF8.GetString(log).TrimEnd('\0');
     }
 
     /// <summary>Whether modules compile for sm_90a (an sm_90 GPU and NVRTC 12 or later, which introduced the target).</summary>
@@ -262,19 +274,8 @@ internal sealed unsafe partial class CudaDevice : IDisposable
                 foreach (var h in handles) h.Free();
             }
             if (result != 0)
-            {
-                Nvrtc.nvrtcGetProgramLogSize(program, out nuint logSize);
-                var log = new byte[(int)logSize + 1];
-                fixed (byte* l = log) Nvrtc.nvrtcGetProgramLog(program, l);
-                throw new CudaException($"NVRTC could not compile {file} ({string.Join(" ", options)}):\n{Encoding.UTF8.GetString(log).TrimEnd('\0')}");
-            }
-            if (options.Contains("--ptxas-options=-v"))
-            {
-                Nvrtc.nvrtcGetProgramLogSize(program, out nuint logSize);
-                var log = new byte[(int)logSize + 1];
-                fixed (byte* l = log) Nvrtc.nvrtcGetProgramLog(program, l);
-                Console.Error.WriteLine($"NVRTC {file}:\n{Encoding.UTF8.GetString(log).TrimEnd('\0')}");
-            }
+                throw new CudaException($"NVRTC could not compile {file} ({string.Join(" ", options)}):\n{ProgramLog(program)}");
+            if (options.Contains(PtxasReport)) Console.Error.WriteLine($"NVRTC {file}:\n{ProgramLog(program)}");
             if (cubin)
             {
                 Nvrtc.Check(Nvrtc.nvrtcGetCUBINSize(program, out nuint size), "nvrtcGetCUBINSize");

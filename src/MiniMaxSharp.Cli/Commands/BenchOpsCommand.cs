@@ -33,7 +33,7 @@ internal static class BenchOpsCommand
             if (which is "all" or "lightning")
                 // Each shape with the default kernel and with the one before it (A/B in one call).
                 foreach (var (B, H, T) in new[] { (8, 32, 16384), (1, 16, 131072), (1, 64, 65536) })
-                    foreach (var kernel in LightningKernels(cuda))
+                    foreach (var kernel in cuda.LightningPrefillKernels)
                         rows.Add(Lightning(cuda, kernel, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth)));
             if (which is "all" or "softmax")
             {
@@ -79,18 +79,6 @@ internal static class BenchOpsCommand
         return times[times.Length / 2];
     }
 
-    /// <summary>The prefill kernels this GPU runs: <c>lightning_wgmma</c> only on sm_90.</summary>
-    internal static LightningPrefillKernel[] LightningKernels(CudaBackend b) => b.LightningWgmmaAvailable
-        ? [LightningPrefillKernel.Pipelined, LightningPrefillKernel.Hopper, LightningPrefillKernel.Chunk]
-        : [LightningPrefillKernel.Pipelined, LightningPrefillKernel.Chunk];
-
-    internal static string LightningKernelName(LightningPrefillKernel kernel) => kernel switch
-    {
-        LightningPrefillKernel.Pipelined => "lightning_pipe",
-        LightningPrefillKernel.Hopper => "lightning_wgmma",
-        _ => "lightning_chunk",
-    };
-
     private static string Lightning(CudaBackend b, LightningPrefillKernel kernel, int batch, int heads, int tokens, int runs, double tbPerSecond)
     {
         const int d = 128;
@@ -108,7 +96,7 @@ internal static class BenchOpsCommand
             float ms = Median(b, runs, () => b.LightningAttention(qkv, layout, states, slopes, d, 256, o));
             double bytes = 4.0 * T * heads * d * 2;   // q, k, v read + o written, bf16
             double floorMs = bytes / (tbPerSecond * 1e12) * 1e3;
-            string name = LightningKernelName(kernel);
+            string name = CudaBackend.LightningKernelFunction(kernel);
             string line = $"| lightning prefill ({name}) | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
             Console.Error.WriteLine(line);
             return line;

@@ -38,7 +38,7 @@ internal static partial class VerifyCommand
             var (expectedOut, expectedStates) = LightningRecurrence64(qkvValues, layout, initial, slopes, heads, d);
             string shape = $"H {heads}, d {d}, seqs {Seqs(counts, starts)}";
             var cuda = device as CudaBackend;
-            LightningPrefillKernel?[] kernels = cuda is null ? [null] : BenchOpsCommand.LightningKernels(cuda).Select(k => (LightningPrefillKernel?)k).ToArray();
+            LightningPrefillKernel?[] kernels = cuda is null ? [null] : cuda.LightningPrefillKernels.Select(k => (LightningPrefillKernel?)k).ToArray();
             foreach (var kernel in kernels)
             {
                 var before = cuda?.LightningKernel;
@@ -55,7 +55,7 @@ internal static partial class VerifyCommand
                 {
                     if (cuda is not null && kernel is { } k) cuda.LightningKernel = k;
                     device.LightningAttention(qkv, layout, states, slopes, d, 256, o);
-                    string which = kernel is { } named ? $" ({BenchOpsCommand.LightningKernelName(named)})" : "";
+                    string which = kernel is { } named ? $" ({CudaBackend.LightningKernelFunction(named)})" : "";
                     Record($"Lightning prefill out{which} vs float64", shape, Read(device, o), expectedOut, LightningPrefillBound);
                     Record($"Lightning prefill state{which} vs float64", shape, states.SelectMany(s => Read(device, s)).ToArray(), expectedStates, LightningPrefillBound);
                 }

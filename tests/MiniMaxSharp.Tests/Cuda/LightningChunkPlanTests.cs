@@ -96,4 +96,21 @@ public sealed class LightningChunkPlanTests
         var e = Assert.Throws<ArgumentException>(() => CudaBackend.ParseLightningKernel("fast"));
         Assert.Contains("MINIMAXSHARP_LIGHTNING_KERNEL", e.Message);
     }
+
+    [Fact]
+    public void EveryPrefillKernelNamesAFunctionOfLightningCu()
+    {
+        string source = CudaDevice.Source("lightning.cu");
+        foreach (var kernel in Enum.GetValues<LightningPrefillKernel>())
+            Assert.Matches(@"extern ""C"" __global__ void(\s+__launch_bounds__\([^)]*\))?\s+" + CudaBackend.LightningKernelFunction(kernel) + @"\(", source);
+        Assert.Equal(3, Enum.GetValues<LightningPrefillKernel>().Select(CudaBackend.LightningKernelFunction).Distinct().Count());
+    }
+
+    [Fact]
+    public void KernelExperimentSwitchesBecomeNvrtcOptions()
+    {
+        Assert.Empty(CudaDevice.ExtraNvrtcOptions(null, null));
+        Assert.Empty(CudaDevice.ExtraNvrtcOptions("0", "  "));
+        Assert.Equal(["--ptxas-options=-v", "-DA", "-DB=1"], CudaDevice.ExtraNvrtcOptions("1", " A  B=1 "));
+    }
 }
