@@ -74,13 +74,16 @@ public class SchedulerTests(ServingTestModel fixture)
         scheduler.StepCompleted = s => { lock (steps) steps.Add(s); };
         var shortPrompt = fixture.ChatPrompt(1);
         var longPrompt = Enumerable.Range(0, 700).Select(i => 100 + i % 2000).ToArray();
-        using var decoding = scheduler.Submit(shortPrompt, 40, SamplingOptions.Greedy, []);
+        // The decoding request must outlive the long prompt's 11 chunk steps however late this thread submits it (on a
+        // busy machine the scheduler can run many decode steps first; with 40 tokens it once finished too early).
+        const int shortTokensWanted = 600;
+        using var decoding = scheduler.Submit(shortPrompt, shortTokensWanted, SamplingOptions.Greedy, []);
         Assert.True(await decoding.Tokens.WaitToReadAsync());   // decoding has begun
         using var prefilling = scheduler.Submit(longPrompt, 4, SamplingOptions.Greedy, []);
         var longTokens = await ReadAll(prefilling).WaitAsync(TimeSpan.FromSeconds(30));
         var shortTokens = await ReadAll(decoding).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal((await fixture.ReferenceAsync(longPrompt, 4)).Ids, longTokens);
-        Assert.Equal((await fixture.ReferenceAsync(shortPrompt, 40)).Ids.Take(shortTokens.Length), shortTokens);
+        Assert.Equal((await fixture.ReferenceAsync(shortPrompt, shortTokensWanted)).Ids.Take(shortTokens.Length), shortTokens);
         lock (steps)
         {
             Assert.All(steps, s => Assert.True(s.Tokens <= 80 + s.DecodeSequences, $"step of {s.Tokens} tokens"));
