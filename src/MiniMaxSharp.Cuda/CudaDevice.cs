@@ -339,17 +339,34 @@ internal sealed unsafe class CudaKernel(CudaDevice device, string name, nint fun
 
     public string Name { get; } = name;
 
+    /// <summary>How many clusters of this kernel (its cluster size is compiled in) the GPU runs at once with this block and
+    /// shared memory (cuOccupancyMaxActiveClusters: the clusters must fit the GPCs, which a count of SMs does not say).</summary>
+    public int MaxActiveClusters(uint gridX, uint gridY, uint block, int sharedBytes)
+    {
+        OptInSharedMemory(sharedBytes);
+        var config = new LaunchConfig
+        {
+            GridDimX = gridX, GridDimY = gridY, GridDimZ = 1, BlockDimX = block, BlockDimY = 1, BlockDimZ = 1,
+            SharedMemBytes = (uint)sharedBytes, Stream = device.Stream,
+        };
+        Check(cuOccupancyMaxActiveClusters(out int clusters, function, &config), $"cuOccupancyMaxActiveClusters({Name})");
+        return clusters;
+    }
+
+    private void OptInSharedMemory(int sharedBytes)
+    {
+        if (sharedBytes <= 48 * 1024 || sharedBytes <= _sharedOptIn) return;
+        if (sharedBytes > device.MaxSharedMemoryPerBlock)
+            throw new CudaException($"kernel {Name} needs {sharedBytes} bytes of shared memory; the GPU allows {device.MaxSharedMemoryPerBlock}");
+        Check(cuFuncSetAttribute(function, FuncAttrMaxDynamicSharedSizeBytes, sharedBytes), $"cuFuncSetAttribute({Name})");
+        _sharedOptIn = sharedBytes;
+    }
+
     /// <summary>Launches on the device's stream. Small scalars sit in the low bytes of their slot (little endian).</summary>
     public void Launch(uint gridX, uint gridY, uint gridZ, uint block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
     {
         if (gridX == 0 || gridY == 0 || gridZ == 0) return;
-        if (sharedBytes > 48 * 1024 && sharedBytes > _sharedOptIn)
-        {
-            if (sharedBytes > device.MaxSharedMemoryPerBlock)
-                throw new CudaException($"kernel {Name} needs {sharedBytes} bytes of shared memory; the GPU allows {device.MaxSharedMemoryPerBlock}");
-            Check(cuFuncSetAttribute(function, FuncAttrMaxDynamicSharedSizeBytes, sharedBytes), $"cuFuncSetAttribute({Name})");
-            _sharedOptIn = sharedBytes;
-        }
+        OptInSharedMemory(sharedBytes);
         ulong* slots = stackalloc ulong[Math.Max(1, args.Length)];
         void** pointers = stackalloc void*[Math.Max(1, args.Length)];
         for (int i = 0; i < args.Length; i++)
