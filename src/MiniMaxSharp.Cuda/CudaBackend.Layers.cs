@@ -79,33 +79,21 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>
-    /// Prefill kernel for head_dim 128 in bf16. <see cref="LightningPrefillKernel.Auto"/> (the default): on sm_90
-    /// <c>lightning_clusterN</c> where <see cref="LightningClusterPlan"/> says it pays (few long sequences), else
-    /// <c>lightning_wgmma</c>; elsewhere <c>lightning_pipe</c>. The others force one kernel, for A/B runs:
-    /// MINIMAXSHARP_LIGHTNING_KERNEL=auto|wgmma|cluster|pipe|chunk picks one at start-up.
+    /// Prefill kernel for head_dim 128 in bf16: <see cref="LightningPrefillKernel.Hopper"/> (<c>lightning_wgmma</c>, the
+    /// default; it needs sm_90, and elsewhere <c>lightning_pipe</c> runs in its place), <see cref="LightningPrefillKernel.Pipelined"/>
+    /// (<c>lightning_pipe</c>, mma.sync), <see cref="LightningPrefillKernel.Chunk"/> (<c>lightning_chunk</c>, the first
+    /// kernel) or <see cref="LightningPrefillKernel.Pair"/> (<c>lightning_pair</c>, sm_90: the column split, measured slower
+    /// on every benchmark shape), kept for A/B runs; MINIMAXSHARP_LIGHTNING_KERNEL=wgmma|pipe|chunk|pair picks one at start-up.
     /// </summary>
     public LightningPrefillKernel LightningKernel { get; set; } = ParseLightningKernel(Environment.GetEnvironmentVariable("MINIMAXSHARP_LIGHTNING_KERNEL"));
 
     internal static LightningPrefillKernel ParseLightningKernel(string? value) => value?.Trim().ToLowerInvariant() switch
     {
-        null or "" or "auto" => LightningPrefillKernel.Auto,
-        "wgmma" or "hopper" => LightningPrefillKernel.Hopper,
-        "cluster" => LightningPrefillKernel.Cluster,
+        null or "" or "wgmma" or "hopper" => LightningPrefillKernel.Hopper,
         "pipe" or "pipelined" => LightningPrefillKernel.Pipelined,
         "chunk" => LightningPrefillKernel.Chunk,
-        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_KERNEL is '{value}': use 'auto' (the default), 'wgmma', 'cluster', 'pipe' or 'chunk'"),
-    };
-
-    /// <summary>Cluster size of <c>lightning_clusterN</c> (2, 4 or 8), or 0: the plan's (MINIMAXSHARP_LIGHTNING_CLUSTER).</summary>
-    public int LightningClusterSize { get; set; } = ParseLightningClusterSize(Environment.GetEnvironmentVariable("MINIMAXSHARP_LIGHTNING_CLUSTER"));
-
-    internal static int ParseLightningClusterSize(string? value) => value?.Trim() switch
-    {
-        null or "" or "0" => 0,
-        "2" => 2,
-        "4" => 4,
-        "8" => 8,
-        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_CLUSTER is '{value}': use 2, 4 or 8 (or leave it unset)"),
+        "pair" => LightningPrefillKernel.Pair,
+        _ => throw new ArgumentException($"MINIMAXSHARP_LIGHTNING_KERNEL is '{value}': use 'wgmma' (the default), 'pipe', 'chunk' or 'pair'"),
     };
 
     /// <summary>Dynamic shared memory of <c>lightning_pipe</c> (LP_SHARED in lightning.cu): q, k, k⊙decay, v tiles and
@@ -118,76 +106,31 @@ public sealed unsafe partial class CudaBackend
     /// 18 mbarriers and 1 KB to align the tiles to the 1024-byte swizzle pattern: 226 KB of the H100's 227.</summary>
     private const int LightningWgmmaShared = 2 * 49152 + 32768 + 3 * 2 * 16384 + 768 + 256 + 1024;
 
-    /// <summary>Dynamic shared memory of <c>lightning_clusterN</c> (LCL_SHARED in lightning.cu, at least every cluster size's
-    /// layout): two stages of K, (K⊙decay)ᵀ and the slice's Vᵀ, the slice's bf16 Sᵀ, rings of raw q/k rows (3 or 4 blocks) and
-    /// raw v (3 or 4), the decay table, the mbarriers and 1 KB of alignment: 221 KB.</summary>
-    private const int LightningClusterShared = 226304;
+    /// <summary>Dynamic shared memory of <c>lightning_pair</c> (LPR_SHARED in lightning.cu): two stages of Q, K, (K⊙decay)ᵀ
+    /// (16 KB each) and the half's Vᵀ (8 KB), the half's bf16 Sᵀ (16 KB), three raw slots of the q, k and v halves (24 KB
+    /// each), the decay table, 16 mbarriers and 1 KB to align the tiles: 202 KB.</summary>
+    private const int LightningPairShared = 2 * 57344 + 16384 + 3 * 24576 + 768 + 256 + 1024;
+
+    /// <summary>Threads of <c>lightning_pair</c> (LPR_THREADS): four warpgroups (q, k, v and the outputs).</summary>
+    private const uint LightningPairThreads = 512;
 
     /// <summary>Whether <c>lightning_wgmma</c> can run here: modules built for sm_90a (wgmma), and its shared memory.</summary>
     public bool LightningWgmmaAvailable => _device.ArchSpecificTarget && _device.MaxSharedMemoryPerBlock >= LightningWgmmaShared;
 
     /// <summary>The prefill kernels this GPU can run (for A/B checks and benchmarks): <c>lightning_wgmma</c> and
-    /// <c>lightning_clusterN</c> only on sm_90.</summary>
+    /// <c>lightning_pair</c> only on sm_90.</summary>
     public LightningPrefillKernel[] LightningPrefillKernels => LightningWgmmaAvailable
-        ? [LightningPrefillKernel.Pipelined, LightningPrefillKernel.Hopper, LightningPrefillKernel.Cluster, LightningPrefillKernel.Chunk]
+        ? [LightningPrefillKernel.Pipelined, LightningPrefillKernel.Hopper, LightningPrefillKernel.Pair, LightningPrefillKernel.Chunk]
         : [LightningPrefillKernel.Pipelined, LightningPrefillKernel.Chunk];
 
-    /// <summary>The CUDA function (in lightning.cu) of a prefill kernel (<c>lightning_clusterN</c>: N = clusterSize).
-    /// Auto is not one kernel: it names what sm_90 runs for many sequences.</summary>
-    public static string LightningKernelFunction(LightningPrefillKernel kernel, int clusterSize = 8) => kernel switch
+    /// <summary>The CUDA function (in lightning.cu) of a prefill kernel.</summary>
+    public static string LightningKernelFunction(LightningPrefillKernel kernel) => kernel switch
     {
-        LightningPrefillKernel.Hopper or LightningPrefillKernel.Auto => "lightning_wgmma",
-        LightningPrefillKernel.Cluster => $"lightning_cluster{clusterSize}",
+        LightningPrefillKernel.Hopper => "lightning_wgmma",
+        LightningPrefillKernel.Pair => "lightning_pair",
         LightningPrefillKernel.Pipelined => "lightning_pipe",
         _ => "lightning_chunk",
     };
-
-    /// <summary>
-    /// Cluster size for <c>lightning_clusterN</c> on this batch, or 0 where <c>lightning_wgmma</c> serves better. The
-    /// cluster kernel takes each (sequence, head) whole, split by state columns over N CTAs, so it reads q, k, v once;
-    /// <c>lightning_wgmma</c> splits few long sequences along time and reads k and v twice. It pays when the pairs are
-    /// too few to fill the GPU (pairs &lt; SMs), N times as many CTAs do (at least <see cref="LightningClusterMinFill"/>
-    /// of the SMs), all clusters run at once (<paramref name="maxActiveClusters"/>(N): clusters must fit the GPCs), and
-    /// the sequences are of about one length (a whole sequence per cluster: the longest sets the time).
-    /// </summary>
-    internal static int LightningClusterPlan(BatchLayout layout, int heads, int multiprocessors, Func<int, int> maxActiveClusters)
-    {
-        long pairs = (long)layout.Count * heads;
-        if (pairs == 0 || pairs >= multiprocessors) return 0;
-        int longest = layout.Sequences.Max(s => s.TokenCount);
-        if (longest > 1.25 * layout.TotalTokens / layout.Count) return 0;
-        foreach (int n in (int[])[2, 4, 8])
-            if (pairs * n >= LightningClusterMinFill * multiprocessors && pairs <= maxActiveClusters(n)) return n;
-        return 0;
-    }
-
-    /// <summary>Fraction of the SMs the cluster kernel must occupy to be chosen (below it, the time split's extra reads of
-    /// k and v cost less than the idle SMs).</summary>
-    internal const double LightningClusterMinFill = 0.9;
-
-    private readonly Dictionary<int, int> _maxActiveLightningClusters = [];
-
-    /// <summary>Clusters of <c>lightning_clusterN</c> the GPU runs at once (asked once per size).</summary>
-    private int MaxActiveLightningClusters(int clusterSize)
-    {
-        if (!_maxActiveLightningClusters.TryGetValue(clusterSize, out int n))
-        {
-            var kernel = _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Cluster, clusterSize));
-            n = kernel.MaxActiveClusters((uint)(clusterSize * _device.Multiprocessors), 1, 384, LightningClusterShared);
-            _maxActiveLightningClusters[clusterSize] = n;
-        }
-        return n;
-    }
-
-    /// <summary>The cluster size <c>lightning_clusterN</c> runs with on this batch when chosen or forced
-    /// (<see cref="LightningClusterSize"/>, else the plan's, else 8), or 0 where the default kernel choice does not take it.</summary>
-    public int LightningClusterSizeFor(BatchLayout layout, int heads)
-    {
-        if (!LightningWgmmaAvailable || LightningKernel is not (LightningPrefillKernel.Auto or LightningPrefillKernel.Cluster)) return 0;
-        if (LightningKernel == LightningPrefillKernel.Cluster && LightningClusterSize != 0) return LightningClusterSize;
-        int planned = LightningClusterPlan(layout, heads, _device.Multiprocessors, MaxActiveLightningClusters);
-        return planned != 0 || LightningKernel == LightningPrefillKernel.Auto ? planned : 8;
-    }
 
     /// <summary>Shortest chunk the prefill splits a sequence into: shorter ones cost more in chunk states than they gain.</summary>
     private const int LightningMinChunk = 256;
@@ -243,17 +186,14 @@ public sealed unsafe partial class CudaBackend
     private void LightningChunked(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
-        // Bulk copies need 16-byte aligned rows (a view into a larger tensor may not give them).
-        int clusterSize = qkv.Pointer % 16 == 0 ? LightningClusterSizeFor(layout, heads) : 0;
-        if (clusterSize != 0)
+        if (LightningKernel == LightningPrefillKernel.Pair && LightningWgmmaAvailable)
         {
-            LightningCluster(qkv, layout, statePtrs, slopes, output, clusterSize);
+            LightningPair(qkv, layout, statePtrs, slopes, output);
             return;
         }
         // lightning_wgmma needs sm_90a and 226 KB of shared memory per CTA, lightning_pipe 214 KB (H100: 227 KB); a GPU
         // without them takes the next kernel down, lightning_pipe or lightning_chunk.
-        bool hopper = LightningKernel is LightningPrefillKernel.Hopper or LightningPrefillKernel.Auto or LightningPrefillKernel.Cluster
-            && LightningWgmmaAvailable;
+        bool hopper = LightningKernel == LightningPrefillKernel.Hopper && LightningWgmmaAvailable;
         bool pipelined = hopper || (LightningKernel != LightningPrefillKernel.Chunk && _device.MaxSharedMemoryPerBlock >= LightningPipeShared);
         int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
         var items = new List<int>();
@@ -327,8 +267,8 @@ public sealed unsafe partial class CudaBackend
             qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1);
     }
 
-    /// <summary>lightning_clusterN: one item per sequence (no chunk states), grid (sequences × N, heads).</summary>
-    private void LightningCluster(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output, int clusterSize)
+    /// <summary>lightning_pair: one item per sequence (no chunk states), grid (sequences × 2, heads).</summary>
+    private void LightningPair(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
         var items = new int[4 * layout.Count];
@@ -342,9 +282,8 @@ public sealed unsafe partial class CudaBackend
         var meta = new MetaBuilder();
         int itemsAt = meta.Add(items), seqAt = meta.Add(seqItems), ptrs = meta.Add(statePtrs), slopeAt = meta.Add(slopes);
         ulong m = UploadMeta(meta);
-        _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Cluster, clusterSize)).Launch(
-            (uint)(layout.Count * clusterSize), (uint)heads, 1, 384, LightningClusterShared,
-            qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, m + (ulong)slopeAt, heads);
+        _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Pair)).Launch((uint)(2 * layout.Count), (uint)heads, 1, LightningPairThreads,
+            LightningPairShared, qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, m + (ulong)slopeAt, heads);
     }
 
     private void LightningChunkScan(int sequences, int heads, ulong items, ulong seqItems, ulong statePtrs, ulong slots, ulong slopes)
@@ -728,12 +667,10 @@ public enum LightningPrefillKernel
     /// <summary><c>lightning_wgmma</c> (sm_90): three warpgroups (SiLU staging, state, outputs) handing tiles over through
     /// mbarriers, products on wgmma; few long sequences are split along time (chunk states, then outputs).</summary>
     Hopper,
-    /// <summary><c>lightning_clusterN</c> (sm_90): <c>lightning_wgmma</c>'s roles, each (sequence, head) split by state columns
-    /// over a cluster of N CTAs that share q and k through multicast copies: q, k and v read once.</summary>
-    Cluster,
-    /// <summary>The default: on sm_90 the cluster kernel where it pays, else <c>lightning_wgmma</c>; elsewhere
-    /// <c>lightning_pipe</c>.</summary>
-    Auto,
+    /// <summary><c>lightning_pair</c> (sm_90): each (sequence, head) split by state columns over a pair of CTAs (a cluster of
+    /// 2) that send each other the SiLU of their halves of q and k, so q, k and v are read once; slower than
+    /// <c>lightning_wgmma</c> on every benchmark shape (docs/cuda.md), kept for A/B runs.</summary>
+    Pair,
 }
 
 /// <summary>The GQA decode attention kernels: lanes over channels (default) or a lane per key (the earlier one).</summary>

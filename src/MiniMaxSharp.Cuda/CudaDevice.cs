@@ -111,7 +111,7 @@ internal sealed unsafe partial class CudaDevice : IDisposable
         return body;
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"extern ""C"" __global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+\w+\s*\([^)]*\)\s*\{")]
+    [System.Text.RegularExpressions.GeneratedRegex(@"extern ""C"" __global__ void(?:\s+__cluster_dims__\([^)]*\))?(?:\s+__launch_bounds__\([^)]*\))?\s+\w+\s*\([^)]*\)\s*\{")]
     private static partial System.Text.RegularExpressions.Regex KernelOpening();
 
     public int Ordinal { get; }
@@ -338,20 +338,6 @@ internal sealed unsafe class CudaKernel(CudaDevice device, string name, nint fun
     private int _sharedOptIn;
 
     public string Name { get; } = name;
-
-    /// <summary>How many clusters of this kernel (its cluster size is compiled in) the GPU runs at once with this block and
-    /// shared memory (cuOccupancyMaxActiveClusters: the clusters must fit the GPCs, which a count of SMs does not say).</summary>
-    public int MaxActiveClusters(uint gridX, uint gridY, uint block, int sharedBytes)
-    {
-        OptInSharedMemory(sharedBytes);
-        var config = new LaunchConfig
-        {
-            GridDimX = gridX, GridDimY = gridY, GridDimZ = 1, BlockDimX = block, BlockDimY = 1, BlockDimZ = 1,
-            SharedMemBytes = (uint)sharedBytes, Stream = device.Stream,
-        };
-        Check(cuOccupancyMaxActiveClusters(out int clusters, function, &config), $"cuOccupancyMaxActiveClusters({Name})");
-        return clusters;
-    }
 
     private void OptInSharedMemory(int sharedBytes)
     {

@@ -96,7 +96,7 @@ internal static class BenchOpsCommand
             float ms = Median(b, runs, () => b.LightningAttention(qkv, layout, states, slopes, d, 256, o));
             double bytes = 4.0 * T * heads * d * 2;   // q, k, v read + o written, bf16
             double floorMs = bytes / (tbPerSecond * 1e12) * 1e3;
-            string name = CudaBackend.LightningKernelFunction(kernel, b.LightningClusterSizeFor(layout, heads));
+            string name = CudaBackend.LightningKernelFunction(kernel);
             string line = $"| lightning prefill ({name}) | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
             Console.Error.WriteLine(line);
             return line;

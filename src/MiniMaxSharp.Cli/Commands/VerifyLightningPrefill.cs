@@ -8,7 +8,7 @@ namespace MiniMaxSharp.Cli.Commands;
 // Lightning attention prefill (head_dim 128) against a float64 token-by-token recurrence, on every path of the
 // CUDA kernels: many (sequence, head) pairs (one chunk each), few pairs (sequences split into chunks: chunk-state
 // pass, scan, output pass), carried states, lengths that are not multiples of the 64-token block. On a CUDA
-// backend each shape runs with every prefill kernel the GPU has (on sm_90 lightning_wgmma and lightning_cluster2/4/8;
+// backend each shape runs with every prefill kernel the GPU has (on sm_90 lightning_wgmma and lightning_pair;
 // lightning_pipe; lightning_chunk).
 internal static partial class VerifyCommand
 {
@@ -38,14 +38,10 @@ internal static partial class VerifyCommand
             var (expectedOut, expectedStates) = LightningRecurrence64(qkvValues, layout, initial, slopes, heads, d);
             string shape = $"H {heads}, d {d}, seqs {Seqs(counts, starts)}";
             var cuda = device as CudaBackend;
-            // The cluster kernel with each cluster size (2, 4, 8: 64, 32, 16 state columns per CTA).
-            (LightningPrefillKernel? Kernel, int ClusterSize)[] kernels = cuda is null ? [(null, 0)] : cuda.LightningPrefillKernels
-                .SelectMany(k => k == LightningPrefillKernel.Cluster ? new[] { 2, 4, 8 }.Select(n => ((LightningPrefillKernel?)k, n)) : [(k, 0)])
-                .ToArray();
-            foreach (var (kernel, clusterSize) in kernels)
+            LightningPrefillKernel?[] kernels = cuda is null ? [null] : cuda.LightningPrefillKernels.Select(k => (LightningPrefillKernel?)k).ToArray();
+            foreach (var kernel in kernels)
             {
                 var before = cuda?.LightningKernel;
-                int sizeBefore = cuda?.LightningClusterSize ?? 0;
                 using var qkv = device.Allocate(device.ActivationType, T, 3 * heads * d);
                 using var o = device.Allocate(device.ActivationType, T, heads * d);
                 device.Upload(qkvValues, qkv);
@@ -57,15 +53,15 @@ internal static partial class VerifyCommand
                 }).ToArray();
                 try
                 {
-                    if (cuda is not null && kernel is { } k) (cuda.LightningKernel, cuda.LightningClusterSize) = (k, clusterSize);
+                    if (cuda is not null && kernel is { } k) cuda.LightningKernel = k;
                     device.LightningAttention(qkv, layout, states, slopes, d, 256, o);
-                    string which = kernel is { } named ? $" ({CudaBackend.LightningKernelFunction(named, clusterSize)})" : "";
+                    string which = kernel is { } named ? $" ({CudaBackend.LightningKernelFunction(named)})" : "";
                     Record($"Lightning prefill out{which} vs float64", shape, Read(device, o), expectedOut, LightningPrefillBound);
                     Record($"Lightning prefill state{which} vs float64", shape, states.SelectMany(s => Read(device, s)).ToArray(), expectedStates, LightningPrefillBound);
                 }
                 finally
                 {
-                    if (cuda is not null && before is { } b) (cuda.LightningKernel, cuda.LightningClusterSize) = (b, sizeBefore);
+                    if (cuda is not null && before is { } b) cuda.LightningKernel = b;
                     foreach (var s in states) s.Dispose();
                 }
             }

@@ -65,7 +65,6 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ,
         uint blockX, uint blockY, uint blockZ, uint sharedBytes, nint stream, void** parameters, void** extra);
     [LibraryImport(Lib)] public static partial int cuLaunchKernelEx(LaunchConfig* config, nint function, void** parameters, void** extra);
-    [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveClusters(out int clusters, nint function, LaunchConfig* config);
     [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(nint stream, int mode);
     [LibraryImport(Lib)] public static partial int cuStreamEndCapture(nint stream, out nint graph);
     [LibraryImport(Lib)] public static partial int cuGraphInstantiateWithFlags(out nint graphExec, nint graph, ulong flags);

@@ -1413,60 +1413,51 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     else lightning_wgmma_pass<1>(qkv, out, items, seqItems, states, slots, slopes, heads, startSlot);
 }
 // ---------------------------------------------------------------------------------------------------
-// Hopper prefill split by state COLUMNS over a thread-block cluster (sm_90a), for few long sequences (B x heads below the
-// SM count). lightning_wgmma splits such sequences along time instead, which costs a second read of k and v (pass 0
-// makes the chunk states) and bounds it at (4 + 2 (chunks - 1) / chunks) / 4 of the memory floor. Here a cluster of
-// NCL CTAs takes one (sequence, head) whole and CTA rank c owns columns [c NC, (c + 1) NC) of the state and the
-// outputs (NC = 128 / NCL): O[:, cols] = diag(q_decay) Q S[:, cols] + P V[:, cols], S[:, cols] = exp(-s m) S[:, cols]
-// + Kdᵀ V[:, cols]. Every CTA needs all of q and k (the scores), so each block's q and k rows are loaded ONCE per
-// cluster: each CTA issues a share of the 64 token rows as bulk copies multicast to every CTA of the cluster (q and k
-// of a token are 512 contiguous bytes). v is loaded per CTA (its columns only). So q, k, v are read and o written once:
-// the memory floor, at the price of computing the 64 x 64 scores in every CTA of the cluster.
-// Roles as lightning_wgmma: WG2 keys' SiLU (K, Kdᵀ) and, in warp 0, the cluster's q/k loads; WG1 values (cp.async of its
-// slice a few blocks ahead, SiLU into Vᵀ [NC][64]) and the state S[dk][NC] (M = dk, the two m64 halves; its bf16 copy
-// Sᵀ [NC][128] for Q S); WG0 queries' SiLU into register fragments, Q Kᵀ, Q S, P V, outputs stored from registers.
-// A raw q/k slot may be overwritten only once every CTA of the cluster has read it: READ counts this CTA's readers, then
-// warp 0 of WG2 arrives on FREE in every CTA of the cluster, and waits for its own FREE (one arrival per CTA) before it
-// loads the next block into the slot. It does so for block b-1's slot after staging block b, so the waits are mostly over.
-// Cost: every CTA of a cluster computes the SiLU of all of q and k (the special-function unit does 16 tanh per clock per
-// SM: 16K per block is ~1000 cycles) and the full 64 x 64 scores, so the split pays up to a few CTAs per cluster (docs/cuda.md).
-#define LCL_PITCH 528                    // raw row: q (256 bytes), k (256), 16 of padding: ldmatrix of 8 rows hits 8 bank groups
-#define LCL_RAW (64 * LCL_PITCH)         // one raw q/k slot (64 tokens)
-#define LCL_SHARED 226304                // dynamic shared memory of every cluster size (at least LclLayout<NC>::SHARED)
-
-// Shared-memory layout for a slice of NC state columns (byte offsets from the 1024-aligned base). A block costs a CTA
-// less work the more columns are split off, so the load rings are as deep as the 227 KB allow: raw q/k for R blocks
-// (loads R - 1 blocks ahead), raw v for V blocks.
-template <int NC>
-struct LclLayout
-{
-    static constexpr int R = NC == 16 ? 4 : 3;
-    static constexpr int V = NC == 64 ? 3 : 4;
-    static constexpr int STAGE = 32768 + (NC * 128 + 1023) / 1024 * 1024;   // K [64][128], Kdᵀ [128][64] (16 KB each), Vᵀ [NC][64]
-    static constexpr int K = 0, KDT = 16384, VT = 32768;
-    static constexpr int ST = 2 * STAGE;               // Sᵀ [NC][128] bf16 (two stages before it)
-    static constexpr int RAWQK = ST + NC * 256;        // R raw slots of q and k rows
-    static constexpr int RAWV = RAWQK + R * LCL_RAW;   // V raw slots of v [64][NC]
-    static constexpr int TABLE = RAWV + V * NC * 128;  // 64 zeros, then exp(-s k) for k = 0..64
-    static constexpr int BARS = TABLE + 768;
-    // mbarriers (arrivals -> waiters):
-    static constexpr int RAW_BAR = 0;       // [R] the slot's rows landed: this CTA's expect_tx + the cluster's copies
-    static constexpr int READ = R;          // [R] the slot read in this CTA (WG0 q, WG2 k: 256)
-    static constexpr int FREE = 2 * R;      // [R] the slot read in every CTA of the cluster (one arrival per CTA)
-    static constexpr int VLAND = 3 * R;     // [V] raw v landed (cp.async of WG1's 128 threads)
-    static constexpr int FULL = 3 * R + V;  // [2] K, Kdᵀ staged (WG2 -> WG0, WG1)
-    static constexpr int VFULL = FULL + 2;  // [2] Vᵀ staged (WG1 -> WG0, WG1)
-    static constexpr int EMPTY = VFULL + 2; // [2] the stage's block done (WG0, WG1 -> WG2, WG1)
-    static constexpr int SFULL = EMPTY + 2; // Sᵀ copy written (WG1 -> WG0)
-    static constexpr int SEMPTY = SFULL + 1;// Q S has read it (WG0 -> WG1)
-    static constexpr int BARRIERS = SEMPTY + 1;
-    static constexpr int SHARED = BARS + 8 * BARRIERS + 1024;   // + room to align the base to 1024 bytes
-    static_assert(SHARED <= LCL_SHARED, "lightning_cluster: the layout outgrows LCL_SHARED");
-    __device__ static u32 count(int i)      // expected arrivals of barrier i
-    {
-        return i < READ ? 1 : i < FREE ? 256 : i < VLAND ? (u32)(LC_D / NC) : i < FULL ? 128 : i < EMPTY ? 128 : i < SFULL ? 256 : 128;
-    }
-};
+// Hopper prefill for few long sequences (B x heads about half the SMs), split by state COLUMNS over a pair of CTAs (a
+// thread-block cluster of 2, sm_90a). lightning_wgmma splits such sequences along time instead, which reads k and v twice
+// (pass 0 makes the chunk states): (4 + 2 (chunks - 1) / chunks) / 4 of the memory floor, 1.25x at two chunks. Here CTA
+// c of a pair owns the channel half [64c, 64c + 64) of one (sequence, head): it loads that half of q, k and v, takes the
+// SiLU of it, and sends its halves of Q, K and Kdᵀ to the other CTA (distributed shared memory, a bulk copy that
+// completes on the receiver's mbarrier), so each CTA holds all of Q, K, Kdᵀ but computes and reads only half:
+//   O[:, half] = diag(q_decay) Q S[:, half] + P V[:, half],   S[:, half] = exp(-s m) S[:, half] + Kdᵀ V[:, half]
+// (the 64 x 64 scores P are computed in both CTAs). q, k, v are read and o written once: the memory floor.
+// An earlier version multicast q and k rows to clusters of 2-8 CTAs and had every CTA take the SiLU of all of them: on
+// the H100 it was slower than lightning_wgmma on every benchmark shape (it repeated each block's special-function and
+// staging work in every CTA: docs/cuda.md). Sharing the SiLU's results costs 24 KB of distributed shared memory per block
+// each way instead.
+// Four warpgroups; each of the first three loads its tensor's half two blocks ahead (cp.async) and takes its SiLU, 32
+// values per thread per block (lightning_wgmma's groups take 64 for a block of twice the columns: the SiLU staging is the
+// longest step of a block): WG3 q: the stage's Q half, sent to the other CTA; WG2 k: the K and Kdᵀ halves, sent too;
+// WG1 v: Vᵀ [64][64], and the state S[dk][half] (M = dk: two m64 halves, 64 registers) with its bf16 copy Sᵀ [64][128];
+// WG0: the scores Q Kᵀ, Q S and P V (Q from shared memory), outputs stored from registers. With three groups (q and k
+// both in WG2) a block took 2.3 us, longer than lightning_wgmma's block of twice the columns.
+// A stage is written by both CTAs of the pair, so it is reused only once both have finished its previous block: after
+// its own EMPTY, WG2 tells the other CTA (PEERFREE, a remote arrival) that it may send the next block into this stage,
+// and waits for the same word from the other CTA before it writes the stage (which also means its own previous send out
+// of the stage has landed: the other CTA consumed it).
+#define LPR_STAGE 57344                  // Q [64][128], K [64][128], Kdᵀ [128][64] (16 KB each), Vᵀ [64][64] (8 KB)
+#define LPR_Q 0
+#define LPR_K 16384
+#define LPR_KDT 32768
+#define LPR_VT 49152
+#define LPR_ST (2 * LPR_STAGE)           // Sᵀ [64][128] bf16 (16 KB)
+#define LPR_SLOTS 3                      // raw slots: loads two blocks ahead
+#define LPR_RAW (LPR_ST + 16384)         // raw q (WG3) and k (WG2) halves [64][64] (8 KB each) per slot (q loaded by WG0, k by WG2)
+#define LPR_RAWV (LPR_RAW + LPR_SLOTS * 16384)   // raw v half per slot
+#define LPR_TABLE (LPR_RAWV + LPR_SLOTS * 8192)
+#define LPR_BARS (LPR_TABLE + 768)
+#define LPR_SHARED (LPR_BARS + 256 + 1024)
+#define LPR_THREADS 512
+#define LPR_LANDED 0                     // [3] raw k half landed (WG2's cp.async -> WG2)
+#define LPR_VLAND 3                      // [3] raw v half landed (WG1's cp.async -> WG1)
+#define LPR_QLAND 6                      // [3] raw q half landed (WG3's cp.async -> WG3)
+#define LPR_FULL 9                       // [2] Q, K, Kdᵀ complete: WG2, WG3 here (256, one with the expected bytes) + the other CTA's copies
+#define LPR_VFULL 11                     // [2] Vᵀ staged (WG1 -> WG0, WG1)
+#define LPR_EMPTY 13                     // [2] the stage's block done here (WG0, WG1 -> WG1, WG2, WG3)
+#define LPR_PEERFREE 15                  // [2] the other CTA may send into this stage (its remote arrival)
+#define LPR_SFULL 17                     // Sᵀ copy written (WG1 -> WG0)
+#define LPR_SEMPTY 18                    // Q S has read it (WG0 -> WG1)
+#define LPR_BARRIERS 19
 
 __device__ __forceinline__ u32 cluster_rank() { u32 r; asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r)); return r; }
 // All threads of all CTAs of the cluster (release / acquire: shared-memory writes before it are visible to the cluster).
@@ -1481,250 +1472,182 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(u64* bar, u32 bytes)
 {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(smem_addr(bar)), "r"(bytes) : "memory");
 }
-// One arrival on the barrier at bar's offset in CTA `cta` of this cluster. The default semantics (release at CTA scope,
-// as CUTLASS's cluster barriers): release at cluster scope made each arrival a fence costing about a microsecond, and
-// what it orders here (this CTA's reads of a raw slot before a peer's copy overwrites it) is already ordered by the
-// READ barrier and the copy's own issue after the waiting thread's acquire.
+// One arrival on the barrier at bar's offset in CTA `cta` of this cluster. Default semantics (release at CTA scope, as
+// CUTLASS's cluster barriers): with .release.cluster each arrival cost about a microsecond of fence.
 __device__ __forceinline__ void mbar_arrive_remote(u64* bar, u32 cta)
 {
     asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\nmbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n"
         :: "r"(smem_addr(bar)), "r"(cta) : "memory");
 }
-// mbar_wait for a barrier that other CTAs arrive on (same instruction: the default acquire at CTA scope, as above).
-__device__ __forceinline__ void mbar_wait_cluster(u64* bar, u32 parity) { mbar_wait(bar, parity); }
-// `bytes` from global src to dst's offset in every CTA of `mask`, completing `bytes` transactions on each one's bar.
-__device__ __forceinline__ void bulk_multicast(void* dst, const void* src, u32 bytes, u64* bar, u32 mask)
+// `bytes` of this CTA's shared memory at src to the same offset as dst in CTA `cta` of the cluster, completing `bytes`
+// transactions on the barrier at bar's offset there (distributed shared memory through the bulk-copy engine).
+__device__ __forceinline__ void bulk_copy_to_cta(void* dst, const void* src, u32 bytes, u64* bar, u32 cta)
 {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;\n"
-        :: "r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)), "h"((unsigned short)mask) : "memory");
+    asm volatile("{\n.reg .b32 rd, rb;\nmapa.shared::cluster.u32 rd, %0, %4;\nmapa.shared::cluster.u32 rb, %3, %4;\n"
+        "cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [rd], [%1], %2, [rb];\n}\n"
+        :: "r"(smem_addr(dst)), "r"(smem_addr(src)), "r"(bytes), "r"(smem_addr(bar)), "r"(cta) : "memory");
 }
 
-__device__ __forceinline__ void wgmma_n16_ss(float* d, u64 descA, u64 descB, u32 accumulate)
+// Rows of one channel half (64 columns) of q, k or v of the block at b0 (m valid tokens) into a raw [64][64] tile
+// (lw_off's 128-byte swizzle): this thread's 4 pieces of 16 bytes, rows prow + 16p; zeros past the block's end.
+// arrive: one arrival on bar once this thread's earlier cp.async (these and any before) have landed.
+__device__ __forceinline__ void lpr_load(unsigned char* raw, const bf16* src, i64 inWidth, int b0, int m, int wt, u64* bar, bool arrive)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-        : "l"(descA), "l"(descB), "r"(accumulate));
+    const int prow = wt >> 3, pcol = (wt & 7) * 8;
+    unsigned char* dst = raw + lw_off(64, prow, pcol);   // rows prow + 16p share prow & 7: 2048 bytes apart
+    #pragma unroll
+    for (int p = 0; p < 4; p++)
+    {
+        const bool valid = prow + 16 * p < m;
+        cp_async16(dst + 2048 * p, valid ? src + (i64)(b0 + prow + 16 * p) * inWidth + pcol : src, valid);
+    }
+    if (arrive) cp_async_mbar_arrive(bar);
 }
 
-__device__ __forceinline__ void wgmma_n16_rs(float* d, const u32* a, u64 descB, u32 accumulate)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(accumulate));
-}
-
-__device__ __forceinline__ void wgmma_n32_ss(float* d, u64 descA, u64 descB, u32 accumulate)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "l"(descA), "l"(descB), "r"(accumulate));
-}
-
-__device__ __forceinline__ void wgmma_n32_rs(float* d, const u32* a, u64 descB, u32 accumulate)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(accumulate));
-}
-
-// D[64][N] (+)= A B for the N of a column slice (16, 32 or 64).
-template <int N>
-__device__ __forceinline__ void wgmma_ss(float* d, u64 descA, u64 descB, u32 accumulate)
-{
-    if constexpr (N == 16) wgmma_n16_ss(d, descA, descB, accumulate);
-    else if constexpr (N == 32) wgmma_n32_ss(d, descA, descB, accumulate);
-    else wgmma_n64_ss(d, descA, descB, accumulate);
-}
-
-template <int N>
-__device__ __forceinline__ void wgmma_rs(float* d, const u32* a, u64 descB, u32 accumulate)
-{
-    if constexpr (N == 16) wgmma_n16_rs(d, a, descB, accumulate);
-    else if constexpr (N == 32) wgmma_n32_rs(d, a, descB, accumulate);
-    else wgmma_n64_rs(d, a, descB, accumulate);
-}
-
-// Block b's q and k rows into raw slot b % R of every CTA of the cluster, by warp 0 of WG2: this CTA's rows are
-// lane * NCL + rank (one bulk copy of 512 bytes each); lane 0 expects the whole block's bytes on this CTA's barrier.
-template <int NCL>
-__device__ __forceinline__ void lcl_issue(unsigned char* base, u64* bars, const bf16* src, i64 inWidth, int b, int count, u32 rank, int lane)
-{
-    typedef LclLayout<LC_D / NCL> L;
-    const int s = b % L::R, b0 = b * LC_BM, m = min(LC_BM, count - b0), r = lane * NCL + (int)rank;
-    if (lane == 0) mbar_arrive_expect_tx(bars + L::RAW_BAR + s, (u32)(m * 512));
-    if (lane < LC_BM / NCL && r < m)
-        bulk_multicast(base + L::RAWQK + s * LCL_RAW + r * LCL_PITCH, src + (i64)(b0 + r) * inWidth, 512, bars + L::RAW_BAR + s,
-            (1u << NCL) - 1);
-}
-
-// SiLU of the raw keys (k at byte 256 of each raw row) into the stage's K and Kdᵀ (key decays exp(-s (m-1-j))), rows
-// at or past m zero (the slot holds an older block's rows there): lw_stage's pieces and order, read from the raw rows.
-__device__ __forceinline__ void lcl_stage_keys(const unsigned char* raw, unsigned char* stage, const float* table, int m, int warp, int lane)
+// SiLU of a raw channel half by one warpgroup (lw_stage's pieces: warp w takes tokens 16w..16w+15, four 16 x 16 pieces):
+// KIND 0 (q): Q's half into `normal` (the half's 64-column block of a [64][128] tile); 1 (k): K's half into `normal` and
+// Kdᵀ = (K ⊙ key decays)ᵀ's 64 rows into `trans`; 2 (v): Vᵀ's 64 rows into `trans`. Raw rows past m are zeros (cp.async).
+template <int KIND>
+__device__ __forceinline__ void lpr_stage(const unsigned char* raw, unsigned char* normal, unsigned char* trans, const float* table, int m,
+    int warp, int lane)
 {
     const int R = 16 * warp, mi = lane >> 3, rr = lane & 7;
     const int srow = R + 8 * (mi & 1) + rr, dcol = R + 8 * (mi & 1);
-    const int j0 = R + (lane >> 2), j1 = j0 + 8;
-    const bool ok0 = j0 < m, ok1 = j1 < m;
-    const float kd0 = ok0 ? table[m - 1 - j0] : 0.0f, kd1 = ok1 ? table[m - 1 - j1] : 0.0f;
-    unsigned char* trans = stage + 16384 + lw_off(128, 8 * (mi >> 1) + rr, dcol);   // Kdᵀ
-    const unsigned char* from = raw + srow * LCL_PITCH + 256 + 16 * (mi >> 1);
-    #pragma unroll
-    for (int half = 0; half < 2; half++)
+    float kd0 = 0.0f, kd1 = 0.0f;
+    if (KIND == 1)
     {
-        u32 x[4][4];
+        const int j0 = R + (lane >> 2), j1 = j0 + 8;
+        kd0 = j0 < m ? table[m - 1 - j0] : 0.0f;
+        kd1 = j1 < m ? table[m - 1 - j1] : 0.0f;
+    }
+    unsigned char* t = trans + lw_off(128, 8 * (mi >> 1) + rr, dcol);   // + 2048 C: rows 16C + ...
+    u32 x[4][4];
+    #pragma unroll
+    for (int c = 0; c < 4; c++) ldsm_x4(x[c], raw + lw_piece(64, srow, c, mi >> 1));
+    u32 y[4][4], z[4][4];
+    #pragma unroll
+    for (int c = 0; c < 4; c++)
         #pragma unroll
-        for (int c = 0; c < 4; c++) ldsm_x4(x[c], from + 32 * (4 * half + c));
-        u32 y[4][4], z[4][4];
-        #pragma unroll
-        for (int c = 0; c < 4; c++)
-            #pragma unroll
-            for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 4; i++)
+        {
+            float lo, hi;
+            lw_silu2(x[c][i], lo, hi);
+            y[c][i] = pack_bf16(lo, hi);
+            if (KIND == 1)
             {
-                float lo, hi;
-                lw_silu2(x[c][i], lo, hi);
-                const bool ok = (i & 1) ? ok1 : ok0;
-                lo = ok ? lo : 0.0f; hi = ok ? hi : 0.0f;   // a select: stale rows may hold anything, even NaN
                 const float kd = (i & 1) ? kd1 : kd0;
-                y[c][i] = pack_bf16(lo, hi);
                 z[c][i] = pack_bf16(lo * kd, hi * kd);
             }
-        #pragma unroll
-        for (int c = 0; c < 4; c++)
-        {
-            const int C = 4 * half + c;
-            stsm_x4(stage + lw_piece(64, srow, C, mi >> 1), y[c][0], y[c][1], y[c][2], y[c][3]);   // K
-            stsm_x4_t(trans + 2048 * C, z[c][0], z[c][1], z[c][2], z[c][3]);
         }
-    }
-}
-
-// This thread's pieces of raw v of the block at b0 into a raw v slot (NC / 16 pieces of 16 bytes: piece p = wt + 128 i is
-// token p / (NC / 8), channels 8 (p % (NC / 8)) of the slice, at byte 16 p), zeros past the item's end; then one arrival
-// on the slot's barrier once they have landed. Each thread later reads back only its own pieces.
-template <int NC>
-__device__ __forceinline__ void lcl_load_values(unsigned char* slot, const bf16* vsrc, i64 inWidth, int b0, int count, int wt, u64* bar)
-{
     #pragma unroll
-    for (int i = 0; i < NC / 16; i++)
+    for (int c = 0; c < 4; c++)
     {
-        const int p = wt + 128 * i, r = p / (NC / 8), cg = p % (NC / 8);
-        const bool valid = b0 + r < count;
-        cp_async16(slot + 16 * p, valid ? vsrc + (i64)(b0 + r) * inWidth + 8 * cg : vsrc, valid);
-    }
-    cp_async_mbar_arrive(bar);
-}
-
-// SiLU of those pieces into Vᵀ [NC][64] (the B operand of the state update and of P V: K = tokens, K-major).
-template <int NC>
-__device__ __forceinline__ void lcl_stage_values(const unsigned char* slot, unsigned char* vt, int wt)
-{
-    #pragma unroll
-    for (int i = 0; i < NC / 16; i++)
-    {
-        const int p = wt + 128 * i, r = p / (NC / 8), cg = p % (NC / 8);
-        const uint4 v = *(const uint4*)(slot + 16 * p);
-        const u32 w[4] = { v.x, v.y, v.z, v.w };
-        #pragma unroll
-        for (int e = 0; e < 4; e++)
-        {
-            const u32 x = lw_silu_bf16x2(w[e]);
-            *(bf16*)(vt + lw_off(NC, 8 * cg + 2 * e, r)) = (bf16)(x & 0xffffu);
-            *(bf16*)(vt + lw_off(NC, 8 * cg + 2 * e + 1, r)) = (bf16)(x >> 16);
-        }
+        if (KIND != 2) stsm_x4(normal + lw_piece(64, srow, c, mi >> 1), y[c][0], y[c][1], y[c][2], y[c][3]);
+        if (KIND == 1) stsm_x4_t(t + 2048 * c, z[c][0], z[c][1], z[c][2], z[c][3]);
+        if (KIND == 2) stsm_x4_t(t + 2048 * c, y[c][0], y[c][1], y[c][2], y[c][3]);
     }
 }
 
-// The bf16 copy Sᵀ [NC][128] of the state S[dk][NC] (accumulators of M = dk: thread holds dk = 64 hm + 16 warp + g (+8),
-// columns 8i + 2q (+1)): stmatrix .trans per 16 x 16 piece (stored rows = columns of S).
-template <int NC>
-__device__ __forceinline__ void lcl_store_state(unsigned char* St, const float (&S)[2][NC / 2], int warp, int lane)
+// The bf16 copy Sᵀ [64][128] of the state half S[dk][64] (accumulators of M = dk: thread holds dk = 64 hm + 16 warp + g
+// (+8), columns 8i + 2q (+1)): stmatrix .trans per 16 x 16 piece (the stored rows are S's columns).
+__device__ __forceinline__ void lpr_store_state(unsigned char* St, const float (&S)[2][32], int warp, int lane)
 {
     const int mi = lane >> 3, rr = lane & 7;
     #pragma unroll
     for (int hm = 0; hm < 2; hm++)
         #pragma unroll
-        for (int j = 0; j < NC / 16; j++)
+        for (int j = 0; j < 4; j++)
         {
             const float* d = S[hm] + 8 * j;
-            stsm_x4_t(St + lw_off(NC, 16 * j + 8 * (mi >> 1) + rr, 64 * hm + 16 * warp + 8 * (mi & 1)),
+            stsm_x4_t(St + lw_off(64, 16 * j + 8 * (mi >> 1) + rr, 64 * hm + 16 * warp + 8 * (mi & 1)),
                 pack_bf16(d[0], d[1]), pack_bf16(d[2], d[3]), pack_bf16(d[4], d[5]), pack_bf16(d[6], d[7]));
         }
 }
 
-template <int NCL>
-__device__ __forceinline__ void lightning_cluster_body(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
-    const unsigned long long* states, const float* slopes, int heads)
+// grid (sequences x 2, heads), clusters of 2 along x; one item per sequence (items / seqItems as lightning_wgmma's with one
+// chunk each): the state is read from and written back to the sequence's states.
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LPR_THREADS, 1) lightning_pair(const bf16* qkv, bf16* out,
+    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
 {
-    constexpr int NC = LC_D / NCL;
-    typedef LclLayout<NC> L;
     unsigned char* base = lw_smem + ((1024 - (smem_addr(lw_smem) & 1023)) & 1023);
-    float* table = (float*)(base + L::TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
-    u64* bars = (u64*)(base + L::BARS);
+    float* table = (float*)(base + LPR_TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
+    u64* bars = (u64*)(base + LPR_BARS);
 
-    const u32 rank = cluster_rank();
-    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x / NCL, blockIdx.y);
-    const int h = blockIdx.y, tokStart = it.tokStart, count = it.count, col0 = (int)rank * NC;
+    const u32 half = cluster_rank(), other = half ^ 1;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x >> 1, blockIdx.y);
+    const int h = blockIdx.y, tokStart = it.tokStart, count = it.count, col0 = (int)half * 64;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
-    const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of the item's first token; k, v at +128, +256
+    // this CTA's half of q of the item's first token; k, v at +128, +256
+    const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth + col0;
 
     if (tid <= LC_BM) table[tid] = expf(-it.slope * (float)tid);
     if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
     if (tid == 0)
     {
-        for (int i = 0; i < L::BARRIERS; i++) mbar_init(bars + i, L::count(i));
+        for (int i = 0; i < LPR_BARRIERS; i++)
+            mbar_init(bars + i, i >= LPR_PEERFREE && i < LPR_SFULL ? 1 : (i >= LPR_FULL && i < LPR_VFULL) || (i >= LPR_EMPTY && i < LPR_PEERFREE) ? 256 : 128);
         fence_mbar_init();
     }
-    cluster_sync();   // every CTA's barriers exist before any copy or arrival reaches them
+    cluster_sync();   // both CTAs' barriers exist before any copy or arrival reaches them
 
-    if (wg == 2)
+    if (wg >= 2)
     {
-        // ---- the cluster's q/k loads (warp 0: R - 1 blocks ahead) and the keys' SiLU ----
-        if (warp == 0)
-            for (int b = 0; b < L::R && b < nBlocks; b++) lcl_issue<NCL>(base, bars, src, inWidth, b, count, rank, lane);
+        // ---- WG2: the k half (K and Kdᵀ), WG3: the q half (Q): loads two blocks ahead, SiLU into the stage's halves, sent
+        // to the other CTA. WG2 also tells the other CTA when a stage is free here. ----
+        const bool keys = wg == 2;
+        const bf16* from = keys ? src + LC_D : src;
+        unsigned char* rawBase = base + LPR_RAW + (keys ? 8192 : 0);
+        u64* landed = bars + (keys ? LPR_LANDED : LPR_QLAND);
+        auto load = [&](int b)
+        {
+            lpr_load(rawBase + (b % LPR_SLOTS) * 16384, from, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), wt, landed + b % LPR_SLOTS, true);
+        };
+        for (int b = 0; b < LPR_SLOTS - 1 && b < nBlocks; b++) load(b);
         for (int b = 0; b < nBlocks; b++)
         {
-            const int st = b & 1, slot = b % L::R, m = min(LC_BM, count - b * LC_BM);
-            if (b >= 2) mbar_wait(bars + L::EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-            mbar_wait(bars + L::RAW_BAR + slot, (b / L::R) & 1);
-            lcl_stage_keys(base + L::RAWQK + slot * LCL_RAW, base + st * L::STAGE, table, m, warp, lane);
-            mbar_arrive(bars + L::READ + slot);
-            fence_async_smem();
-            mbar_arrive(bars + L::FULL + st);
-            // Block b-1's slot (read here and, most likely, in the whole cluster by now) takes block b-1+R.
-            if (warp == 0 && b >= 1 && b - 1 + L::R < nBlocks)
+            const int st = b & 1, slot = b % LPR_SLOTS, m = min(LC_BM, count - b * LC_BM);
+            unsigned char* stage = base + st * LPR_STAGE;
+            if (b + LPR_SLOTS - 1 < nBlocks) load(b + LPR_SLOTS - 1);   // block b-1's slot: read by all of this group (named_sync below)
+            if (b >= 2)
             {
-                const int j = b - 1, s = j % L::R;
-                const u32 parity = (j / L::R) & 1;
-                if (lane == 0)
-                {
-                    mbar_wait(bars + L::READ + s, parity);   // q and k of block j read here
-                    for (u32 c = 0; c < NCL; c++) mbar_arrive_remote(bars + L::FREE + s, c);
-                    mbar_wait_cluster(bars + L::FREE + s, parity);   // and in every CTA of the cluster
-                }
-                __syncwarp();
-                lcl_issue<NCL>(base, bars, src, inWidth, j + L::R, count, rank, lane);
+                const u32 parity = ((b >> 1) + 1) & 1;
+                mbar_wait(bars + LPR_EMPTY + st, parity);   // block b-2 has left this stage here
+                if (keys && wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);
+                mbar_wait(bars + LPR_PEERFREE + st, parity);   // and there
             }
+            mbar_wait(landed + slot, (b / LPR_SLOTS) & 1);
+            const unsigned char* raw = rawBase + slot * 16384;
+            if (keys) lpr_stage<1>(raw, stage + LPR_K + half * 8192, stage + LPR_KDT + half * 8192, table, m, warp, lane);
+            else lpr_stage<0>(raw, stage + LPR_Q + half * 8192, nullptr, table, m, warp, lane);
+            fence_async_smem();
+            named_sync(wg, 128);   // the halves are written (and fenced) by the whole group; the raw slot is read
+            if (wt == 0)
+            {
+                // WG2's arrival also expects the other CTA's Q, K and Kdᵀ halves.
+                if (keys) mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 * 8192);
+                else mbar_arrive(bars + LPR_FULL + st);
+                for (int t = keys ? 1 : 0; t < (keys ? 3 : 1); t++)
+                {
+                    unsigned char* tile = stage + t * 16384 + half * 8192;   // Q (WG3); K, Kdᵀ (WG2)
+                    bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);
+                }
+            }
+            else mbar_arrive(bars + LPR_FULL + st);
         }
     }
     else if (wg == 1)
     {
-        // ---- values and the state: S[dk][col0 + c] in S[hm][4i + e]: dk = 64hm + 16 warp + g + 8(e>>1), c = 8i + 2q + (e&1) ----
+        // ---- v half and the state: S[dk][col0 + c] in S[hm][4i + e]: dk = 64hm + 16 warp + g + 8(e>>1), c = 8i + 2q + (e&1) ----
         float* state = it.seqState;
-        float S[2][NC / 2];
+        float S[2][32];
         auto eachStateElement = [&](auto f)
         {
             #pragma unroll
             for (int hm = 0; hm < 2; hm++)
                 #pragma unroll
-                for (int i = 0; i < NC / 8; i++)
+                for (int i = 0; i < 8; i++)
                     #pragma unroll
                     for (int e = 0; e < 4; e++)
                     {
@@ -1732,104 +1655,88 @@ __device__ __forceinline__ void lightning_cluster_body(const bf16* qkv, bf16* ou
                         f(S[hm][4 * i + e], dk * LC_D + c);
                     }
         };
-        const bf16* vsrc = src + 2 * LC_D + col0;
-        unsigned char* rawV = base + L::RAWV;
-        auto loadValues = [&](int b)
+        auto load = [&](int b)
         {
-            lcl_load_values<NC>(rawV + (b % L::V) * (NC * 128), vsrc, inWidth, b * LC_BM, count, wt, bars + L::VLAND + b % L::V);
+            lpr_load(base + LPR_RAWV + (b % LPR_SLOTS) * 8192, src + 2 * LC_D, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), wt,
+                bars + LPR_VLAND + b % LPR_SLOTS, true);
         };
-        for (int b = 0; b < L::V - 1 && b < nBlocks; b++) loadValues(b);
+        for (int b = 0; b < LPR_SLOTS - 1 && b < nBlocks; b++) load(b);
         eachStateElement([&](float& x, int at) { x = state[at]; });
-        unsigned char* St = base + L::ST;
-        lcl_store_state<NC>(St, S, warp, lane);
+        unsigned char* St = base + LPR_ST;
+        lpr_store_state(St, S, warp, lane);
         fence_async_smem();
-        mbar_arrive(bars + L::SFULL);
+        mbar_arrive(bars + LPR_SFULL);
         for (int b = 0; b < nBlocks; b++)
         {
-            const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
-            unsigned char* stage = base + st * L::STAGE;
-            if (b + L::V - 1 < nBlocks) loadValues(b + L::V - 1);   // into block b-1's slot: this thread has read its pieces
-            mbar_wait(bars + L::VLAND + b % L::V, (b / L::V) & 1);
-            if (b >= 2) mbar_wait(bars + L::EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-            lcl_stage_values<NC>(rawV + (b % L::V) * (NC * 128), stage + L::VT, wt);
+            const int st = b & 1, slot = b % LPR_SLOTS, m = min(LC_BM, count - b * LC_BM);
+            unsigned char* stage = base + st * LPR_STAGE;
+            if (b + LPR_SLOTS - 1 < nBlocks) load(b + LPR_SLOTS - 1);   // block b-1's slot: read by all of this group (VFULL below)
+            mbar_wait(bars + LPR_VLAND + slot, (b / LPR_SLOTS) & 1);
+            if (b >= 2) mbar_wait(bars + LPR_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
+            lpr_stage<2>(base + LPR_RAWV + slot * 8192, nullptr, stage + LPR_VT, table, m, warp, lane);
             fence_async_smem();
-            mbar_arrive(bars + L::VFULL + st);
-            mbar_wait(bars + L::VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile
-            mbar_wait(bars + L::FULL + st, (b >> 1) & 1);    // Kdᵀ
+            mbar_arrive(bars + LPR_VFULL + st);
+            mbar_wait(bars + LPR_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile (and every thread's reads of the raw slot)
+            mbar_wait(bars + LPR_FULL + st, (b >> 1) & 1);    // Kdᵀ, both halves
             const float bd = table[m];
             #pragma unroll
             for (int hm = 0; hm < 2; hm++)
                 #pragma unroll
-                for (int r = 0; r < NC / 2; r++) S[hm][r] *= bd;
+                for (int r = 0; r < 32; r++) S[hm][r] *= bd;
             reg_fence_all(S[0]);
             reg_fence_all(S[1]);
             wg_fence();
-            const u32 vt = smem_addr(stage + L::VT), kdt = smem_addr(stage + L::KDT);
+            const u32 vt = smem_addr(stage + LPR_VT), kdt = smem_addr(stage + LPR_KDT);
             #pragma unroll
             for (int ks = 0; ks < 4; ks++)
             {
-                wgmma_ss<NC>(S[0], lw_desc(kdt + ks * 32), lw_desc(vt + ks * 32), 1);
-                wgmma_ss<NC>(S[1], lw_desc(kdt + 8192 + ks * 32), lw_desc(vt + ks * 32), 1);
+                wgmma_n64_ss(S[0], lw_desc(kdt + ks * 32), lw_desc(vt + ks * 32), 1);
+                wgmma_n64_ss(S[1], lw_desc(kdt + 8192 + ks * 32), lw_desc(vt + ks * 32), 1);
             }
             wg_commit();
             wg_wait0();
             reg_fence_all(S[0]);
             reg_fence_all(S[1]);
-            mbar_arrive(bars + L::EMPTY + st);
+            mbar_arrive(bars + LPR_EMPTY + st);
             if (b + 1 < nBlocks)
             {
-                mbar_wait(bars + L::SEMPTY, b & 1);   // the outputs' Q S of block b has read the previous copy
-                lcl_store_state<NC>(St, S, warp, lane);
+                mbar_wait(bars + LPR_SEMPTY, b & 1);   // the outputs' Q S of block b has read the previous copy
+                lpr_store_state(St, S, warp, lane);
                 fence_async_smem();
-                mbar_arrive(bars + L::SFULL);
+                mbar_arrive(bars + LPR_SFULL);
             }
         }
         eachStateElement([&](float& x, int at) { state[at] = x; });
     }
     else
     {
-        // ---- queries' SiLU and the outputs: rows r0 = 16 warp + g and r0 + 8 of each block, columns col0 + 8i + 2q (+1) ----
+        // ---- outputs: rows r0 = 16 warp + g and r0 + 8 of each block, columns col0 + 8i + 2q (+1) ----
         const int r0 = 16 * warp + g;
         const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
-        const u32 stAddr = smem_addr(base + L::ST);
-        float sc[32], o[NC / 2];
+        const u32 stAddr = smem_addr(base + LPR_ST);
+        float sc[32], o[32];
         #pragma unroll
-        for (int i = 0; i < 32; i++) sc[i] = 0.0f;
-        #pragma unroll
-        for (int i = 0; i < NC / 2; i++) o[i] = 0.0f;
-        u32 qf[8][4];
-        auto loadQ = [&](int b)
-        {
-            const int slot = b % L::R;
-            const unsigned char* raw = base + L::RAWQK + slot * LCL_RAW;
-            mbar_wait(bars + L::RAW_BAR + slot, (b / L::R) & 1);
-            #pragma unroll
-            for (int k = 0; k < 8; k++) ldsm_x4(qf[k], raw + (16 * warp + (lane & 15)) * LCL_PITCH + 32 * k + 16 * (lane >> 4));
-            mbar_arrive(bars + L::READ + slot);
-            #pragma unroll
-            for (int k = 0; k < 8; k++)
-                #pragma unroll
-                for (int i = 0; i < 4; i++) qf[k][i] = lw_silu_bf16x2(qf[k][i]);
-        };
-        if (nBlocks > 0) loadQ(0);
+        for (int i = 0; i < 32; i++) { sc[i] = 0.0f; o[i] = 0.0f; }
         for (int b = 0; b < nBlocks; b++)
         {
             const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
-            unsigned char* stage = base + st * L::STAGE;
-            const u32 ka = smem_addr(stage + L::K), va = smem_addr(stage + L::VT);
-            mbar_wait(bars + L::FULL + st, (b >> 1) & 1);
-            mbar_wait(bars + L::SFULL, b & 1);
+            unsigned char* stage = base + st * LPR_STAGE;
+            const u32 qa = smem_addr(stage + LPR_Q), ka = smem_addr(stage + LPR_K), va = smem_addr(stage + LPR_VT);
+            mbar_wait(bars + LPR_FULL + st, (b >> 1) & 1);
+            mbar_wait(bars + LPR_SFULL, b & 1);
             wg_fence();
             #pragma unroll
-            for (int k = 0; k < 8; k++) wgmma_n64_rs(sc, qf[k], lw_desc(ka + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
+            for (int k = 0; k < 8; k++)
+                wgmma_n64_ss(sc, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(ka + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
             wg_commit();
             #pragma unroll
-            for (int k = 0; k < 8; k++) wgmma_rs<NC>(o, qf[k], lw_desc(stAddr + (k >> 2) * (NC * 128) + (k & 3) * 32), k > 0);
+            for (int k = 0; k < 8; k++)
+                wgmma_n64_ss(o, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(stAddr + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
             wg_commit();
             wg_wait0();
             reg_fence_all(sc);
             reg_fence_all(o);
-            mbar_arrive(bars + L::SEMPTY);
+            mbar_arrive(bars + LPR_SEMPTY);
             const float* decay = table + (r0 - 2 * q);   // as lightning_wgmma: P = (Q Kᵀ) ⊙ D as P V's A fragments
             u32 p[4][4];
             #pragma unroll
@@ -1837,52 +1744,34 @@ __device__ __forceinline__ void lightning_cluster_body(const bf16* qkv, bf16* ou
                 #pragma unroll
                 for (int f = 0; f < 4; f++)
                 {
-                    const int n = 2 * kk + (f >> 1), half = f & 1, at = 8 * (half - n);
-                    p[kk][f] = pack_bf16(sc[4 * n + 2 * half] * decay[at], sc[4 * n + 2 * half + 1] * decay[at - 1]);
+                    const int n = 2 * kk + (f >> 1), hf = f & 1, at = 8 * (hf - n);
+                    p[kk][f] = pack_bf16(sc[4 * n + 2 * hf] * decay[at], sc[4 * n + 2 * hf + 1] * decay[at - 1]);
                 }
             #pragma unroll
-            for (int i = 0; i < NC / 8; i++)
+            for (int i = 0; i < 8; i++)
             {
                 o[4 * i] *= qd0; o[4 * i + 1] *= qd0;
                 o[4 * i + 2] *= qd1; o[4 * i + 3] *= qd1;
             }
             reg_fence_all(o);
-            mbar_wait(bars + L::VFULL + st, (b >> 1) & 1);
+            mbar_wait(bars + LPR_VFULL + st, (b >> 1) & 1);
             wg_fence();
             #pragma unroll
-            for (int kk = 0; kk < 4; kk++) wgmma_rs<NC>(o, p[kk], lw_desc(va + kk * 32), 1);
+            for (int kk = 0; kk < 4; kk++) wgmma_n64_rs(o, p[kk], lw_desc(va + kk * 32), 1);
             wg_commit();
-            if (b + 1 < nBlocks) loadQ(b + 1);
             wg_wait0();
             reg_fence_all(o);
-            mbar_arrive(bars + L::EMPTY + st);   // the stage's K and Vᵀ are read (the outputs are in registers)
+            mbar_arrive(bars + LPR_EMPTY + st);   // the stage's Q, K and Vᵀ are read (the outputs are in registers)
             bf16* row0 = out + (i64)(tokStart + b0 + r0) * outWidth + (i64)h * LC_D + col0 + 2 * q;
             #pragma unroll
-            for (int i = 0; i < NC / 8; i++)
+            for (int i = 0; i < 8; i++)
             {
                 if (r0 < m) *(u32*)(row0 + 8 * i) = pack_bf16(o[4 * i], o[4 * i + 1]);
                 if (r0 + 8 < m) *(u32*)(row0 + 8 * outWidth + 8 * i) = pack_bf16(o[4 * i + 2], o[4 * i + 3]);
             }
         }
     }
-    cluster_sync();   // no CTA leaves while the cluster may still copy into it or arrive on its barriers
-}
-
-// One kernel per cluster size (the size is a compile-time attribute): grid (items x NCL, heads), one item per sequence.
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_cluster2(const bf16* qkv, bf16* out,
-    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
-{
-    lightning_cluster_body<2>(qkv, out, items, seqItems, states, slopes, heads);
-}
-extern "C" __global__ void __cluster_dims__(4, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_cluster4(const bf16* qkv, bf16* out,
-    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
-{
-    lightning_cluster_body<4>(qkv, out, items, seqItems, states, slopes, heads);
-}
-extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_cluster8(const bf16* qkv, bf16* out,
-    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
-{
-    lightning_cluster_body<8>(qkv, out, items, seqItems, states, slopes, heads);
+    cluster_sync();   // no CTA leaves while the other may still send into it or arrive on its barriers
 }
 #endif
 

@@ -86,44 +86,11 @@ public sealed class LightningChunkPlanTests
         Assert.Equal(1, CudaBackend.LightningPass0Split(BatchLayout.Create([512], [0]), heads: 1, chunk: 256, multiprocessors: 100));
     }
 
-    [Theory]
-    [InlineData(1, 16, 131072, 8)]     // 16 pairs: clusters of 8 fill 128 of 132 SMs
-    [InlineData(1, 64, 65536, 2)]      // 64 pairs: clusters of 2
-    [InlineData(2, 16, 8192, 4)]       // 32 pairs: clusters of 4
-    [InlineData(8, 32, 16384, 0)]      // 256 pairs fill the GPU alone: lightning_wgmma, one chunk each
-    [InlineData(1, 8, 65536, 0)]       // 8 pairs: clusters of 8 would leave half the SMs idle
-    public void TheClusterKernelTakesFewLongSequencesThatItsClustersSpreadOverTheGpu(int batch, int heads, int tokens, int expected)
-    {
-        var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
-        Assert.Equal(expected, CudaBackend.LightningClusterPlan(layout, heads, multiprocessors: 132, maxActiveClusters: n => 132 / n));
-    }
-
-    [Fact]
-    public void TheClusterKernelNeedsEveryClusterAtOnceAndSequencesOfAboutOneLength()
-    {
-        var even = BatchLayout.Create([131072], [0]);
-        // The GPCs hold only 14 clusters of 8: a second wave for two of them would double the time.
-        Assert.Equal(0, CudaBackend.LightningClusterPlan(even, heads: 16, multiprocessors: 132, maxActiveClusters: n => n == 8 ? 14 : 132 / n));
-        var uneven = BatchLayout.Create([65536, 16384], [0, 0]);
-        Assert.Equal(0, CudaBackend.LightningClusterPlan(uneven, heads: 8, multiprocessors: 132, maxActiveClusters: n => 132 / n));
-        Assert.Equal(8, CudaBackend.LightningClusterPlan(BatchLayout.Create([65536, 60000], [0, 0]), heads: 8, multiprocessors: 132,
-            maxActiveClusters: n => 132 / n));
-    }
-
-    [Fact]
-    public void TheClusterSizeIsReadFromItsEnvironmentVariable()
-    {
-        Assert.Equal(0, CudaBackend.ParseLightningClusterSize(null));
-        Assert.Equal(4, CudaBackend.ParseLightningClusterSize(" 4"));
-        var e = Assert.Throws<ArgumentException>(() => CudaBackend.ParseLightningClusterSize("16"));
-        Assert.Contains("MINIMAXSHARP_LIGHTNING_CLUSTER", e.Message);
-    }
-
     [Fact]
     public void TheKernelChoiceIsReadFromItsEnvironmentVariable()
     {
-        Assert.Equal(LightningPrefillKernel.Auto, CudaBackend.ParseLightningKernel(null));
-        Assert.Equal(LightningPrefillKernel.Cluster, CudaBackend.ParseLightningKernel("cluster"));
+        Assert.Equal(LightningPrefillKernel.Hopper, CudaBackend.ParseLightningKernel(null));
+        Assert.Equal(LightningPrefillKernel.Pair, CudaBackend.ParseLightningKernel("pair"));
         Assert.Equal(LightningPrefillKernel.Pipelined, CudaBackend.ParseLightningKernel("pipe"));
         Assert.Equal(LightningPrefillKernel.Chunk, CudaBackend.ParseLightningKernel(" Chunk "));
         Assert.Equal(LightningPrefillKernel.Hopper, CudaBackend.ParseLightningKernel("wgmma"));
@@ -135,12 +102,9 @@ public sealed class LightningChunkPlanTests
     public void EveryPrefillKernelNamesAFunctionOfLightningCu()
     {
         string source = CudaDevice.Source("lightning.cu");
-        var names = Enum.GetValues<LightningPrefillKernel>().Where(k => k != LightningPrefillKernel.Cluster)
-            .Select(k => CudaBackend.LightningKernelFunction(k))
-            .Concat(new[] { 2, 4, 8 }.Select(n => CudaBackend.LightningKernelFunction(LightningPrefillKernel.Cluster, n))).Distinct().ToArray();
-        Assert.Equal(6, names.Length);
-        foreach (var name in names)
-            Assert.Matches(@"extern ""C"" __global__ void(\s+__cluster_dims__\([^)]*\))?(\s+__launch_bounds__\([^)]*\))?\s+" + name + @"\(", source);
+        foreach (var kernel in Enum.GetValues<LightningPrefillKernel>())
+            Assert.Matches(@"extern ""C"" __global__ void(\s+__cluster_dims__\([^)]*\))?(\s+__launch_bounds__\([^)]*\))?\s+" + CudaBackend.LightningKernelFunction(kernel) + @"\(", source);
+        Assert.Equal(4, Enum.GetValues<LightningPrefillKernel>().Select(CudaBackend.LightningKernelFunction).Distinct().Count());
     }
 
     [Fact]
