@@ -93,10 +93,11 @@ __device__ __forceinline__ u32 smem_addr(const void* p) { return emu_smem_offset
 // that the others run ahead of them (a race that the natural schedule of the emulator hides, e.g. a producer
 // overwriting a stage still being read, or a consumer reading a tile not yet republished, then shows up as wrong
 // results or a guard's abort).
-unsigned emu_slow_warpgroups;
+unsigned emu_slow_warpgroups, emu_slow_ranks = ~0u;   // ... in the CTAs of these cluster ranks only
 static inline void emu_maybe_slow(unsigned us)
 {
-    if (emu_slow_warpgroups >> (threadIdx.x / 128) & 1) std::this_thread::sleep_for(std::chrono::microseconds(us));
+    if ((emu_slow_warpgroups >> (threadIdx.x / 128) & 1) && (emu_slow_ranks >> emu_cta->rank & 1))
+        std::this_thread::sleep_for(std::chrono::microseconds(us));
 }
 
 // mbarrier: a side table per CTA indexed by the barrier's offset / 8 (EmuMbarrier: completed phases, pending arrivals,

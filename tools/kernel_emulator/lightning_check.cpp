@@ -34,8 +34,32 @@ static int chunkPlan(const std::vector<int>& counts, int heads, int sms)
     return (int)std::min((long)longest, (perItem + 63) / 64 * 64);
 }
 
-enum Kernel { Chunk, Pipe, Wgmma };
-static const char* kernelNames[] = { "lightning_chunk", "lightning_pipe", "lightning_wgmma" };
+enum Kernel { Chunk, Pipe, Wgmma, Cluster2, Cluster4, Cluster8 };
+static const char* kernelNames[] = { "lightning_chunk", "lightning_pipe", "lightning_wgmma", "lightning_cluster2", "lightning_cluster4", "lightning_cluster8" };
+static bool isCluster(int k) { return k >= Cluster2; }
+static unsigned clusterSize(int k) { return k == Cluster2 ? 2 : k == Cluster4 ? 4 : 8; }
+
+// lightning_clusterN: one item per sequence (items[4 s ..] = (s, start, count, 0), one chunk each), grid (B N, heads),
+// clusters of N CTAs, 384 threads, LCL_SHARED bytes; initial states read from and final states written to `ptrs`.
+static void runCluster(Kernel kernel, const bf16* qkv, bf16* out, const std::vector<int>& counts, const std::vector<int>& offs,
+    const unsigned long long* ptrs, const float* slopes, int heads)
+{
+#ifdef HAS_LIGHTNING_CLUSTER
+    int B = counts.size();
+    unsigned N = clusterSize(kernel);
+    std::vector<int> items, seqItems;
+    for (int s = 0; s < B; s++) { int v[4] = { s, offs[s], counts[s], 0 }; items.insert(items.end(), v, v + 4); seqItems.push_back(s); seqItems.push_back(1); }
+    printf("  %s: one chunk per sequence, %d clusters of %u CTAs x %d heads\n", kernelNames[kernel], B, N, heads);
+    launch_cluster([&] {
+        if (kernel == Cluster2) lightning_cluster2(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads);
+        else if (kernel == Cluster4) lightning_cluster4(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads);
+        else lightning_cluster8(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads);
+    }, B * N, heads, 1, N, 384, LCL_SHARED);
+#else
+    (void)kernel; (void)qkv; (void)out; (void)counts; (void)offs; (void)ptrs; (void)slopes; (void)heads;
+    fprintf(stderr, "lightning.cu has no lightning_cluster2\n"); abort();
+#endif
+}
 
 static double run(Kernel kernel, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
 {
@@ -59,6 +83,11 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
                 for (int i = 0; i < d; i++) { q[i] = silu(bf(qkv[row + i])); k[i] = silu(bf(qkv[row + d + i])); v[i] = silu(bf(qkv[row + 2 * d + i])); }
                 for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) { double x = lam * S[i * d + j] + k[i] * v[j]; S[i * d + j] = x; o[j] += q[i] * x; }
                 for (int j = 0; j < d; j++) refOut[(size_t)(offs[s] + t) * heads * d + h * d + j] = o[j]; } } }
+    std::vector<unsigned long long> ptrs(B); for (int s = 0; s < B; s++) ptrs[s] = (unsigned long long)st[s].data();
+    std::vector<bf16> out((size_t)T * heads * d, 0xffff);
+    if (isCluster(kernel)) runCluster(kernel, qkv.data(), out.data(), counts, offs, ptrs.data(), slopes.data(), heads);
+    else
+    {
     // device path (lightning_wgmma: the plans of lightning_pipe)
     const bool pipe = kernel != Chunk;
     int chunk = pipe ? pipePlan(counts, heads, sms) : chunkPlan(counts, heads, sms);
@@ -84,9 +113,7 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
         }
     }
     int p0Count = p0Items.size() / 4;
-    std::vector<unsigned long long> ptrs(B); for (int s = 0; s < B; s++) ptrs[s] = (unsigned long long)st[s].data();
     std::vector<float> slots(anySplit ? (size_t)p0Count * heads * d * d : 1, NAN);
-    std::vector<bf16> out((size_t)T * heads * d, 0xffff);
     auto k = [&](const std::vector<int>& it, const std::vector<int>& sq, int mode)
     {
 #ifdef HAS_LIGHTNING_WGMMA
@@ -111,6 +138,7 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
         launch([&] { lightning_chunk_scan(p0Items.data(), p0Seq.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
     }
     launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads, shared);
+    }
     if (emu_unfenced_reads) { printf("  %ld wgmma operand reads of stmatrix rows never fenced (fence_async_smem)\n", (long)emu_unfenced_reads); emu_unfenced_reads = 0; return INFINITY; }
     double num = 0, den = 0, snum = 0, sden = 0;
     for (size_t i = 0; i < out.size(); i++) { double x = bf(out[i]) - refOut[i]; num += x * x; den += refOut[i] * refOut[i]; }
@@ -134,25 +162,39 @@ int main(int argc, char** argv)
         { {150, 300, 40}, {1, 0, 1}, 2, 4 },      // pairs fill the "GPU": one chunk per sequence
         { {1000, 900}, {1, 0}, 1, 4 },            // pipe: chunks of 512 (4 items); pass 0 in sub-chunks of 256 (split 2)
         { {1500}, {1}, 1, 2 },                    // pass 0 over sub-chunks of 6 blocks (more than two stages and slots)
+        { {1, 64, 65, 300}, {1, 1, 0, 1}, 1, 0 }, // the cluster kernels' case: 1 token, exact block, block + 1, 5 blocks
     };
+    const size_t clusterCase = 7;
+    // Run time: the cluster kernels (up to 8 x 384 threads) run on their own case (8) only, unless a cluster kernel is
+    // named on the command line (then on every case, or the one named); the other kernels skip case 8 unless it is named.
     double worst = 0;
     for (size_t c = 0; c < cases.size(); c++)
-        for (int k = Wgmma; k >= Chunk; k--)
+        for (int k = Cluster8; k >= Chunk; k--)
         {
 #ifndef HAS_LIGHTNING_WGMMA
             if (k == Wgmma) continue;
 #endif
+#ifndef HAS_LIGHTNING_CLUSTER
+            if (isCluster(k)) continue;
+#endif
             if ((which && which != (int)c + 1) || (only && strcmp(only, kernelNames[k]))) continue;
-            // lightning_wgmma also under perturbed schedules (emu_slow_warpgroups): the outputs and state warpgroups
-            // slowed (the transform runs ahead), then each alone.
-            for (unsigned slow : k == Wgmma ? std::vector<unsigned>{ 0, 3, 1, 2 } : std::vector<unsigned>{ 0 })
+            if (isCluster(k) ? c != clusterCase && !only : c == clusterCase && which != (int)clusterCase + 1) continue;
+            // lightning_wgmma and lightning_clusterN also under perturbed schedules (emu_slow_warpgroups): the outputs
+            // and state warpgroups slowed (the transform runs ahead), then each alone; the cluster kernels also with the
+            // loads and keys' warpgroup slowed in rank 0 only (its peers' copies land into it early).
+            struct Schedule { unsigned warpgroups, ranks; };
+            std::vector<Schedule> schedules = { { 0, ~0u } };
+            if (k == Wgmma || isCluster(k)) schedules.insert(schedules.end(), { { 3, ~0u }, { 1, ~0u }, { 2, ~0u } });
+            if (isCluster(k)) schedules.push_back({ 4, 1u });
+            for (Schedule sc : schedules)
             {
-                emu_slow_warpgroups = slow;
-                if (slow) printf("case %zu, warpgroups slowed: %s%s\n", c + 1, slow & 1 ? "0 (outputs) " : "", slow & 2 ? "1 (state)" : "");
+                emu_slow_warpgroups = sc.warpgroups; emu_slow_ranks = sc.ranks;
+                if (sc.warpgroups) printf("case %zu, warpgroups slowed: %s%s%s%s\n", c + 1, sc.warpgroups & 1 ? "0 (outputs) " : "",
+                    sc.warpgroups & 2 ? "1 (state) " : "", sc.warpgroups & 4 ? "2 (keys, loads) " : "", sc.ranks != ~0u ? "in rank 0" : "");
                 else printf("case %zu\n", c + 1);
                 worst = std::max(worst, run((Kernel)k, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, 7 + c));
             }
-            emu_slow_warpgroups = 0;
+            emu_slow_warpgroups = 0; emu_slow_ranks = ~0u;
         }
     printf("worst %.3e\n", worst);
     return worst < 5e-3 ? 0 : 1;
