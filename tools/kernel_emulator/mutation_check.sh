@@ -2,7 +2,9 @@
 # Sensitivity check of the emulator on lightning_wgmma: applies one deliberate bug at a time to a copy of lightning.cu
 # (a sed expression each) and runs one case; every mutant must fail (nonzero exit: an abort of a guard or an error
 # over the bound). usage: tools/kernel_emulator/mutation_check.sh [case number, default 6] [part of a mutant's name]
+# MUTANTS=cluster: the cluster kernel's mutants instead, on ${KERNEL:-lightning_cluster4}, default case 8.
 here=$(cd "$(dirname "$0")" && pwd); kernels=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
+kernel=lightning_wgmma; case=${1:-6}
 mutants=(
   'wait1 removed (scores read before their wait)|s/wg_wait1();   \/\/ the scores/\/\/ removed/'
   'wait0 of Q S removed|s/wg_wait0();   \/\/ Q S/\/\/ removed/'
@@ -22,6 +24,20 @@ mutants=(
   'LW_SHARED 88 bytes short|s/#define LW_SHARED (LW_BARS + 128 + 1024)/#define LW_SHARED (LW_BARS + 40 + 1024)/'
   'alignment of the base dropped|s/unsigned char\* base = lw_smem + ((1024 - (smem_addr(lw_smem) \& 1023)) \& 1023);/unsigned char* base = lw_smem;/'
 )
+if [ "$MUTANTS" = cluster ]; then
+kernel=${KERNEL:-lightning_cluster4}; case=${1:-8}
+mutants=(
+  'FREE wait removed (raw slot reloaded while a peer reads it)|s/mbar_wait_cluster(bars + LCL_FREE + st, (b >> 1) \& 1);/;/'
+  'FREE arrival on this CTA only (peers never told)|s/for (u32 c = 0; c < NCL; c++) mbar_arrive_remote(bars + LCL_FREE + st, c);/mbar_arrive_remote(bars + LCL_FREE + st, rank);/'
+  'READ wait removed (slot freed before this CTA read it)|s/mbar_wait(bars + LCL_READ + st, (b >> 1) \& 1);   \/\/ q and k/;/'
+  'READ count 128 (one reader role not waited for)|s/i < LCL_FREE ? 256 : i < LCL_FULL ? NCL/i < LCL_FREE ? 128 : i < LCL_FULL ? NCL/'
+  'expect_tx of half the bytes|s/(u32)(m \* 512)/(u32)(m * 256)/'
+  'multicast to this CTA only|s/(1u << NCL) - 1);/1u << rank);/'
+  'every CTA copies the same rows|s/r = lane \* NCL + (int)rank;/r = lane * NCL;/'
+  'initial cluster_sync removed (peers reach barriers not yet initialised)|s/cluster_sync();   \/\/ every CTA/;   \/\/ every CTA/'
+  'columns of rank 0 in every CTA|s/col0 = (int)rank \* NC;/col0 = 0;/'
+)
+fi
 failed=0
 for entry in "${mutants[@]}"; do
   name=${entry%%|*}; expr=${entry#*|}
@@ -30,8 +46,8 @@ for entry in "${mutants[@]}"; do
   if cmp -s "$out/k/lightning.cu" "$kernels/lightning.cu"; then echo "MUTATION NOT APPLIED: $name"; failed=1; continue; fi
   python3 "$here/make_kernels.py" "$out/k/lightning.cu" "$kernels/common.cuh" "$here" > "$out/kernels.inc"
   g++ -std=c++20 -O1 -pthread -w -I"$out" -I"$here" "$here/lightning_check.cpp" -o "$out/lightning_check" || { echo "compile failed: $name"; failed=1; continue; }
-  log=$(timeout 300 "$out/lightning_check" "${1:-6}" lightning_wgmma 2>&1); rc=$?
-  why=$(echo "$log" | grep -E "rel err|abort|deadlock|mbar_|wgmma|never|worst|shared memory" | grep -v "^  lightning" | head -2 | tr '\n' ' ')
+  log=$(timeout 300 "$out/lightning_check" "$case" "$kernel" 2>&1); rc=$?
+  why=$(echo "$log" | grep -E "rel err|abort|deadlock|mbar_|wgmma|never|worst|shared memory|bulk_|CTA rank" | grep -v "^  lightning" | head -2 | tr '\n' ' ')
   if [ $rc -eq 0 ]; then echo "NOT CAUGHT: $name ($why)"; failed=1; else echo "caught (rc $rc): $name: $why"; fi
 done
 exit $failed
