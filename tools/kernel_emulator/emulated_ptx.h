@@ -111,7 +111,9 @@ thread_local std::vector<unsigned> emu_my_unfenced;   // rows this thread wrote 
 
 // The cluster of the current launch (clusters run one after another; a plain launch runs clusters of one CTA, as the
 // hardware's implicit 1x1x1 cluster). Bulk copies in flight wait here until they land (see bulk_multicast).
-struct EmuBulk { unsigned cta, dst, bar, issuer; std::vector<unsigned char> data; std::chrono::steady_clock::time_point due; };
+// A bulk copy in flight to CTA `cta`: the bytes read at issue; srcCta >= 0: the source is shared memory of that CTA at
+// srcOff (bulk_copy_to_cta), which must still hold the same bytes when the copy lands.
+struct EmuBulk { unsigned cta, dst, bar; int srcCta; unsigned srcOff; std::vector<unsigned char> data; std::chrono::steady_clock::time_point due; };
 struct EmuCluster
 {
     unsigned size = 1, shared = 0;       // CTAs; the launch's dynamic shared memory (0: not checked)
@@ -191,11 +193,14 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(u64* bar, u32 bytes) { emu
 static inline void emu_land(EmuBulk& c)
 {
     EmuCta& cta = emu_ctas[c.cta];
-    EmuMbarrier& b = emu_mbar_at(cta, c.bar, "bulk_multicast (complete_tx at landing)");
+    if (c.srcCta >= 0 && memcmp(emu_ctas[c.srcCta].smem + c.srcOff, c.data.data(), c.data.size()))
+    { fprintf(stderr, "bulk_copy_to_cta: the source (offset %u of CTA rank %d, %zu bytes) changed before the copy into CTA rank %u landed\n",
+        c.srcOff, c.srcCta, c.data.size(), c.cta); abort(); }
+    EmuMbarrier& b = emu_mbar_at(cta, c.bar, "bulk copy (complete_tx at landing)");
     std::lock_guard<std::mutex> lock(b.lock);
     memcpy(cta.smem + c.dst, c.data.data(), c.data.size());
     for (unsigned i = c.dst / 16; i < (c.dst + c.data.size()) / 16; i++) cta.unfenced[i] = 0;
-    emu_mbar_update(cta, b, c.bar, -(long long)c.data.size(), 0, "bulk_multicast (complete_tx at landing)");
+    emu_mbar_update(cta, b, c.bar, -(long long)c.data.size(), 0, "bulk copy (complete_tx at landing)");
     emu_cluster.progress++;
 }
 // Lands the copies whose (random) landing time has come; every waiting thread calls this while it spins.
@@ -289,22 +294,30 @@ __device__ __forceinline__ void mbar_arrive_remote(u64* bar, u32 cta)
     }
     emu_cluster.progress++;
 }
-// cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster: `bytes` from global src to the
-// same CTA-relative offset as dst in every CTA of `mask`, each completing complete_tx(bytes) on its own barrier at
-// bar's offset. Source read at issue; each destination is poisoned (0xff) at issue and written when the copy lands:
-// 1 in 4 at issue, the others after a random 0-500 us (landed by whichever thread of the cluster spins in a wait
-// next), so a peer's bytes may land before or after this CTA's own arrive.expect_tx, and a reader that did not wait
-// on the barrier sees NaN.
-__device__ __forceinline__ void bulk_multicast(void* dst, const void* src, u32 bytes, u64* bar, u32 mask)
+// Bulk copies (cp.async.bulk ... mbarrier::complete_tx::bytes) into the CTAs of `mask`, at dst's CTA-relative offset,
+// each completing complete_tx(bytes) on its own barrier at bar's offset. The source is read at issue; each destination
+// is poisoned (0xff) at issue and written when the copy lands: 1 in 4 at issue, the others after a random 0-500 us
+// (landed by whichever thread of the cluster spins in a wait next), so bytes may land before or after the receiver's
+// arrive.expect_tx, and a reader that did not wait on the barrier sees NaN. srcCta >= 0: the source is this CTA's
+// shared memory at srcOff (checked unchanged at landing; stmatrix rows there not yet fenced count as unfenced reads).
+static inline void emu_bulk_issue(const char* what, void* dst, const void* src, int srcCta, u32 bytes, u64* bar, u32 mask)
 {
-    const char* what = "bulk_multicast";
     if (bytes == 0 || bytes % 16) { fprintf(stderr, "%s: size %u is not a positive multiple of 16\n", what, bytes); abort(); }
     unsigned off = emu_smem_offset(dst, bytes, what), barOff = emu_smem_offset(bar, 8, what);
     if (off % 16 || (uintptr_t)src % 16) { fprintf(stderr, "%s: destination offset %u or source %p not 16-byte aligned\n", what, off, src); abort(); }
-    if (emu_cluster.shared && (off < EMU_DYN_OFFSET || off + bytes > EMU_DYN_OFFSET + emu_cluster.shared))
+    auto inDynamic = [](unsigned at, unsigned n) { return !emu_cluster.shared || (at >= EMU_DYN_OFFSET && at + n <= EMU_DYN_OFFSET + emu_cluster.shared); };
+    if (!inDynamic(off, bytes))
     { fprintf(stderr, "%s: %u bytes at byte %d of the dynamic shared memory overrun its %u bytes\n", what, bytes, (int)off - EMU_DYN_OFFSET, emu_cluster.shared); abort(); }
     if (barOff + 8 > off && barOff < off + bytes) { fprintf(stderr, "%s: the copy [%u, %u) overwrites its own barrier at %u\n", what, off, off + bytes, barOff); abort(); }
     if (mask == 0 || mask >> emu_cluster.size) { fprintf(stderr, "%s: mask %#x names a CTA rank outside the cluster of %u CTAs\n", what, mask, emu_cluster.size); abort(); }
+    unsigned srcOff = 0;
+    if (srcCta >= 0)
+    {
+        srcOff = emu_smem_offset(src, bytes, what);
+        if (!inDynamic(srcOff, bytes))
+        { fprintf(stderr, "%s: source of %u bytes at byte %d is outside the dynamic shared memory (%u bytes)\n", what, bytes, (int)srcOff - EMU_DYN_OFFSET, emu_cluster.shared); abort(); }
+        for (unsigned i = srcOff / 16; i < (srcOff + bytes) / 16; i++) if (emu_cta->unfenced[i]) emu_unfenced_reads++;
+    }
     std::vector<unsigned char> data((const unsigned char*)src, (const unsigned char*)src + bytes);
     {
         std::lock_guard<std::mutex> lock(emu_cluster.lock);
@@ -313,13 +326,28 @@ __device__ __forceinline__ void bulk_multicast(void* dst, const void* src, u32 b
             if (!(mask >> r & 1)) continue;
             EmuCta& t = emu_peer(r, what);
             emu_mbar_at(t, barOff, what);
+            if (srcCta == (int)r && srcOff < off + bytes && off < srcOff + bytes)
+            { fprintf(stderr, "%s: source and destination overlap in CTA rank %u\n", what, r); abort(); }
             memset(t.smem + off, 0xff, bytes);
             unsigned delay = emu_cluster.rng() % 4 == 0 ? 0 : emu_cluster.rng() % 500;
-            emu_cluster.inFlight.push_back({ r, off, barOff, threadIdx.x, data, std::chrono::steady_clock::now() + std::chrono::microseconds(delay) });
+            emu_cluster.inFlight.push_back({ r, off, barOff, srcCta, srcOff, data, std::chrono::steady_clock::now() + std::chrono::microseconds(delay) });
         }
         emu_cluster.inFlightCount = emu_cluster.inFlight.size();
     }
     emu_land_due();
+}
+// cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster: global src to every CTA of mask.
+__device__ __forceinline__ void bulk_multicast(void* dst, const void* src, u32 bytes, u64* bar, u32 mask)
+{
+    emu_bulk_issue("bulk_multicast", dst, src, -1, bytes, bar, mask);
+}
+// cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes (mapa of dst and bar to CTA `cta`): this CTA's
+// shared memory at src to CTA `cta`. The source must hold its bytes until the copy has landed (the issuer learns that
+// only through the receiver), so a source rewritten before the landing aborts.
+__device__ __forceinline__ void bulk_copy_to_cta(void* dst, const void* src, u32 bytes, u64* bar, u32 cta)
+{
+    if (cta >= emu_cluster.size) { fprintf(stderr, "bulk_copy_to_cta: CTA rank %u outside the cluster of %u CTAs\n", cta, emu_cluster.size); abort(); }
+    emu_bulk_issue("bulk_copy_to_cta", dst, src, (int)emu_cta->rank, bytes, bar, 1u << cta);
 }
 // Run by the last thread of a CTA to end: nothing may still be in flight towards it, and no barrier of it may still
 // expect transaction bytes (bytes never landed, or an expect_tx never matched); after this a peer's remote arrive or
@@ -328,8 +356,12 @@ static inline void emu_cta_exit(EmuCta& cta)
 {
     std::lock_guard<std::mutex> lock(emu_cluster.lock);
     for (auto& c : emu_cluster.inFlight)
+    {
         if (c.cta == cta.rank)
         { fprintf(stderr, "CTA rank %u exits while a bulk copy into it (offset %u, %zu bytes, barrier %u) is in flight\n", cta.rank, c.dst, c.data.size(), c.bar); abort(); }
+        if (c.srcCta == (int)cta.rank)
+        { fprintf(stderr, "CTA rank %u exits while a bulk copy out of its shared memory (offset %u, %zu bytes, to CTA rank %u) is in flight\n", cta.rank, c.srcOff, c.data.size(), c.cta); abort(); }
+    }
     for (unsigned i = 0; i < EMU_SMEM_BYTES / 8; i++)
         if (cta.mbars[i].count && cta.mbars[i].tx != 0)
         { fprintf(stderr, "CTA rank %u exits with tx-count %lld on its barrier at offset %u\n", cta.rank, (long long)cta.mbars[i].tx, 8 * i); abort(); }

@@ -34,31 +34,48 @@ static int chunkPlan(const std::vector<int>& counts, int heads, int sms)
     return (int)std::min((long)longest, (perItem + 63) / 64 * 64);
 }
 
-enum Kernel { Chunk, Pipe, Wgmma, Cluster2, Cluster4, Cluster8 };
-static const char* kernelNames[] = { "lightning_chunk", "lightning_pipe", "lightning_wgmma", "lightning_cluster2", "lightning_cluster4", "lightning_cluster8" };
+enum Kernel { Chunk, Pipe, Wgmma, Cluster2, Cluster4, Cluster8, Pair };
+static const char* kernelNames[] = { "lightning_chunk", "lightning_pipe", "lightning_wgmma", "lightning_cluster2", "lightning_cluster4",
+    "lightning_cluster8", "lightning_pair" };
 static bool isCluster(int k) { return k >= Cluster2; }
-static unsigned clusterSize(int k) { return k == Cluster2 ? 2 : k == Cluster4 ? 4 : 8; }
+static unsigned clusterSize(int k) { return k == Cluster4 ? 4 : k == Cluster8 ? 8 : 2; }
+static bool present(int k)
+{
+#ifndef HAS_LIGHTNING_WGMMA
+    if (k == Wgmma) return false;
+#endif
+#ifndef HAS_LIGHTNING_CLUSTER
+    if (k >= Cluster2 && k <= Cluster8) return false;
+#endif
+#ifndef HAS_LIGHTNING_PAIR
+    if (k == Pair) return false;
+#endif
+    return true;
+}
 
-// lightning_clusterN: one item per sequence (items[4 s ..] = (s, start, count, 0), one chunk each), grid (B N, heads),
-// clusters of N CTAs, 384 threads, LCL_SHARED bytes; initial states read from and final states written to `ptrs`.
+// The cluster kernels (lightning_pair, lightning_clusterN): one item per sequence (items[4 s ..] = (s, start, count, 0),
+// one chunk each), grid (B N, heads), clusters of N CTAs, 384 threads; initial states read from and final states written
+// to `ptrs`.
 static void runCluster(Kernel kernel, const bf16* qkv, bf16* out, const std::vector<int>& counts, const std::vector<int>& offs,
     const unsigned long long* ptrs, const float* slopes, int heads)
 {
-#ifdef HAS_LIGHTNING_CLUSTER
     int B = counts.size();
-    unsigned N = clusterSize(kernel);
+    unsigned N = clusterSize(kernel), shared = 0;
     std::vector<int> items, seqItems;
     for (int s = 0; s < B; s++) { int v[4] = { s, offs[s], counts[s], 0 }; items.insert(items.end(), v, v + 4); seqItems.push_back(s); seqItems.push_back(1); }
-    printf("  %s: one chunk per sequence, %d clusters of %u CTAs x %d heads\n", kernelNames[kernel], B, N, heads);
-    launch_cluster([&] {
-        if (kernel == Cluster2) lightning_cluster2(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads);
-        else if (kernel == Cluster4) lightning_cluster4(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads);
-        else lightning_cluster8(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads);
-    }, B * N, heads, 1, N, 384, LCL_SHARED);
-#else
-    (void)kernel; (void)qkv; (void)out; (void)counts; (void)offs; (void)ptrs; (void)slopes; (void)heads;
-    fprintf(stderr, "lightning.cu has no lightning_cluster2\n"); abort();
+    std::function<void()> body;
+#ifdef HAS_LIGHTNING_CLUSTER
+    if (kernel == Cluster2) body = [&] { lightning_cluster2(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); };
+    if (kernel == Cluster4) body = [&] { lightning_cluster4(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); };
+    if (kernel == Cluster8) body = [&] { lightning_cluster8(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); };
+    if (kernel != Pair) shared = LCL_SHARED;
 #endif
+#ifdef HAS_LIGHTNING_PAIR
+    if (kernel == Pair) { body = [&] { lightning_pair(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); }; shared = LPR_SHARED; }
+#endif
+    if (!body) { fprintf(stderr, "lightning.cu has no %s\n", kernelNames[kernel]); abort(); }
+    printf("  %s: one chunk per sequence, %d clusters of %u CTAs x %d heads\n", kernelNames[kernel], B, N, heads);
+    launch_cluster(body, B * N, heads, 1, N, 384, shared);
 }
 
 static double run(Kernel kernel, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
@@ -169,14 +186,9 @@ int main(int argc, char** argv)
     // named on the command line (then on every case, or the one named); the other kernels skip case 8 unless it is named.
     double worst = 0;
     for (size_t c = 0; c < cases.size(); c++)
-        for (int k = Cluster8; k >= Chunk; k--)
+        for (int k = Pair; k >= Chunk; k--)
         {
-#ifndef HAS_LIGHTNING_WGMMA
-            if (k == Wgmma) continue;
-#endif
-#ifndef HAS_LIGHTNING_CLUSTER
-            if (isCluster(k)) continue;
-#endif
+            if (!present(k)) continue;
             if ((which && which != (int)c + 1) || (only && strcmp(only, kernelNames[k]))) continue;
             if (isCluster(k) ? c != clusterCase && !only : c == clusterCase && which != (int)clusterCase + 1) continue;
             // lightning_wgmma and lightning_clusterN also under perturbed schedules (emu_slow_warpgroups): the outputs

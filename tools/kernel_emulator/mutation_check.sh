@@ -2,7 +2,8 @@
 # Sensitivity check of the emulator on lightning_wgmma: applies one deliberate bug at a time to a copy of lightning.cu
 # (a sed expression each) and runs one case; every mutant must fail (nonzero exit: an abort of a guard or an error
 # over the bound). usage: tools/kernel_emulator/mutation_check.sh [case number, default 6] [part of a mutant's name]
-# MUTANTS=cluster: the cluster kernel's mutants instead, on ${KERNEL:-lightning_cluster4}, default case 8.
+# MUTANTS=pair: lightning_pair's mutants instead, default case 8; MUTANTS=cluster: lightning_clusterN's (an earlier
+# version of lightning.cu), on ${KERNEL:-lightning_cluster4}.
 here=$(cd "$(dirname "$0")" && pwd); kernels=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
 kernel=lightning_wgmma; case=${1:-6}
 mutants=(
@@ -29,13 +30,30 @@ kernel=${KERNEL:-lightning_cluster4}; case=${1:-8}
 mutants=(
   'FREE wait removed (raw slot reloaded while a peer reads it)|s/mbar_wait_cluster(bars + LCL_FREE + st, (b >> 1) \& 1);/;/'
   'FREE arrival on this CTA only (peers never told)|s/for (u32 c = 0; c < NCL; c++) mbar_arrive_remote(bars + LCL_FREE + st, c);/mbar_arrive_remote(bars + LCL_FREE + st, rank);/'
-  'READ wait removed (slot freed before this CTA read it)|s/mbar_wait(bars + LCL_READ + st, (b >> 1) \& 1);   \/\/ q and k/;/'
+  'READ wait removed (slot freed before this CTA read it)|s/mbar_wait(bars + LCL_READ + st, (b >> 1) \& 1);   \/\/ q and k/;   \/\/ q and k/'
   'READ count 128 (one reader role not waited for)|s/i < LCL_FREE ? 256 : i < LCL_FULL ? NCL/i < LCL_FREE ? 128 : i < LCL_FULL ? NCL/'
   'expect_tx of half the bytes|s/(u32)(m \* 512)/(u32)(m * 256)/'
   'multicast to this CTA only|s/(1u << NCL) - 1);/1u << rank);/'
   'every CTA copies the same rows|s/r = lane \* NCL + (int)rank;/r = lane * NCL;/'
   'initial cluster_sync removed (peers reach barriers not yet initialised)|s/cluster_sync();   \/\/ every CTA/;   \/\/ every CTA/'
   'columns of rank 0 in every CTA|s/col0 = (int)rank \* NC;/col0 = 0;/'
+)
+fi
+if [ "$MUTANTS" = pair ]; then
+kernel=lightning_pair; case=${1:-8}
+mutants=(
+  'PEERFREE wait removed (the other CTA sends into a stage still read here)|s/mbar_wait(bars + LPR_PEERFREE + st, parity);   \/\/ and there/;/'
+  'PEERFREE arrival removed|s/if (wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);/;/'
+  'PEERFREE arrival on this CTA instead of the other|s/mbar_arrive_remote(bars + LPR_PEERFREE + st, other)/mbar_arrive_remote(bars + LPR_PEERFREE + st, half)/'
+  'expect_tx of two tiles instead of three|s/mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 \* 8192)/mbar_arrive_expect_tx(bars + LPR_FULL + st, 2 * 8192)/'
+  'halves sent to this CTA, not the other|s/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, half);/'
+  'named_sync before the send removed (halves sent while written)|s/named_sync(2, 128);   \/\/ the halves/;   \/\/ the halves/'
+  'fence before the send removed|/lpr_stage<1>(raw + 8192/,/named_sync(2, 128)/s/fence_async_smem();/;/'
+  'LANDED wait removed (raw q, k read before landing)|s/mbar_wait(bars + LPR_LANDED + slot, (b \/ LPR_SLOTS) \& 1);/;/'
+  'WG2 EMPTY wait removed (stage rewritten while read here)|s/mbar_wait(bars + LPR_EMPTY + st, parity);   \/\/ block b-2 has left this stage here/;/'
+  'state: FULL wait removed (Kdt of the other half not yet landed)|s/mbar_wait(bars + LPR_FULL + st, (b >> 1) \& 1);    \/\/ Kd/;    \/\/ Kd/'
+  'initial cluster_sync removed (the other CTA reaches barriers not yet initialised)|s/cluster_sync();   \/\/ both CTAs/;   \/\/ both CTAs/'
+  'columns of half 0 in both CTAs|s/col0 = (int)half \* 64;/col0 = 0;/'
 )
 fi
 failed=0
@@ -47,7 +65,7 @@ for entry in "${mutants[@]}"; do
   python3 "$here/make_kernels.py" "$out/k/lightning.cu" "$kernels/common.cuh" "$here" > "$out/kernels.inc"
   g++ -std=c++20 -O1 -pthread -w -I"$out" -I"$here" "$here/lightning_check.cpp" -o "$out/lightning_check" || { echo "compile failed: $name"; failed=1; continue; }
   log=$(timeout 300 "$out/lightning_check" "$case" "$kernel" 2>&1); rc=$?
-  why=$(echo "$log" | grep -E "rel err|abort|deadlock|mbar_|wgmma|never|worst|shared memory|bulk_|CTA rank" | grep -v "^  lightning" | head -2 | tr '\n' ' ')
+  why=$(echo "$log" | grep -E "rel err|abort|deadlock|mbar_|wgmma|never|worst|shared memory|bulk_|CTA rank|source" | grep -v "^  lightning" | head -2 | tr '\n' ' ')
   if [ $rc -eq 0 ]; then echo "NOT CAUGHT: $name ($why)"; failed=1; else echo "caught (rc $rc): $name: $why"; fi
 done
 exit $failed

@@ -383,6 +383,31 @@ static bool multicastCase()
     return bad == 0 && negativeSeen == 1 && notLanded > 0;
 }
 
+// bulk_copy_to_cta: in a cluster of 2, each CTA writes 2048 bytes at its own half of a region and sends them to the
+// same offset in the other CTA (complete_tx on the other's barrier, count 1: its arrive.expect_tx); after its wait a CTA
+// holds both halves. Rank 1 expects only after the bytes have landed (tx-count negative first).
+static bool copyToCtaCase()
+{
+    std::atomic<int> bad{0};
+    launch_cluster([&] {
+        u64* bar = (u64*)(emu_smem + 64);
+        unsigned me = cluster_rank();
+        unsigned char* region = emu_smem + 1024;
+        if (threadIdx.x != 0) return;
+        mbar_init(bar, 1);
+        for (int i = 0; i < 2048; i++) region[2048 * me + i] = (unsigned char)(me * 100 + i % 97);
+        fence_mbar_init();
+        cluster_sync();
+        bulk_copy_to_cta(region + 2048 * me, region + 2048 * me, 2048, bar, me ^ 1);
+        if (me == 1) while (emu_cta->mbars[8].tx == 0) emu_land_due();
+        mbar_arrive_expect_tx(bar, 2048);
+        mbar_wait_cluster(bar, 0);
+        for (int h = 0; h < 2; h++) for (int i = 0; i < 2048; i++) if (region[2048 * h + i] != (unsigned char)(h * 100 + i % 97)) { bad++; break; }
+        cluster_sync();
+    }, 2, 1, 1, 2, 32, 8192);
+    return bad == 0;
+}
+
 // A small cluster kernel using every cluster primitive: D[64][n] = sum over 6 rounds of A_r B_rᵀ (K = 64) per CTA.
 // Round r's A tile (64 x 64, shared by all CTAs) is multicast by rank r % N to every CTA; each CTA's own B slice
 // (n x 64, different per CTA) comes by a multicast to itself. Two stages: FULL[s] (count 1: the CTA's producer's
@@ -518,6 +543,7 @@ int main()
     expect(clusterSyncCase(), "cluster_sync: 4 CTAs x 64 threads, 10 rounds, exited threads drop out");
     expect(remoteArriveCase(), "mbar_arrive_remote: 2 CTAs arrive on each other's barrier, 3 phases");
     expect(multicastCase(), "bulk_multicast: mask 0b1011 of 4, complete_tx before and after expect_tx");
+    expect(copyToCtaCase(), "bulk_copy_to_cta: 2 CTAs exchange halves, complete_tx before expect_tx");
     struct Tiny { unsigned N; int n; bool rs; unsigned slow; };
     for (Tiny c : { Tiny{ 2, 16, false, 0 }, Tiny{ 4, 32, true, 0 }, Tiny{ 8, 32, false, 0 }, Tiny{ 4, 16, true, 1 }, Tiny{ 2, 32, false, 2 } })
     {
@@ -627,6 +653,22 @@ int main()
             mbar_arrive_expect_tx(b, 16);   // bytes that never come
             mbar_wait(b, 0);
         }, 1, 1, 1, 1, 1); }, "tx-count 16"), "a wait for transaction bytes never issued aborts (deadlock guard)");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            cluster_sync();
+            unsigned char* tile = emu_smem + 1024;
+            if (cluster_rank() == 0)
+            {
+                memset(tile, 1, 4096);
+                for (unsigned seed = 1;; seed++)   // a seed that lands the copy 100 us or more after its issue
+                { std::mt19937 r(seed); if (r() % 4 && r() % 500 >= 100) { emu_cluster.rng.seed(seed); break; } }
+                bulk_copy_to_cta(tile, tile, 4096, b, 1);
+                tile[100] = 2;   // rewritten before the copy has landed
+            }
+            else { mbar_arrive_expect_tx(b, 4096); mbar_wait(b, 0); }
+            cluster_sync();
+        }, 2, 1, 1, 2, 1); }, "changed before the copy"), "bulk_copy_to_cta: a source rewritten before the landing aborts");
     expect(aborts([] { launch_cluster([] {}, 6, 1, 1, 4, 32); }, "not a multiple"), "a grid that is not a whole number of clusters aborts");
     printf("primitives: %s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;

@@ -1413,41 +1413,47 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
     else lightning_wgmma_pass<1>(qkv, out, items, seqItems, states, slots, slopes, heads, startSlot);
 }
 // ---------------------------------------------------------------------------------------------------
-// Hopper prefill split by state COLUMNS over a thread-block cluster (sm_90a), for few long sequences (B x heads below the
-// SM count). lightning_wgmma splits such sequences along time instead, which costs a second read of k and v (pass 0
-// makes the chunk states) and bounds it at (4 + 2 (chunks - 1) / chunks) / 4 of the memory floor. Here a cluster of
-// NCL CTAs takes one (sequence, head) whole and CTA rank c owns columns [c NC, (c + 1) NC) of the state and the
-// outputs (NC = 128 / NCL): O[:, cols] = diag(q_decay) Q S[:, cols] + P V[:, cols], S[:, cols] = exp(-s m) S[:, cols]
-// + Kdᵀ V[:, cols]. Every CTA needs all of q and k (the scores), so each block's q and k rows are loaded ONCE per
-// cluster: each CTA issues a share of the 64 token rows as bulk copies multicast to every CTA of the cluster (q and k
-// of a token are 512 contiguous bytes). v is loaded per CTA (its columns only). So q, k, v are read and o written once:
-// the memory floor, at the price of computing the 64 x 64 scores in every CTA of the cluster.
-// Roles as lightning_wgmma: WG2 keys' SiLU (K, Kdᵀ) and, in warp 0, the cluster's loads; WG1 values (global loads three
-// blocks ahead into registers, SiLU into Vᵀ [NC][64]) and the state S[dk][NC] (M = dk, the two m64 halves; its bf16
-// copy Sᵀ [NC][128] for Q S); WG0 queries' SiLU into register fragments, Q Kᵀ, Q S, P V, outputs stored from registers.
-// A raw slot (two: blocks b and b + 1) may be overwritten only once every CTA of the cluster has read it: READ counts
-// this CTA's readers, then warp 0 of WG2 arrives on FREE in every CTA of the cluster, and waits for its own FREE (one
-// arrival per CTA) before it loads block b + 2 into the slot.
-#define LCL_PITCH 528                    // raw row: q (256 bytes), k (256), 16 of padding: ldmatrix of 8 rows hits 8 bank groups
-#define LCL_RAW (64 * LCL_PITCH)         // one raw slot (q and k of 64 tokens)
-#define LCL_STAGE 40960                  // K [64][128], Kdᵀ [128][64] (16 KB each), Vᵀ [NC][64] (at most 8 KB)
-#define LCL_K 0
-#define LCL_KDT 16384
-#define LCL_VT 32768
-#define LCL_ST (2 * LCL_STAGE)           // Sᵀ [NC][128] bf16 (at most 16 KB)
-#define LCL_RAWQK (LCL_ST + 16384)       // two raw slots
-#define LCL_TABLE (LCL_RAWQK + 2 * LCL_RAW)
-#define LCL_BARS (LCL_TABLE + 768)
-#define LCL_SHARED (LCL_BARS + 128 + 1024)
-#define LCL_RAW_BAR 0                    // [2] the slot's rows landed (this CTA's expect_tx + the cluster's copies)
-#define LCL_READ 2                       // [2] the slot read in this CTA (WG0 q, WG2 k)
-#define LCL_FREE 4                       // [2] the slot read in every CTA of the cluster (one arrival per CTA)
-#define LCL_FULL 6                       // [2] K, Kdᵀ staged (WG2 -> WG0, WG1)
-#define LCL_VFULL 8                      // [2] Vᵀ staged (WG1 -> WG0, WG1)
-#define LCL_EMPTY 10                     // [2] the stage's block done (WG0, WG1 -> WG2, WG1)
-#define LCL_SFULL 12                     // Sᵀ copy written (WG1 -> WG0)
-#define LCL_SEMPTY 13                    // Q S has read it (WG0 -> WG1)
-#define LCL_BARRIERS 14
+// Hopper prefill for few long sequences (B x heads about half the SMs), split by state COLUMNS over a pair of CTAs (a
+// thread-block cluster of 2, sm_90a). lightning_wgmma splits such sequences along time instead, which reads k and v twice
+// (pass 0 makes the chunk states): (4 + 2 (chunks - 1) / chunks) / 4 of the memory floor, 1.25x at two chunks. Here CTA
+// c of a pair owns the channel half [64c, 64c + 64) of one (sequence, head): it loads that half of q, k and v, takes the
+// SiLU of it, and sends its halves of Q, K and Kdᵀ to the other CTA (distributed shared memory, a bulk copy that
+// completes on the receiver's mbarrier), so each CTA holds all of Q, K, Kdᵀ but computes and reads only half:
+//   O[:, half] = diag(q_decay) Q S[:, half] + P V[:, half],   S[:, half] = exp(-s m) S[:, half] + Kdᵀ V[:, half]
+// (the 64 x 64 scores P are computed in both CTAs). q, k, v are read and o written once: the memory floor.
+// An earlier version multicast q and k rows to clusters of 2-8 CTAs and had every CTA take the SiLU of all of them: on
+// the H100 it was slower than lightning_wgmma on every benchmark shape (it repeated each block's special-function and
+// staging work in every CTA: docs/cuda.md). Sharing the SiLU's results costs 24 KB of distributed shared memory per block
+// each way instead.
+// Roles (as lightning_wgmma): WG2 loads the q and k halves (cp.async, two blocks ahead), SiLU into the stage's Q, K and
+// Kdᵀ halves, and sends them; WG1 loads the v half, SiLU into Vᵀ [64][64], and the state S[dk][half] (M = dk: two m64
+// halves, 64 registers) with its bf16 copy Sᵀ [64][128]; WG0 the scores Q Kᵀ, Q S and P V (Q from shared memory: no
+// special-function work), outputs stored from registers.
+// A stage is written by both CTAs of the pair, so it is reused only once both have finished its previous block: after
+// its own EMPTY, WG2 tells the other CTA (PEERFREE, a remote arrival) that it may send the next block into this stage,
+// and waits for the same word from the other CTA before it writes the stage (which also means its own previous send out
+// of the stage has landed: the other CTA consumed it).
+#define LPR_STAGE 57344                  // Q [64][128], K [64][128], Kdᵀ [128][64] (16 KB each), Vᵀ [64][64] (8 KB)
+#define LPR_Q 0
+#define LPR_K 16384
+#define LPR_KDT 32768
+#define LPR_VT 49152
+#define LPR_ST (2 * LPR_STAGE)           // Sᵀ [64][128] bf16 (16 KB)
+#define LPR_SLOTS 3                      // raw slots: loads two blocks ahead
+#define LPR_RAW (LPR_ST + 16384)         // raw q and k halves [64][64] (8 KB each) per slot
+#define LPR_RAWV (LPR_RAW + LPR_SLOTS * 16384)   // raw v half per slot
+#define LPR_TABLE (LPR_RAWV + LPR_SLOTS * 8192)
+#define LPR_BARS (LPR_TABLE + 768)
+#define LPR_SHARED (LPR_BARS + 256 + 1024)
+#define LPR_LANDED 0                     // [3] raw q, k halves landed (WG2's cp.async -> WG2)
+#define LPR_VLAND 3                      // [3] raw v half landed (WG1's cp.async -> WG1)
+#define LPR_FULL 6                       // [2] Q, K, Kdᵀ complete: WG2 here (128, one with the expected bytes) + the other CTA's copy
+#define LPR_VFULL 8                      // [2] Vᵀ staged (WG1 -> WG0, WG1)
+#define LPR_EMPTY 10                     // [2] the stage's block done here (WG0, WG1 -> WG2, WG1)
+#define LPR_PEERFREE 12                  // [2] the other CTA may send into this stage (its remote arrival)
+#define LPR_SFULL 14                     // Sᵀ copy written (WG1 -> WG0)
+#define LPR_SEMPTY 15                    // Q S has read it (WG0 -> WG1)
+#define LPR_BARRIERS 16
 
 __device__ __forceinline__ u32 cluster_rank() { u32 r; asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r)); return r; }
 // All threads of all CTAs of the cluster (release / acquire: shared-memory writes before it are visible to the cluster).
@@ -1462,248 +1468,179 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(u64* bar, u32 bytes)
 {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(smem_addr(bar)), "r"(bytes) : "memory");
 }
-// One arrival on the barrier at bar's offset in CTA `cta` of this cluster.
+// One arrival on the barrier at bar's offset in CTA `cta` of this cluster. Default semantics (release at CTA scope, as
+// CUTLASS's cluster barriers): with .release.cluster each arrival cost about a microsecond of fence.
 __device__ __forceinline__ void mbar_arrive_remote(u64* bar, u32 cta)
 {
-    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\nmbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n"
+    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\nmbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n"
         :: "r"(smem_addr(bar)), "r"(cta) : "memory");
 }
-// mbar_wait with acquire at cluster scope (the arrivals come from other CTAs).
-__device__ __forceinline__ void mbar_wait_cluster(u64* bar, u32 parity)
+// `bytes` of this CTA's shared memory at src to the same offset as dst in CTA `cta` of the cluster, completing `bytes`
+// transactions on the barrier at bar's offset there (distributed shared memory through the bulk-copy engine).
+__device__ __forceinline__ void bulk_copy_to_cta(void* dst, const void* src, u32 bytes, u64* bar, u32 cta)
 {
-    const u32 addr = smem_addr(bar);
-    u32 done = 0;
-    while (!done)
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-            : "=r"(done) : "r"(addr), "r"(parity) : "memory");
-}
-// `bytes` from global src to dst's offset in every CTA of `mask`, completing `bytes` transactions on each one's bar.
-__device__ __forceinline__ void bulk_multicast(void* dst, const void* src, u32 bytes, u64* bar, u32 mask)
-{
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;\n"
-        :: "r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)), "h"((unsigned short)mask) : "memory");
+    asm volatile("{\n.reg .b32 rd, rb;\nmapa.shared::cluster.u32 rd, %0, %4;\nmapa.shared::cluster.u32 rb, %3, %4;\n"
+        "cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [rd], [%1], %2, [rb];\n}\n"
+        :: "r"(smem_addr(dst)), "r"(smem_addr(src)), "r"(bytes), "r"(smem_addr(bar)), "r"(cta) : "memory");
 }
 
-__device__ __forceinline__ void wgmma_n16_ss(float* d, u64 descA, u64 descB, u32 accumulate)
+// Rows of one channel half (64 columns) of q, k or v of the block at b0 (m valid tokens) into a raw [64][64] tile
+// (lw_off's 128-byte swizzle): this thread's 4 pieces of 16 bytes, rows prow + 16p; zeros past the block's end.
+// arrive: one arrival on bar once this thread's earlier cp.async (these and any before) have landed.
+__device__ __forceinline__ void lpr_load(unsigned char* raw, const bf16* src, i64 inWidth, int b0, int m, int wt, u64* bar, bool arrive)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-        : "l"(descA), "l"(descB), "r"(accumulate));
+    const int prow = wt >> 3, pcol = (wt & 7) * 8;
+    unsigned char* dst = raw + lw_off(64, prow, pcol);   // rows prow + 16p share prow & 7: 2048 bytes apart
+    #pragma unroll
+    for (int p = 0; p < 4; p++)
+    {
+        const bool valid = prow + 16 * p < m;
+        cp_async16(dst + 2048 * p, valid ? src + (i64)(b0 + prow + 16 * p) * inWidth + pcol : src, valid);
+    }
+    if (arrive) cp_async_mbar_arrive(bar);
 }
 
-__device__ __forceinline__ void wgmma_n16_rs(float* d, const u32* a, u64 descB, u32 accumulate)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(accumulate));
-}
-
-__device__ __forceinline__ void wgmma_n32_ss(float* d, u64 descA, u64 descB, u32 accumulate)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "l"(descA), "l"(descB), "r"(accumulate));
-}
-
-__device__ __forceinline__ void wgmma_n32_rs(float* d, const u32* a, u64 descB, u32 accumulate)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(accumulate));
-}
-
-// D[64][N] (+)= A B for the N of a column slice (16, 32 or 64).
-template <int N>
-__device__ __forceinline__ void wgmma_ss(float* d, u64 descA, u64 descB, u32 accumulate)
-{
-    if constexpr (N == 16) wgmma_n16_ss(d, descA, descB, accumulate);
-    else if constexpr (N == 32) wgmma_n32_ss(d, descA, descB, accumulate);
-    else wgmma_n64_ss(d, descA, descB, accumulate);
-}
-
-template <int N>
-__device__ __forceinline__ void wgmma_rs(float* d, const u32* a, u64 descB, u32 accumulate)
-{
-    if constexpr (N == 16) wgmma_n16_rs(d, a, descB, accumulate);
-    else if constexpr (N == 32) wgmma_n32_rs(d, a, descB, accumulate);
-    else wgmma_n64_rs(d, a, descB, accumulate);
-}
-
-// Block b's q and k rows into raw slot b & 1 of every CTA of the cluster, by warp 0 of WG2: this CTA's rows are
-// lane * NCL + rank (one bulk copy of 512 bytes each); lane 0 expects the whole block's bytes on this CTA's barrier.
-template <int NCL>
-__device__ __forceinline__ void lcl_issue(unsigned char* base, u64* bars, const bf16* src, i64 inWidth, int b, int count, u32 rank, int lane)
-{
-    const int s = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0), r = lane * NCL + (int)rank;
-    if (lane == 0) mbar_arrive_expect_tx(bars + LCL_RAW_BAR + s, (u32)(m * 512));
-    if (lane < LC_BM / NCL && r < m)
-        bulk_multicast(base + LCL_RAWQK + s * LCL_RAW + r * LCL_PITCH, src + (i64)(b0 + r) * inWidth, 512, bars + LCL_RAW_BAR + s,
-            (1u << NCL) - 1);
-}
-
-// SiLU of the raw keys (k at byte 256 of each raw row) into the stage's K and Kdᵀ (key decays exp(-s (m-1-j))), rows
-// at or past m zero (the slot holds an older block's rows there): lw_stage's pieces and order, read from the raw rows.
-__device__ __forceinline__ void lcl_stage_keys(const unsigned char* raw, unsigned char* stage, const float* table, int m, int warp, int lane)
+// SiLU of a raw channel half by one warpgroup (lw_stage's pieces: warp w takes tokens 16w..16w+15, four 16 x 16 pieces):
+// KIND 0 (q): Q's half into `normal` (the half's 64-column block of a [64][128] tile); 1 (k): K's half into `normal` and
+// Kdᵀ = (K ⊙ key decays)ᵀ's 64 rows into `trans`; 2 (v): Vᵀ's 64 rows into `trans`. Raw rows past m are zeros (cp.async).
+template <int KIND>
+__device__ __forceinline__ void lpr_stage(const unsigned char* raw, unsigned char* normal, unsigned char* trans, const float* table, int m,
+    int warp, int lane)
 {
     const int R = 16 * warp, mi = lane >> 3, rr = lane & 7;
     const int srow = R + 8 * (mi & 1) + rr, dcol = R + 8 * (mi & 1);
-    const int j0 = R + (lane >> 2), j1 = j0 + 8;
-    const bool ok0 = j0 < m, ok1 = j1 < m;
-    const float kd0 = ok0 ? table[m - 1 - j0] : 0.0f, kd1 = ok1 ? table[m - 1 - j1] : 0.0f;
-    unsigned char* trans = stage + LCL_KDT + lw_off(128, 8 * (mi >> 1) + rr, dcol);
-    const unsigned char* from = raw + srow * LCL_PITCH + 256 + 16 * (mi >> 1);
-    #pragma unroll
-    for (int half = 0; half < 2; half++)
+    float kd0 = 0.0f, kd1 = 0.0f;
+    if (KIND == 1)
     {
-        u32 x[4][4];
+        const int j0 = R + (lane >> 2), j1 = j0 + 8;
+        kd0 = j0 < m ? table[m - 1 - j0] : 0.0f;
+        kd1 = j1 < m ? table[m - 1 - j1] : 0.0f;
+    }
+    unsigned char* t = trans + lw_off(128, 8 * (mi >> 1) + rr, dcol);   // + 2048 C: rows 16C + ...
+    u32 x[4][4];
+    #pragma unroll
+    for (int c = 0; c < 4; c++) ldsm_x4(x[c], raw + lw_piece(64, srow, c, mi >> 1));
+    u32 y[4][4], z[4][4];
+    #pragma unroll
+    for (int c = 0; c < 4; c++)
         #pragma unroll
-        for (int c = 0; c < 4; c++) ldsm_x4(x[c], from + 32 * (4 * half + c));
-        u32 y[4][4], z[4][4];
-        #pragma unroll
-        for (int c = 0; c < 4; c++)
-            #pragma unroll
-            for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 4; i++)
+        {
+            float lo, hi;
+            lw_silu2(x[c][i], lo, hi);
+            y[c][i] = pack_bf16(lo, hi);
+            if (KIND == 1)
             {
-                float lo, hi;
-                lw_silu2(x[c][i], lo, hi);
-                const bool ok = (i & 1) ? ok1 : ok0;
-                lo = ok ? lo : 0.0f; hi = ok ? hi : 0.0f;   // a select: stale rows may hold anything, even NaN
                 const float kd = (i & 1) ? kd1 : kd0;
-                y[c][i] = pack_bf16(lo, hi);
                 z[c][i] = pack_bf16(lo * kd, hi * kd);
             }
-        #pragma unroll
-        for (int c = 0; c < 4; c++)
-        {
-            const int C = 4 * half + c;
-            stsm_x4(stage + LCL_K + lw_piece(64, srow, C, mi >> 1), y[c][0], y[c][1], y[c][2], y[c][3]);
-            stsm_x4_t(trans + 2048 * C, z[c][0], z[c][1], z[c][2], z[c][3]);
         }
-    }
-}
-
-// This thread's raw v pieces of block b0 (NC / 16 of 16 bytes: piece p = wt + 128 i is token p / (NC / 8), channels
-// 8 (p % (NC / 8)) of the slice); zeros past the item's end.
-template <int NC>
-__device__ __forceinline__ void lcl_load_values(uint4 (&v)[NC / 16], const bf16* vsrc, i64 inWidth, int b0, int count, int wt)
-{
     #pragma unroll
-    for (int i = 0; i < NC / 16; i++)
+    for (int c = 0; c < 4; c++)
     {
-        const int p = wt + 128 * i, r = p / (NC / 8), cg = p % (NC / 8);
-        v[i] = b0 + r < count ? *(const uint4*)(vsrc + (i64)(b0 + r) * inWidth + 8 * cg) : u4(0, 0, 0, 0);
+        if (KIND != 2) stsm_x4(normal + lw_piece(64, srow, c, mi >> 1), y[c][0], y[c][1], y[c][2], y[c][3]);
+        if (KIND == 1) stsm_x4_t(t + 2048 * c, z[c][0], z[c][1], z[c][2], z[c][3]);
+        if (KIND == 2) stsm_x4_t(t + 2048 * c, y[c][0], y[c][1], y[c][2], y[c][3]);
     }
 }
 
-// SiLU of those pieces into Vᵀ [NC][64] (the B operand of the state update and of P V: K = tokens, K-major).
-template <int NC>
-__device__ __forceinline__ void lcl_stage_values(const uint4 (&v)[NC / 16], unsigned char* vt, int wt)
-{
-    #pragma unroll
-    for (int i = 0; i < NC / 16; i++)
-    {
-        const int p = wt + 128 * i, r = p / (NC / 8), cg = p % (NC / 8);
-        const u32 w[4] = { v[i].x, v[i].y, v[i].z, v[i].w };
-        #pragma unroll
-        for (int e = 0; e < 4; e++)
-        {
-            const u32 s = lw_silu_bf16x2(w[e]);
-            *(bf16*)(vt + lw_off(NC, 8 * cg + 2 * e, r)) = (bf16)(s & 0xffffu);
-            *(bf16*)(vt + lw_off(NC, 8 * cg + 2 * e + 1, r)) = (bf16)(s >> 16);
-        }
-    }
-}
-
-// The bf16 copy Sᵀ [NC][128] of the state S[dk][NC] (accumulators of M = dk: thread holds dk = 64 hm + 16 warp + g (+8),
-// columns 8i + 2q (+1)): stmatrix .trans per 16 x 16 piece (stored rows = columns of S).
-template <int NC>
-__device__ __forceinline__ void lcl_store_state(unsigned char* St, const float (&S)[2][NC / 2], int warp, int lane)
+// The bf16 copy Sᵀ [64][128] of the state half S[dk][64] (accumulators of M = dk: thread holds dk = 64 hm + 16 warp + g
+// (+8), columns 8i + 2q (+1)): stmatrix .trans per 16 x 16 piece (the stored rows are S's columns).
+__device__ __forceinline__ void lpr_store_state(unsigned char* St, const float (&S)[2][32], int warp, int lane)
 {
     const int mi = lane >> 3, rr = lane & 7;
     #pragma unroll
     for (int hm = 0; hm < 2; hm++)
         #pragma unroll
-        for (int j = 0; j < NC / 16; j++)
+        for (int j = 0; j < 4; j++)
         {
             const float* d = S[hm] + 8 * j;
-            stsm_x4_t(St + lw_off(NC, 16 * j + 8 * (mi >> 1) + rr, 64 * hm + 16 * warp + 8 * (mi & 1)),
+            stsm_x4_t(St + lw_off(64, 16 * j + 8 * (mi >> 1) + rr, 64 * hm + 16 * warp + 8 * (mi & 1)),
                 pack_bf16(d[0], d[1]), pack_bf16(d[2], d[3]), pack_bf16(d[4], d[5]), pack_bf16(d[6], d[7]));
         }
 }
 
-template <int NCL>
-__device__ __forceinline__ void lightning_cluster_body(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
-    const unsigned long long* states, const float* slopes, int heads)
+// grid (sequences x 2, heads), clusters of 2 along x; one item per sequence (items / seqItems as lightning_wgmma's with one
+// chunk each): the state is read from and written back to the sequence's states.
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_pair(const bf16* qkv, bf16* out,
+    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
 {
-    constexpr int NC = LC_D / NCL;
     unsigned char* base = lw_smem + ((1024 - (smem_addr(lw_smem) & 1023)) & 1023);
-    float* table = (float*)(base + LCL_TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
-    u64* bars = (u64*)(base + LCL_BARS);
+    float* table = (float*)(base + LPR_TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
+    u64* bars = (u64*)(base + LPR_BARS);
 
-    const u32 rank = cluster_rank();
-    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x / NCL, blockIdx.y);
-    const int h = blockIdx.y, tokStart = it.tokStart, count = it.count, col0 = (int)rank * NC;
+    const u32 half = cluster_rank(), other = half ^ 1;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x >> 1, blockIdx.y);
+    const int h = blockIdx.y, tokStart = it.tokStart, count = it.count, col0 = (int)half * 64;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
-    const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of the item's first token; k, v at +128, +256
+    // this CTA's half of q of the item's first token; k, v at +128, +256
+    const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth + col0;
 
     if (tid <= LC_BM) table[tid] = expf(-it.slope * (float)tid);
     if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
     if (tid == 0)
     {
-        for (int i = 0; i < LCL_BARRIERS; i++)
-        {
-            const u32 n = i < LCL_READ ? 1 : i < LCL_FREE ? 256 : i < LCL_FULL ? NCL : i < LCL_EMPTY ? 128 : i < LCL_SFULL ? 256 : 128;
-            mbar_init(bars + i, n);
-        }
+        for (int i = 0; i < LPR_BARRIERS; i++)
+            mbar_init(bars + i, i >= LPR_PEERFREE && i < LPR_SFULL ? 1 : i >= LPR_EMPTY && i < LPR_PEERFREE ? 256 : 128);
         fence_mbar_init();
     }
-    cluster_sync();   // every CTA's barriers exist before any copy or arrival reaches them
+    cluster_sync();   // both CTAs' barriers exist before any copy or arrival reaches them
 
     if (wg == 2)
     {
-        // ---- the cluster's q/k loads (warp 0) and the keys' SiLU ----
-        if (warp == 0)
-            for (int b = 0; b < 2 && b < nBlocks; b++) lcl_issue<NCL>(base, bars, src, inWidth, b, count, rank, lane);
+        // ---- q and k halves: loads two blocks ahead, SiLU into the stage, the halves sent to the other CTA ----
+        auto load = [&](int b)
+        {
+            unsigned char* raw = base + LPR_RAW + (b % LPR_SLOTS) * 16384;
+            const int m = min(LC_BM, count - b * LC_BM);
+            lpr_load(raw, src, inWidth, b * LC_BM, m, wt, bars, false);
+            lpr_load(raw + 8192, src + LC_D, inWidth, b * LC_BM, m, wt, bars + LPR_LANDED + b % LPR_SLOTS, true);
+        };
+        for (int b = 0; b < LPR_SLOTS - 1 && b < nBlocks; b++) load(b);
         for (int b = 0; b < nBlocks; b++)
         {
-            const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
-            if (b >= 2) mbar_wait(bars + LCL_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-            mbar_wait(bars + LCL_RAW_BAR + st, (b >> 1) & 1);
-            lcl_stage_keys(base + LCL_RAWQK + st * LCL_RAW, base + st * LCL_STAGE, table, m, warp, lane);
-            mbar_arrive(bars + LCL_READ + st);
-            fence_async_smem();
-            mbar_arrive(bars + LCL_FULL + st);
-            if (warp == 0 && b + 2 < nBlocks)
+            const int st = b & 1, slot = b % LPR_SLOTS, m = min(LC_BM, count - b * LC_BM);
+            unsigned char* stage = base + st * LPR_STAGE;
+            if (b + LPR_SLOTS - 1 < nBlocks) load(b + LPR_SLOTS - 1);   // block b-1's slot: read by all of this group (named_sync below)
+            if (b >= 2)
             {
-                if (lane == 0)
-                {
-                    mbar_wait(bars + LCL_READ + st, (b >> 1) & 1);   // q and k of block b read here
-                    for (u32 c = 0; c < NCL; c++) mbar_arrive_remote(bars + LCL_FREE + st, c);
-                }
-                mbar_wait_cluster(bars + LCL_FREE + st, (b >> 1) & 1);   // and in every CTA of the cluster
-                lcl_issue<NCL>(base, bars, src, inWidth, b + 2, count, rank, lane);
+                const u32 parity = ((b >> 1) + 1) & 1;
+                mbar_wait(bars + LPR_EMPTY + st, parity);   // block b-2 has left this stage here
+                if (wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);
+                mbar_wait(bars + LPR_PEERFREE + st, parity);   // and there
             }
+            mbar_wait(bars + LPR_LANDED + slot, (b / LPR_SLOTS) & 1);
+            const unsigned char* raw = base + LPR_RAW + slot * 16384;
+            lpr_stage<0>(raw, stage + LPR_Q + half * 8192, nullptr, table, m, warp, lane);
+            lpr_stage<1>(raw + 8192, stage + LPR_K + half * 8192, stage + LPR_KDT + half * 8192, table, m, warp, lane);
+            fence_async_smem();
+            named_sync(2, 128);   // the halves are written (and fenced) by the whole group; the raw slot is read
+            if (wt == 0)
+            {
+                mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 * 8192);   // this CTA's arrival, and the other CTA's halves
+                #pragma unroll
+                for (int t = 0; t < 3; t++)
+                {
+                    unsigned char* tile = stage + t * 16384 + half * 8192;   // Q, K, Kdᵀ halves
+                    bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);
+                }
+            }
+            else mbar_arrive(bars + LPR_FULL + st);
         }
     }
     else if (wg == 1)
     {
-        // ---- values and the state: S[dk][col0 + c] in S[hm][4i + e]: dk = 64hm + 16 warp + g + 8(e>>1), c = 8i + 2q + (e&1) ----
+        // ---- v half and the state: S[dk][col0 + c] in S[hm][4i + e]: dk = 64hm + 16 warp + g + 8(e>>1), c = 8i + 2q + (e&1) ----
         float* state = it.seqState;
-        float S[2][NC / 2];
+        float S[2][32];
         auto eachStateElement = [&](auto f)
         {
             #pragma unroll
             for (int hm = 0; hm < 2; hm++)
                 #pragma unroll
-                for (int i = 0; i < NC / 8; i++)
+                for (int i = 0; i < 8; i++)
                     #pragma unroll
                     for (int e = 0; e < 4; e++)
                     {
@@ -1711,102 +1648,88 @@ __device__ __forceinline__ void lightning_cluster_body(const bf16* qkv, bf16* ou
                         f(S[hm][4 * i + e], dk * LC_D + c);
                     }
         };
+        auto load = [&](int b)
+        {
+            lpr_load(base + LPR_RAWV + (b % LPR_SLOTS) * 8192, src + 2 * LC_D, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), wt,
+                bars + LPR_VLAND + b % LPR_SLOTS, true);
+        };
+        for (int b = 0; b < LPR_SLOTS - 1 && b < nBlocks; b++) load(b);
         eachStateElement([&](float& x, int at) { x = state[at]; });
-        unsigned char* St = base + LCL_ST;
-        lcl_store_state<NC>(St, S, warp, lane);
+        unsigned char* St = base + LPR_ST;
+        lpr_store_state(St, S, warp, lane);
         fence_async_smem();
-        mbar_arrive(bars + LCL_SFULL);
-        const bf16* vsrc = src + 2 * LC_D + col0;
-        uint4 v0[NC / 16], v1[NC / 16], v2[NC / 16];   // blocks b, b + 1, b + 2 (loaded three blocks ahead)
-        lcl_load_values<NC>(v0, vsrc, inWidth, 0, count, wt);
-        lcl_load_values<NC>(v1, vsrc, inWidth, LC_BM, count, wt);
-        lcl_load_values<NC>(v2, vsrc, inWidth, 2 * LC_BM, count, wt);
+        mbar_arrive(bars + LPR_SFULL);
         for (int b = 0; b < nBlocks; b++)
         {
-            const int st = b & 1, m = min(LC_BM, count - b * LC_BM);
-            unsigned char* stage = base + st * LCL_STAGE;
-            if (b >= 2) mbar_wait(bars + LCL_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
-            lcl_stage_values<NC>(v0, stage + LCL_VT, wt);
-            #pragma unroll
-            for (int i = 0; i < NC / 16; i++) { v0[i] = v1[i]; v1[i] = v2[i]; }
-            if (b + 3 < nBlocks) lcl_load_values<NC>(v2, vsrc, inWidth, (b + 3) * LC_BM, count, wt);
+            const int st = b & 1, slot = b % LPR_SLOTS, m = min(LC_BM, count - b * LC_BM);
+            unsigned char* stage = base + st * LPR_STAGE;
+            if (b + LPR_SLOTS - 1 < nBlocks) load(b + LPR_SLOTS - 1);   // block b-1's slot: read by all of this group (VFULL below)
+            mbar_wait(bars + LPR_VLAND + slot, (b / LPR_SLOTS) & 1);
+            if (b >= 2) mbar_wait(bars + LPR_EMPTY + st, ((b >> 1) + 1) & 1);   // block b-2 has left this stage
+            lpr_stage<2>(base + LPR_RAWV + slot * 8192, nullptr, stage + LPR_VT, table, m, warp, lane);
             fence_async_smem();
-            mbar_arrive(bars + LCL_VFULL + st);
-            mbar_wait(bars + LCL_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile
-            mbar_wait(bars + LCL_FULL + st, (b >> 1) & 1);    // Kdᵀ
+            mbar_arrive(bars + LPR_VFULL + st);
+            mbar_wait(bars + LPR_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile (and every thread's reads of the raw slot)
+            mbar_wait(bars + LPR_FULL + st, (b >> 1) & 1);    // Kdᵀ, both halves
             const float bd = table[m];
             #pragma unroll
             for (int hm = 0; hm < 2; hm++)
                 #pragma unroll
-                for (int r = 0; r < NC / 2; r++) S[hm][r] *= bd;
+                for (int r = 0; r < 32; r++) S[hm][r] *= bd;
             reg_fence_all(S[0]);
             reg_fence_all(S[1]);
             wg_fence();
-            const u32 vt = smem_addr(stage + LCL_VT), kdt = smem_addr(stage + LCL_KDT);
+            const u32 vt = smem_addr(stage + LPR_VT), kdt = smem_addr(stage + LPR_KDT);
             #pragma unroll
             for (int ks = 0; ks < 4; ks++)
             {
-                wgmma_ss<NC>(S[0], lw_desc(kdt + ks * 32), lw_desc(vt + ks * 32), 1);
-                wgmma_ss<NC>(S[1], lw_desc(kdt + 8192 + ks * 32), lw_desc(vt + ks * 32), 1);
+                wgmma_n64_ss(S[0], lw_desc(kdt + ks * 32), lw_desc(vt + ks * 32), 1);
+                wgmma_n64_ss(S[1], lw_desc(kdt + 8192 + ks * 32), lw_desc(vt + ks * 32), 1);
             }
             wg_commit();
             wg_wait0();
             reg_fence_all(S[0]);
             reg_fence_all(S[1]);
-            mbar_arrive(bars + LCL_EMPTY + st);
+            mbar_arrive(bars + LPR_EMPTY + st);
             if (b + 1 < nBlocks)
             {
-                mbar_wait(bars + LCL_SEMPTY, b & 1);   // the outputs' Q S of block b has read the previous copy
-                lcl_store_state<NC>(St, S, warp, lane);
+                mbar_wait(bars + LPR_SEMPTY, b & 1);   // the outputs' Q S of block b has read the previous copy
+                lpr_store_state(St, S, warp, lane);
                 fence_async_smem();
-                mbar_arrive(bars + LCL_SFULL);
+                mbar_arrive(bars + LPR_SFULL);
             }
         }
         eachStateElement([&](float& x, int at) { state[at] = x; });
     }
     else
     {
-        // ---- queries' SiLU and the outputs: rows r0 = 16 warp + g and r0 + 8 of each block, columns col0 + 8i + 2q (+1) ----
+        // ---- outputs: rows r0 = 16 warp + g and r0 + 8 of each block, columns col0 + 8i + 2q (+1) ----
         const int r0 = 16 * warp + g;
         const float qd0 = table[r0 + 1], qd1 = table[r0 + 9];
-        const u32 stAddr = smem_addr(base + LCL_ST);
-        float sc[32], o[NC / 2];
+        const u32 stAddr = smem_addr(base + LPR_ST);
+        float sc[32], o[32];
         #pragma unroll
-        for (int i = 0; i < 32; i++) sc[i] = 0.0f;
-        #pragma unroll
-        for (int i = 0; i < NC / 2; i++) o[i] = 0.0f;
-        u32 qf[8][4];
-        auto loadQ = [&](int b)
-        {
-            const unsigned char* raw = base + LCL_RAWQK + (b & 1) * LCL_RAW;
-            mbar_wait(bars + LCL_RAW_BAR + (b & 1), (b >> 1) & 1);
-            #pragma unroll
-            for (int k = 0; k < 8; k++) ldsm_x4(qf[k], raw + (16 * warp + (lane & 15)) * LCL_PITCH + 32 * k + 16 * (lane >> 4));
-            mbar_arrive(bars + LCL_READ + (b & 1));
-            #pragma unroll
-            for (int k = 0; k < 8; k++)
-                #pragma unroll
-                for (int i = 0; i < 4; i++) qf[k][i] = lw_silu_bf16x2(qf[k][i]);
-        };
-        loadQ(0);
+        for (int i = 0; i < 32; i++) { sc[i] = 0.0f; o[i] = 0.0f; }
         for (int b = 0; b < nBlocks; b++)
         {
             const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
-            unsigned char* stage = base + st * LCL_STAGE;
-            const u32 ka = smem_addr(stage + LCL_K), va = smem_addr(stage + LCL_VT);
-            mbar_wait(bars + LCL_FULL + st, (b >> 1) & 1);
-            mbar_wait(bars + LCL_SFULL, b & 1);
+            unsigned char* stage = base + st * LPR_STAGE;
+            const u32 qa = smem_addr(stage + LPR_Q), ka = smem_addr(stage + LPR_K), va = smem_addr(stage + LPR_VT);
+            mbar_wait(bars + LPR_FULL + st, (b >> 1) & 1);
+            mbar_wait(bars + LPR_SFULL, b & 1);
             wg_fence();
             #pragma unroll
-            for (int k = 0; k < 8; k++) wgmma_n64_rs(sc, qf[k], lw_desc(ka + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
+            for (int k = 0; k < 8; k++)
+                wgmma_n64_ss(sc, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(ka + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
             wg_commit();
             #pragma unroll
-            for (int k = 0; k < 8; k++) wgmma_rs<NC>(o, qf[k], lw_desc(stAddr + (k >> 2) * (NC * 128) + (k & 3) * 32), k > 0);
+            for (int k = 0; k < 8; k++)
+                wgmma_n64_ss(o, lw_desc(qa + (k >> 2) * 8192 + (k & 3) * 32), lw_desc(stAddr + (k >> 2) * 8192 + (k & 3) * 32), k > 0);
             wg_commit();
             wg_wait0();
             reg_fence_all(sc);
             reg_fence_all(o);
-            mbar_arrive(bars + LCL_SEMPTY);
+            mbar_arrive(bars + LPR_SEMPTY);
             const float* decay = table + (r0 - 2 * q);   // as lightning_wgmma: P = (Q Kᵀ) ⊙ D as P V's A fragments
             u32 p[4][4];
             #pragma unroll
@@ -1814,52 +1737,34 @@ __device__ __forceinline__ void lightning_cluster_body(const bf16* qkv, bf16* ou
                 #pragma unroll
                 for (int f = 0; f < 4; f++)
                 {
-                    const int n = 2 * kk + (f >> 1), half = f & 1, at = 8 * (half - n);
-                    p[kk][f] = pack_bf16(sc[4 * n + 2 * half] * decay[at], sc[4 * n + 2 * half + 1] * decay[at - 1]);
+                    const int n = 2 * kk + (f >> 1), hf = f & 1, at = 8 * (hf - n);
+                    p[kk][f] = pack_bf16(sc[4 * n + 2 * hf] * decay[at], sc[4 * n + 2 * hf + 1] * decay[at - 1]);
                 }
             #pragma unroll
-            for (int i = 0; i < NC / 8; i++)
+            for (int i = 0; i < 8; i++)
             {
                 o[4 * i] *= qd0; o[4 * i + 1] *= qd0;
                 o[4 * i + 2] *= qd1; o[4 * i + 3] *= qd1;
             }
             reg_fence_all(o);
-            mbar_wait(bars + LCL_VFULL + st, (b >> 1) & 1);
+            mbar_wait(bars + LPR_VFULL + st, (b >> 1) & 1);
             wg_fence();
             #pragma unroll
-            for (int kk = 0; kk < 4; kk++) wgmma_rs<NC>(o, p[kk], lw_desc(va + kk * 32), 1);
+            for (int kk = 0; kk < 4; kk++) wgmma_n64_rs(o, p[kk], lw_desc(va + kk * 32), 1);
             wg_commit();
-            if (b + 1 < nBlocks) loadQ(b + 1);
             wg_wait0();
             reg_fence_all(o);
-            mbar_arrive(bars + LCL_EMPTY + st);   // the stage's K and Vᵀ are read (the outputs are in registers)
+            mbar_arrive(bars + LPR_EMPTY + st);   // the stage's Q, K and Vᵀ are read (the outputs are in registers)
             bf16* row0 = out + (i64)(tokStart + b0 + r0) * outWidth + (i64)h * LC_D + col0 + 2 * q;
             #pragma unroll
-            for (int i = 0; i < NC / 8; i++)
+            for (int i = 0; i < 8; i++)
             {
                 if (r0 < m) *(u32*)(row0 + 8 * i) = pack_bf16(o[4 * i], o[4 * i + 1]);
                 if (r0 + 8 < m) *(u32*)(row0 + 8 * outWidth + 8 * i) = pack_bf16(o[4 * i + 2], o[4 * i + 3]);
             }
         }
     }
-    cluster_sync();   // no CTA leaves while the cluster may still copy into it or arrive on its barriers
-}
-
-// One kernel per cluster size (the size is a compile-time attribute): grid (items x NCL, heads), one item per sequence.
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_cluster2(const bf16* qkv, bf16* out,
-    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
-{
-    lightning_cluster_body<2>(qkv, out, items, seqItems, states, slopes, heads);
-}
-extern "C" __global__ void __cluster_dims__(4, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_cluster4(const bf16* qkv, bf16* out,
-    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
-{
-    lightning_cluster_body<4>(qkv, out, items, seqItems, states, slopes, heads);
-}
-extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_cluster8(const bf16* qkv, bf16* out,
-    const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
-{
-    lightning_cluster_body<8>(qkv, out, items, seqItems, states, slopes, heads);
+    cluster_sync();   // no CTA leaves while the other may still send into it or arrive on its barriers
 }
 #endif
 
