@@ -191,18 +191,25 @@ int main(int argc, char** argv)
             if (!present(k)) continue;
             if ((which && which != (int)c + 1) || (only && strcmp(only, kernelNames[k]))) continue;
             if (isCluster(k) ? c != clusterCase && !only : c == clusterCase && which != (int)clusterCase + 1) continue;
-            // lightning_wgmma and lightning_clusterN also under perturbed schedules (emu_slow_warpgroups): the outputs
+            // lightning_wgmma and the cluster kernels also under perturbed schedules (emu_slow_warpgroups): the outputs
             // and state warpgroups slowed (the transform runs ahead), then each alone; the cluster kernels also with the
-            // loads and keys' warpgroup slowed in rank 0 only (its peers' copies land into it early).
+            // loads and keys' warpgroup slowed in rank 0 only (its peers' copies land into it early), and with both
+            // consumer warpgroups slowed in rank 1 only (its peers run ahead and send into stages it may still read).
             struct Schedule { unsigned warpgroups, ranks; };
             std::vector<Schedule> schedules = { { 0, ~0u } };
             if (k == Wgmma || isCluster(k)) schedules.insert(schedules.end(), { { 3, ~0u }, { 1, ~0u }, { 2, ~0u } });
-            if (isCluster(k)) schedules.push_back({ 4, 1u });
+            if (isCluster(k)) schedules.insert(schedules.end(), { { 4, 1u }, { 3, 2u } });
             for (Schedule sc : schedules)
             {
                 emu_slow_warpgroups = sc.warpgroups; emu_slow_ranks = sc.ranks;
-                if (sc.warpgroups) printf("case %zu, warpgroups slowed: %s%s%s%s\n", c + 1, sc.warpgroups & 1 ? "0 (outputs) " : "",
-                    sc.warpgroups & 2 ? "1 (state) " : "", sc.warpgroups & 4 ? "2 (keys, loads) " : "", sc.ranks != ~0u ? "in rank 0" : "");
+                if (sc.warpgroups)
+                {
+                    static const char* roles[] = { "0 (outputs)", "1 (state)", "2 (keys, loads)" };
+                    std::string what;
+                    for (int w = 0; w < 3; w++) if (sc.warpgroups >> w & 1) what += (what.empty() ? "" : " ") + std::string(roles[w]);
+                    if (sc.ranks != ~0u) what += sc.ranks == 1u ? " in rank 0" : " in rank 1";
+                    printf("case %zu, warpgroups slowed: %s\n", c + 1, what.c_str());
+                }
                 else printf("case %zu\n", c + 1);
                 worst = std::max(worst, run((Kernel)k, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, 7 + c));
             }
