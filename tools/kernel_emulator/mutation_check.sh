@@ -39,6 +39,8 @@ mutants=(
   'columns of rank 0 in every CTA|s/col0 = (int)rank \* NC;/col0 = 0;/'
 )
 fi
+# (Not a mutant: WG0's PEERFREE wait before it sends its Q half. Its Q half reaches the other CTA's stage only after
+# this WG0 got the other's Q of block b-1, which the other's WG0 sends only once done with block b-2: not a race.)
 if [ "$MUTANTS" = pair ]; then
 kernel=lightning_pair; case=${1:-8}
 mutants=(
@@ -49,7 +51,6 @@ mutants=(
   'halves sent to this CTA, not the other|s/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, half);/'
   'named_sync before the send removed (halves sent while written)|s/named_sync(2, 128);   \/\/ the halves/;   \/\/ the halves/'
   'fence before the send removed|/lpr_stage<1>(base/,/named_sync(2, 128)/s/fence_async_smem();/;/'
-  'q half: PEERFREE wait removed|s/mbar_wait(bars + LPR_PEERFREE + st, parity);$/;/'
   'q half: named_sync before the send removed|/lpr_stage<0>(base/,/bulk_copy_to_cta/s/named_sync(1, 128);/;/'
   'q half: QLAND wait removed|s/mbar_wait(bars + LPR_QLAND + slot, (b \/ LPR_SLOTS) \& 1);/;/'
   'LANDED wait removed (raw q, k read before landing)|s/mbar_wait(bars + LPR_LANDED + slot, (b \/ LPR_SLOTS) \& 1);/;/'
