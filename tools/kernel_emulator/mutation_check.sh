@@ -2,8 +2,7 @@
 # Sensitivity check of the emulator on lightning_wgmma: applies one deliberate bug at a time to a copy of lightning.cu
 # (a sed expression each) and runs one case; every mutant must fail (nonzero exit: an abort of a guard or an error
 # over the bound). usage: tools/kernel_emulator/mutation_check.sh [case number, default 6] [part of a mutant's name]
-# MUTANTS=pair: lightning_pair's mutants instead, default case 8; MUTANTS=cluster: lightning_clusterN's (an earlier
-# version of lightning.cu), on ${KERNEL:-lightning_cluster4}.
+# MUTANTS=pair: lightning_pair's mutants instead, default case 8.
 here=$(cd "$(dirname "$0")" && pwd); kernels=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
 kernel=lightning_wgmma; case=${1:-6}
 mutants=(
@@ -25,22 +24,6 @@ mutants=(
   'LW_SHARED 88 bytes short|s/#define LW_SHARED (LW_BARS + 128 + 1024)/#define LW_SHARED (LW_BARS + 40 + 1024)/'
   'alignment of the base dropped|s/unsigned char\* base = lw_smem + ((1024 - (smem_addr(lw_smem) \& 1023)) \& 1023);/unsigned char* base = lw_smem;/'
 )
-if [ "$MUTANTS" = cluster ]; then
-kernel=${KERNEL:-lightning_cluster4}; case=${1:-8}
-mutants=(
-  'FREE wait removed (raw slot reloaded while a peer reads it)|s/mbar_wait_cluster(bars + LCL_FREE + st, (b >> 1) \& 1);/;/'
-  'FREE arrival on this CTA only (peers never told)|s/for (u32 c = 0; c < NCL; c++) mbar_arrive_remote(bars + LCL_FREE + st, c);/mbar_arrive_remote(bars + LCL_FREE + st, rank);/'
-  'READ wait removed (slot freed before this CTA read it)|s/mbar_wait(bars + LCL_READ + st, (b >> 1) \& 1);   \/\/ q and k/;   \/\/ q and k/'
-  'READ count 128 (one reader role not waited for)|s/i < LCL_FREE ? 256 : i < LCL_FULL ? NCL/i < LCL_FREE ? 128 : i < LCL_FULL ? NCL/'
-  'expect_tx of half the bytes|s/(u32)(m \* 512)/(u32)(m * 256)/'
-  'multicast to this CTA only|s/(1u << NCL) - 1);/1u << rank);/'
-  'every CTA copies the same rows|s/r = lane \* NCL + (int)rank;/r = lane * NCL;/'
-  'initial cluster_sync removed (peers reach barriers not yet initialised)|s/cluster_sync();   \/\/ every CTA/;   \/\/ every CTA/'
-  'columns of rank 0 in every CTA|s/col0 = (int)rank \* NC;/col0 = 0;/'
-)
-fi
-# (Not a mutant: WG0's PEERFREE wait before it sends its Q half. Its Q half reaches the other CTA's stage only after
-# this WG0 got the other's Q of block b-1, which the other's WG0 sends only once done with block b-2: not a race.)
 if [ "$MUTANTS" = pair ]; then
 kernel=lightning_pair; case=${1:-8}
 mutants=(
@@ -50,9 +33,7 @@ mutants=(
   'expect_tx of two tiles instead of three|s/mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 \* 8192)/mbar_arrive_expect_tx(bars + LPR_FULL + st, 2 * 8192)/'
   'halves sent to this CTA, not the other|s/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, half);/'
   'named_sync before the send removed (halves sent while written)|s/named_sync(2, 128);   \/\/ the halves/;   \/\/ the halves/'
-  'fence before the send removed|/lpr_stage<1>(base/,/named_sync(2, 128)/s/fence_async_smem();/;/'
-  'q half: named_sync before the send removed|/lpr_stage<0>(base/,/bulk_copy_to_cta/s/named_sync(1, 128);/;/'
-  'q half: QLAND wait removed|s/mbar_wait(bars + LPR_QLAND + slot, (b \/ LPR_SLOTS) \& 1);/;/'
+  'fence before the send removed|/lpr_stage<1>(raw + 8192/,/named_sync(2, 128)/s/fence_async_smem();/;/'
   'LANDED wait removed (raw q, k read before landing)|s/mbar_wait(bars + LPR_LANDED + slot, (b \/ LPR_SLOTS) \& 1);/;/'
   'WG2 EMPTY wait removed (stage rewritten while read here)|s/mbar_wait(bars + LPR_EMPTY + st, parity);   \/\/ block b-2 has left this stage here/;/'
   'state: FULL wait removed (Kdt of the other half not yet landed)|s/mbar_wait(bars + LPR_FULL + st, (b >> 1) \& 1);    \/\/ Kd/;    \/\/ Kd/'

@@ -1446,16 +1446,15 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
 #define LPR_TABLE (LPR_RAWV + LPR_SLOTS * 8192)
 #define LPR_BARS (LPR_TABLE + 768)
 #define LPR_SHARED (LPR_BARS + 256 + 1024)
-#define LPR_LANDED 0                     // [3] raw k half landed (WG2's cp.async -> WG2)
+#define LPR_LANDED 0                     // [3] raw q, k halves landed (WG2's cp.async -> WG2)
 #define LPR_VLAND 3                      // [3] raw v half landed (WG1's cp.async -> WG1)
-#define LPR_QLAND 6                      // [3] raw q half landed (WG0's cp.async -> WG0)
-#define LPR_FULL 9                       // [2] Q, K, Kdᵀ complete: WG0 and WG2 here (256, one with the expected bytes) + the other CTA's copies
-#define LPR_VFULL 11                     // [2] Vᵀ staged (WG1 -> WG0, WG1)
-#define LPR_EMPTY 13                     // [2] the stage's block done here (WG0, WG1 -> WG2, WG1, WG0)
-#define LPR_PEERFREE 15                  // [2] the other CTA may send into this stage (its remote arrival)
-#define LPR_SFULL 17                     // Sᵀ copy written (WG1 -> WG0)
-#define LPR_SEMPTY 18                    // Q S has read it (WG0 -> WG1)
-#define LPR_BARRIERS 19
+#define LPR_FULL 6                       // [2] Q, K, Kdᵀ complete: WG2 here (128, one with the expected bytes) + the other CTA's copy
+#define LPR_VFULL 8                      // [2] Vᵀ staged (WG1 -> WG0, WG1)
+#define LPR_EMPTY 10                     // [2] the stage's block done here (WG0, WG1 -> WG2, WG1)
+#define LPR_PEERFREE 12                  // [2] the other CTA may send into this stage (its remote arrival)
+#define LPR_SFULL 14                     // Sᵀ copy written (WG1 -> WG0)
+#define LPR_SEMPTY 15                    // Q S has read it (WG0 -> WG1)
+#define LPR_BARRIERS 16
 
 __device__ __forceinline__ u32 cluster_rank() { u32 r; asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r)); return r; }
 // All threads of all CTAs of the cluster (release / acquire: shared-memory writes before it are visible to the cluster).
@@ -1585,18 +1584,20 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREAD
     if (tid == 0)
     {
         for (int i = 0; i < LPR_BARRIERS; i++)
-            mbar_init(bars + i, i >= LPR_PEERFREE && i < LPR_SFULL ? 1 : (i >= LPR_FULL && i < LPR_VFULL) || (i >= LPR_EMPTY && i < LPR_PEERFREE) ? 256 : 128);
+            mbar_init(bars + i, i >= LPR_PEERFREE && i < LPR_SFULL ? 1 : i >= LPR_EMPTY && i < LPR_PEERFREE ? 256 : 128);
         fence_mbar_init();
     }
     cluster_sync();   // both CTAs' barriers exist before any copy or arrival reaches them
 
     if (wg == 2)
     {
-        // ---- k half: loads two blocks ahead, SiLU into the stage's K and Kdᵀ halves, both sent to the other CTA ----
+        // ---- q and k halves: loads two blocks ahead, SiLU into the stage, the halves sent to the other CTA ----
         auto load = [&](int b)
         {
-            lpr_load(base + LPR_RAW + (b % LPR_SLOTS) * 16384 + 8192, src + LC_D, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), wt,
-                bars + LPR_LANDED + b % LPR_SLOTS, true);
+            unsigned char* raw = base + LPR_RAW + (b % LPR_SLOTS) * 16384;
+            const int m = min(LC_BM, count - b * LC_BM);
+            lpr_load(raw, src, inWidth, b * LC_BM, m, wt, bars, false);
+            lpr_load(raw + 8192, src + LC_D, inWidth, b * LC_BM, m, wt, bars + LPR_LANDED + b % LPR_SLOTS, true);
         };
         for (int b = 0; b < LPR_SLOTS - 1 && b < nBlocks; b++) load(b);
         for (int b = 0; b < nBlocks; b++)
@@ -1612,18 +1613,24 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREAD
                 mbar_wait(bars + LPR_PEERFREE + st, parity);   // and there
             }
             mbar_wait(bars + LPR_LANDED + slot, (b / LPR_SLOTS) & 1);
-            lpr_stage<1>(base + LPR_RAW + slot * 16384 + 8192, stage + LPR_K + half * 8192, stage + LPR_KDT + half * 8192, table, m, warp, lane);
+            const unsigned char* raw = base + LPR_RAW + slot * 16384;
+            lpr_stage<0>(raw, stage + LPR_Q + half * 8192, nullptr, table, m, warp, lane);
+            lpr_stage<1>(raw + 8192, stage + LPR_K + half * 8192, stage + LPR_KDT + half * 8192, table, m, warp, lane);
             fence_async_smem();
             named_sync(2, 128);   // the halves are written (and fenced) by the whole group; the raw slot is read
             if (wt == 0)
             {
-                mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 * 8192);   // this CTA's arrival, and the other CTA's Q, K, Kdᵀ halves
+#ifdef LPR_NO_COPY
+                mbar_arrive(bars + LPR_FULL + st);
+#else
+                mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 * 8192);   // this CTA's arrival, and the other CTA's halves
                 #pragma unroll
-                for (int t = 1; t < 3; t++)
+                for (int t = 0; t < 3; t++)
                 {
-                    unsigned char* tile = stage + t * 16384 + half * 8192;   // K, Kdᵀ halves
+                    unsigned char* tile = stage + t * 16384 + half * 8192;   // Q, K, Kdᵀ halves
                     bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);
                 }
+#endif
             }
             else mbar_arrive(bars + LPR_FULL + st);
         }
@@ -1708,32 +1715,11 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREAD
         float sc[32], o[32];
         #pragma unroll
         for (int i = 0; i < 32; i++) { sc[i] = 0.0f; o[i] = 0.0f; }
-        auto load = [&](int b)
-        {
-            lpr_load(base + LPR_RAW + (b % LPR_SLOTS) * 16384, src, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), wt,
-                bars + LPR_QLAND + b % LPR_SLOTS, true);
-        };
-        for (int b = 0; b < LPR_SLOTS - 1 && b < nBlocks; b++) load(b);
         for (int b = 0; b < nBlocks; b++)
         {
-            const int st = b & 1, slot = b % LPR_SLOTS, b0 = b * LC_BM, m = min(LC_BM, count - b0);
+            const int st = b & 1, b0 = b * LC_BM, m = min(LC_BM, count - b0);
             unsigned char* stage = base + st * LPR_STAGE;
             const u32 qa = smem_addr(stage + LPR_Q), ka = smem_addr(stage + LPR_K), va = smem_addr(stage + LPR_VT);
-            // The q half: SiLU into the stage's Q half, sent to the other CTA (as WG2 does with k; WG2 tells the other CTA
-            // that the stage is free here, and this group waits for the same word from it).
-            if (b + LPR_SLOTS - 1 < nBlocks) load(b + LPR_SLOTS - 1);   // block b-1's slot: read by all of this group (named_sync below)
-            if (b >= 2)
-            {
-                const u32 parity = ((b >> 1) + 1) & 1;
-                mbar_wait(bars + LPR_EMPTY + st, parity);
-                mbar_wait(bars + LPR_PEERFREE + st, parity);
-            }
-            mbar_wait(bars + LPR_QLAND + slot, (b / LPR_SLOTS) & 1);
-            lpr_stage<0>(base + LPR_RAW + slot * 16384, stage + LPR_Q + half * 8192, nullptr, table, m, warp, lane);
-            fence_async_smem();
-            named_sync(1, 128);
-            if (wt == 0) bulk_copy_to_cta(stage + LPR_Q + half * 8192, stage + LPR_Q + half * 8192, 8192, bars + LPR_FULL + st, other);
-            mbar_arrive(bars + LPR_FULL + st);
             mbar_wait(bars + LPR_FULL + st, (b >> 1) & 1);
             mbar_wait(bars + LPR_SFULL, b & 1);
             wg_fence();
