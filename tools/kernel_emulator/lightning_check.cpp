@@ -60,7 +60,7 @@ static void runCluster(Kernel kernel, const bf16* qkv, bf16* out, const std::vec
     const unsigned long long* ptrs, const float* slopes, int heads)
 {
     int B = counts.size();
-    unsigned N = clusterSize(kernel), shared = 0;
+    unsigned N = clusterSize(kernel), shared = 0, threads = 384;
     std::vector<int> items, seqItems;
     for (int s = 0; s < B; s++) { int v[4] = { s, offs[s], counts[s], 0 }; items.insert(items.end(), v, v + 4); seqItems.push_back(s); seqItems.push_back(1); }
     std::function<void()> body;
@@ -72,10 +72,13 @@ static void runCluster(Kernel kernel, const bf16* qkv, bf16* out, const std::vec
 #endif
 #ifdef HAS_LIGHTNING_PAIR
     if (kernel == Pair) { body = [&] { lightning_pair(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); }; shared = LPR_SHARED; }
+#ifdef LPR_THREADS
+    if (kernel == Pair) threads = LPR_THREADS;
+#endif
 #endif
     if (!body) { fprintf(stderr, "lightning.cu has no %s\n", kernelNames[kernel]); abort(); }
     printf("  %s: one chunk per sequence, %d clusters of %u CTAs x %d heads\n", kernelNames[kernel], B, N, heads);
-    launch_cluster(body, B * N, heads, 1, N, 384, shared);
+    launch_cluster(body, B * N, heads, 1, N, threads, shared);
 }
 
 static double run(Kernel kernel, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
@@ -193,20 +196,20 @@ int main(int argc, char** argv)
             if (isCluster(k) ? c != clusterCase && !only : c == clusterCase && which != (int)clusterCase + 1) continue;
             // lightning_wgmma and the cluster kernels also under perturbed schedules (emu_slow_warpgroups): the outputs
             // and state warpgroups slowed (the transform runs ahead), then each alone; the cluster kernels also with the
-            // loads and keys' warpgroup slowed in rank 0 only (its peers' copies land into it early), and with both
+            // loading warpgroups (2, and 3 where there is one) slowed in rank 0 only (its peers' copies land into it early), and with both
             // consumer warpgroups slowed in rank 1 only (its peers run ahead and send into stages it may still read).
             struct Schedule { unsigned warpgroups, ranks; };
             std::vector<Schedule> schedules = { { 0, ~0u } };
             if (k == Wgmma || isCluster(k)) schedules.insert(schedules.end(), { { 3, ~0u }, { 1, ~0u }, { 2, ~0u } });
-            if (isCluster(k)) schedules.insert(schedules.end(), { { 4, 1u }, { 3, 2u } });
+            if (isCluster(k)) schedules.insert(schedules.end(), { { 12, 1u }, { 3, 2u } });
             for (Schedule sc : schedules)
             {
                 emu_slow_warpgroups = sc.warpgroups; emu_slow_ranks = sc.ranks;
                 if (sc.warpgroups)
                 {
-                    static const char* roles[] = { "0 (outputs)", "1 (state)", "2 (keys, loads)" };
+                    static const char* roles[] = { "0 (outputs)", "1 (state)", "2 (keys, loads)", "3 (queries, if any)" };
                     std::string what;
-                    for (int w = 0; w < 3; w++) if (sc.warpgroups >> w & 1) what += (what.empty() ? "" : " ") + std::string(roles[w]);
+                    for (int w = 0; w < 4; w++) if (sc.warpgroups >> w & 1) what += (what.empty() ? "" : " ") + std::string(roles[w]);
                     if (sc.ranks != ~0u) what += sc.ranks == 1u ? " in rank 0" : " in rank 1";
                     printf("case %zu, warpgroups slowed: %s\n", c + 1, what.c_str());
                 }

@@ -1425,11 +1425,12 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
 // the H100 it was slower than lightning_wgmma on every benchmark shape (it repeated each block's special-function and
 // staging work in every CTA: docs/cuda.md). Sharing the SiLU's results costs 24 KB of distributed shared memory per block
 // each way instead.
-// Roles (as lightning_wgmma, each group loading its tensor's half two blocks ahead with cp.async and taking its SiLU):
-// WG2 k: the stage's K and Kdᵀ halves, sent to the other CTA; WG1 v: Vᵀ [64][64], and the state S[dk][half] (M = dk:
-// two m64 halves, 64 registers) with its bf16 copy Sᵀ [64][128]; WG0 q: the stage's Q half, sent to the other CTA, then
-// the scores Q Kᵀ, Q S and P V (Q from shared memory), outputs stored from registers. Each group takes the SiLU of
-// 32 values per thread per block, half of what lightning_wgmma's groups do for a block of twice the columns.
+// Four warpgroups; each of the first three loads its tensor's half two blocks ahead (cp.async) and takes its SiLU, 32
+// values per thread per block (lightning_wgmma's groups take 64 for a block of twice the columns: the SiLU staging is the
+// longest step of a block): WG3 q: the stage's Q half, sent to the other CTA; WG2 k: the K and Kdᵀ halves, sent too;
+// WG1 v: Vᵀ [64][64], and the state S[dk][half] (M = dk: two m64 halves, 64 registers) with its bf16 copy Sᵀ [64][128];
+// WG0: the scores Q Kᵀ, Q S and P V (Q from shared memory), outputs stored from registers. With three groups (q and k
+// both in WG2) a block took 2.3 us, longer than lightning_wgmma's block of twice the columns.
 // A stage is written by both CTAs of the pair, so it is reused only once both have finished its previous block: after
 // its own EMPTY, WG2 tells the other CTA (PEERFREE, a remote arrival) that it may send the next block into this stage,
 // and waits for the same word from the other CTA before it writes the stage (which also means its own previous send out
@@ -1441,20 +1442,22 @@ extern "C" __global__ void __launch_bounds__(LW_THREADS, 1) lightning_wgmma(cons
 #define LPR_VT 49152
 #define LPR_ST (2 * LPR_STAGE)           // Sᵀ [64][128] bf16 (16 KB)
 #define LPR_SLOTS 3                      // raw slots: loads two blocks ahead
-#define LPR_RAW (LPR_ST + 16384)         // raw q and k halves [64][64] (8 KB each) per slot (q loaded by WG0, k by WG2)
+#define LPR_RAW (LPR_ST + 16384)         // raw q (WG3) and k (WG2) halves [64][64] (8 KB each) per slot (q loaded by WG0, k by WG2)
 #define LPR_RAWV (LPR_RAW + LPR_SLOTS * 16384)   // raw v half per slot
 #define LPR_TABLE (LPR_RAWV + LPR_SLOTS * 8192)
 #define LPR_BARS (LPR_TABLE + 768)
 #define LPR_SHARED (LPR_BARS + 256 + 1024)
-#define LPR_LANDED 0                     // [3] raw q, k halves landed (WG2's cp.async -> WG2)
+#define LPR_THREADS 512
+#define LPR_LANDED 0                     // [3] raw k half landed (WG2's cp.async -> WG2)
 #define LPR_VLAND 3                      // [3] raw v half landed (WG1's cp.async -> WG1)
-#define LPR_FULL 6                       // [2] Q, K, Kdᵀ complete: WG2 here (128, one with the expected bytes) + the other CTA's copy
-#define LPR_VFULL 8                      // [2] Vᵀ staged (WG1 -> WG0, WG1)
-#define LPR_EMPTY 10                     // [2] the stage's block done here (WG0, WG1 -> WG2, WG1)
-#define LPR_PEERFREE 12                  // [2] the other CTA may send into this stage (its remote arrival)
-#define LPR_SFULL 14                     // Sᵀ copy written (WG1 -> WG0)
-#define LPR_SEMPTY 15                    // Q S has read it (WG0 -> WG1)
-#define LPR_BARRIERS 16
+#define LPR_QLAND 6                      // [3] raw q half landed (WG3's cp.async -> WG3)
+#define LPR_FULL 9                       // [2] Q, K, Kdᵀ complete: WG2, WG3 here (256, one with the expected bytes) + the other CTA's copies
+#define LPR_VFULL 11                     // [2] Vᵀ staged (WG1 -> WG0, WG1)
+#define LPR_EMPTY 13                     // [2] the stage's block done here (WG0, WG1 -> WG1, WG2, WG3)
+#define LPR_PEERFREE 15                  // [2] the other CTA may send into this stage (its remote arrival)
+#define LPR_SFULL 17                     // Sᵀ copy written (WG1 -> WG0)
+#define LPR_SEMPTY 18                    // Q S has read it (WG0 -> WG1)
+#define LPR_BARRIERS 19
 
 __device__ __forceinline__ u32 cluster_rank() { u32 r; asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r)); return r; }
 // All threads of all CTAs of the cluster (release / acquire: shared-memory writes before it are visible to the cluster).
@@ -1563,7 +1566,7 @@ __device__ __forceinline__ void lpr_store_state(unsigned char* St, const float (
 
 // grid (sequences x 2, heads), clusters of 2 along x; one item per sequence (items / seqItems as lightning_wgmma's with one
 // chunk each): the state is read from and written back to the sequence's states.
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREADS, 1) lightning_pair(const bf16* qkv, bf16* out,
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LPR_THREADS, 1) lightning_pair(const bf16* qkv, bf16* out,
     const int* items, const int* seqItems, const unsigned long long* states, const float* slopes, int heads)
 {
     unsigned char* base = lw_smem + ((1024 - (smem_addr(lw_smem) & 1023)) & 1023);
@@ -1584,20 +1587,22 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREAD
     if (tid == 0)
     {
         for (int i = 0; i < LPR_BARRIERS; i++)
-            mbar_init(bars + i, i >= LPR_PEERFREE && i < LPR_SFULL ? 1 : i >= LPR_EMPTY && i < LPR_PEERFREE ? 256 : 128);
+            mbar_init(bars + i, i >= LPR_PEERFREE && i < LPR_SFULL ? 1 : (i >= LPR_FULL && i < LPR_VFULL) || (i >= LPR_EMPTY && i < LPR_PEERFREE) ? 256 : 128);
         fence_mbar_init();
     }
     cluster_sync();   // both CTAs' barriers exist before any copy or arrival reaches them
 
-    if (wg == 2)
+    if (wg >= 2)
     {
-        // ---- q and k halves: loads two blocks ahead, SiLU into the stage, the halves sent to the other CTA ----
+        // ---- WG2: the k half (K and Kdᵀ), WG3: the q half (Q): loads two blocks ahead, SiLU into the stage's halves, sent
+        // to the other CTA. WG2 also tells the other CTA when a stage is free here. ----
+        const bool keys = wg == 2;
+        const bf16* from = keys ? src + LC_D : src;
+        unsigned char* rawBase = base + LPR_RAW + (keys ? 8192 : 0);
+        u64* landed = bars + (keys ? LPR_LANDED : LPR_QLAND);
         auto load = [&](int b)
         {
-            unsigned char* raw = base + LPR_RAW + (b % LPR_SLOTS) * 16384;
-            const int m = min(LC_BM, count - b * LC_BM);
-            lpr_load(raw, src, inWidth, b * LC_BM, m, wt, bars, false);
-            lpr_load(raw + 8192, src + LC_D, inWidth, b * LC_BM, m, wt, bars + LPR_LANDED + b % LPR_SLOTS, true);
+            lpr_load(rawBase + (b % LPR_SLOTS) * 16384, from, inWidth, b * LC_BM, min(LC_BM, count - b * LC_BM), wt, landed + b % LPR_SLOTS, true);
         };
         for (int b = 0; b < LPR_SLOTS - 1 && b < nBlocks; b++) load(b);
         for (int b = 0; b < nBlocks; b++)
@@ -1609,28 +1614,25 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LW_THREAD
             {
                 const u32 parity = ((b >> 1) + 1) & 1;
                 mbar_wait(bars + LPR_EMPTY + st, parity);   // block b-2 has left this stage here
-                if (wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);
+                if (keys && wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);
                 mbar_wait(bars + LPR_PEERFREE + st, parity);   // and there
             }
-            mbar_wait(bars + LPR_LANDED + slot, (b / LPR_SLOTS) & 1);
-            const unsigned char* raw = base + LPR_RAW + slot * 16384;
-            lpr_stage<0>(raw, stage + LPR_Q + half * 8192, nullptr, table, m, warp, lane);
-            lpr_stage<1>(raw + 8192, stage + LPR_K + half * 8192, stage + LPR_KDT + half * 8192, table, m, warp, lane);
+            mbar_wait(landed + slot, (b / LPR_SLOTS) & 1);
+            const unsigned char* raw = rawBase + slot * 16384;
+            if (keys) lpr_stage<1>(raw, stage + LPR_K + half * 8192, stage + LPR_KDT + half * 8192, table, m, warp, lane);
+            else lpr_stage<0>(raw, stage + LPR_Q + half * 8192, nullptr, table, m, warp, lane);
             fence_async_smem();
-            named_sync(2, 128);   // the halves are written (and fenced) by the whole group; the raw slot is read
+            named_sync(wg, 128);   // the halves are written (and fenced) by the whole group; the raw slot is read
             if (wt == 0)
             {
-#ifdef LPR_NO_COPY
-                mbar_arrive(bars + LPR_FULL + st);
-#else
-                mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 * 8192);   // this CTA's arrival, and the other CTA's halves
-                #pragma unroll
-                for (int t = 0; t < 3; t++)
+                // WG2's arrival also expects the other CTA's Q, K and Kdᵀ halves.
+                if (keys) mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 * 8192);
+                else mbar_arrive(bars + LPR_FULL + st);
+                for (int t = keys ? 1 : 0; t < (keys ? 3 : 1); t++)
                 {
-                    unsigned char* tile = stage + t * 16384 + half * 8192;   // Q, K, Kdᵀ halves
+                    unsigned char* tile = stage + t * 16384 + half * 8192;   // Q (WG3); K, Kdᵀ (WG2)
                     bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);
                 }
-#endif
             }
             else mbar_arrive(bars + LPR_FULL + st);
         }
