@@ -28,13 +28,14 @@ if [ "$MUTANTS" = pair ]; then
 kernel=lightning_pair; case=${1:-8}
 mutants=(
   'PEERFREE wait removed (the other CTA sends into a stage still read here)|s/mbar_wait(bars + LPR_PEERFREE + st, parity);   \/\/ and there/;/'
-  'PEERFREE arrival removed|s/if (wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);/;/'
+  'PEERFREE arrival removed|s/if (keys \&\& wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);/;/'
   'PEERFREE arrival on this CTA instead of the other|s/mbar_arrive_remote(bars + LPR_PEERFREE + st, other)/mbar_arrive_remote(bars + LPR_PEERFREE + st, half)/'
   'expect_tx of two tiles instead of three|s/mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 \* 8192)/mbar_arrive_expect_tx(bars + LPR_FULL + st, 2 * 8192)/'
   'halves sent to this CTA, not the other|s/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, half);/'
-  'named_sync before the send removed (halves sent while written)|s/named_sync(2, 128);   \/\/ the halves/;   \/\/ the halves/'
-  'fence before the send removed|/lpr_stage<1>(raw + 8192/,/named_sync(2, 128)/s/fence_async_smem();/;/'
-  'LANDED wait removed (raw q, k read before landing)|s/mbar_wait(bars + LPR_LANDED + slot, (b \/ LPR_SLOTS) \& 1);/;/'
+  'named_sync before the send removed (halves sent while written)|s/named_sync(wg, 128);   \/\/ the halves/;   \/\/ the halves/'
+  'fence before the send removed|/else lpr_stage<0>(raw/,/named_sync(wg, 128)/s/fence_async_smem();/;/'
+  'FULL count 128 (the Q half not waited for)|s/(i >= LPR_FULL \&\& i < LPR_VFULL) || (i >= LPR_EMPTY/(i >= LPR_EMPTY/'
+  'LANDED wait removed (raw q, k read before landing)|s/mbar_wait(landed + slot, (b \/ LPR_SLOTS) \& 1);/;/'
   'WG2 EMPTY wait removed (stage rewritten while read here)|s/mbar_wait(bars + LPR_EMPTY + st, parity);   \/\/ block b-2 has left this stage here/;/'
   'state: FULL wait removed (Kdt of the other half not yet landed)|s/mbar_wait(bars + LPR_FULL + st, (b >> 1) \& 1);    \/\/ Kd/;    \/\/ Kd/'
   'initial cluster_sync removed (the other CTA reaches barriers not yet initialised)|s/cluster_sync();   \/\/ both CTAs/;   \/\/ both CTAs/'
