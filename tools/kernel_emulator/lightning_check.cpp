@@ -34,8 +34,52 @@ static int chunkPlan(const std::vector<int>& counts, int heads, int sms)
     return (int)std::min((long)longest, (perItem + 63) / 64 * 64);
 }
 
-enum Kernel { Chunk, Pipe, Wgmma };
-static const char* kernelNames[] = { "lightning_chunk", "lightning_pipe", "lightning_wgmma" };
+enum Kernel { Chunk, Pipe, Wgmma, Cluster2, Cluster4, Cluster8, Pair };
+static const char* kernelNames[] = { "lightning_chunk", "lightning_pipe", "lightning_wgmma", "lightning_cluster2", "lightning_cluster4",
+    "lightning_cluster8", "lightning_pair" };
+static bool isCluster(int k) { return k >= Cluster2; }
+static unsigned clusterSize(int k) { return k == Cluster4 ? 4 : k == Cluster8 ? 8 : 2; }
+static bool present(int k)
+{
+#ifndef HAS_LIGHTNING_WGMMA
+    if (k == Wgmma) return false;
+#endif
+#ifndef HAS_LIGHTNING_CLUSTER
+    if (k >= Cluster2 && k <= Cluster8) return false;
+#endif
+#ifndef HAS_LIGHTNING_PAIR
+    if (k == Pair) return false;
+#endif
+    return true;
+}
+
+// The cluster kernels (lightning_pair, lightning_clusterN): one item per sequence (items[4 s ..] = (s, start, count, 0),
+// one chunk each), grid (B N, heads), clusters of N CTAs, 384 threads; initial states read from and final states written
+// to `ptrs`.
+static void runCluster(Kernel kernel, const bf16* qkv, bf16* out, const std::vector<int>& counts, const std::vector<int>& offs,
+    const unsigned long long* ptrs, const float* slopes, int heads)
+{
+    int B = counts.size();
+    unsigned N = clusterSize(kernel), shared = 0, threads = 384;
+    std::vector<int> items, seqItems;
+    for (int s = 0; s < B; s++) { int v[4] = { s, offs[s], counts[s], 0 }; items.insert(items.end(), v, v + 4); seqItems.push_back(s); seqItems.push_back(1); }
+    std::function<void()> body;
+#ifdef HAS_LIGHTNING_CLUSTER
+    if (kernel == Cluster2) body = [&] { lightning_cluster2(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); };
+    if (kernel == Cluster4) body = [&] { lightning_cluster4(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); };
+    if (kernel == Cluster8) body = [&] { lightning_cluster8(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); };
+    if (kernel != Pair) shared = LCL_SHARED;
+#endif
+#ifdef HAS_LIGHTNING_PAIR
+    if (kernel == Pair) { body = [&] { lightning_pair(qkv, out, items.data(), seqItems.data(), ptrs, slopes, heads); }; shared = LPR_SHARED; }
+#ifdef LPR_THREADS
+    if (kernel == Pair) threads = LPR_THREADS;
+#endif
+#endif
+    if (!body) { fprintf(stderr, "lightning.cu has no %s\n", kernelNames[kernel]); abort(); }
+    printf("  %s: one chunk per sequence, %d clusters of %u CTAs x %d heads\n", kernelNames[kernel], B, N, heads);
+    launch_cluster(body, B * N, heads, 1, N, threads, shared);
+}
 
 static double run(Kernel kernel, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
 {
@@ -59,6 +103,11 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
                 for (int i = 0; i < d; i++) { q[i] = silu(bf(qkv[row + i])); k[i] = silu(bf(qkv[row + d + i])); v[i] = silu(bf(qkv[row + 2 * d + i])); }
                 for (int i = 0; i < d; i++) for (int j = 0; j < d; j++) { double x = lam * S[i * d + j] + k[i] * v[j]; S[i * d + j] = x; o[j] += q[i] * x; }
                 for (int j = 0; j < d; j++) refOut[(size_t)(offs[s] + t) * heads * d + h * d + j] = o[j]; } } }
+    std::vector<unsigned long long> ptrs(B); for (int s = 0; s < B; s++) ptrs[s] = (unsigned long long)st[s].data();
+    std::vector<bf16> out((size_t)T * heads * d, 0xffff);
+    if (isCluster(kernel)) runCluster(kernel, qkv.data(), out.data(), counts, offs, ptrs.data(), slopes.data(), heads);
+    else
+    {
     // device path (lightning_wgmma: the plans of lightning_pipe)
     const bool pipe = kernel != Chunk;
     int chunk = pipe ? pipePlan(counts, heads, sms) : chunkPlan(counts, heads, sms);
@@ -84,9 +133,7 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
         }
     }
     int p0Count = p0Items.size() / 4;
-    std::vector<unsigned long long> ptrs(B); for (int s = 0; s < B; s++) ptrs[s] = (unsigned long long)st[s].data();
     std::vector<float> slots(anySplit ? (size_t)p0Count * heads * d * d : 1, NAN);
-    std::vector<bf16> out((size_t)T * heads * d, 0xffff);
     auto k = [&](const std::vector<int>& it, const std::vector<int>& sq, int mode)
     {
 #ifdef HAS_LIGHTNING_WGMMA
@@ -111,6 +158,7 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
         launch([&] { lightning_chunk_scan(p0Items.data(), p0Seq.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
     }
     launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads, shared);
+    }
     if (emu_unfenced_reads) { printf("  %ld wgmma operand reads of stmatrix rows never fenced (fence_async_smem)\n", (long)emu_unfenced_reads); emu_unfenced_reads = 0; return INFINITY; }
     double num = 0, den = 0, snum = 0, sden = 0;
     for (size_t i = 0; i < out.size(); i++) { double x = bf(out[i]) - refOut[i]; num += x * x; den += refOut[i] * refOut[i]; }
@@ -134,25 +182,41 @@ int main(int argc, char** argv)
         { {150, 300, 40}, {1, 0, 1}, 2, 4 },      // pairs fill the "GPU": one chunk per sequence
         { {1000, 900}, {1, 0}, 1, 4 },            // pipe: chunks of 512 (4 items); pass 0 in sub-chunks of 256 (split 2)
         { {1500}, {1}, 1, 2 },                    // pass 0 over sub-chunks of 6 blocks (more than two stages and slots)
+        { {1, 64, 65, 300}, {1, 1, 0, 1}, 1, 0 }, // the cluster kernels' case: 1 token, exact block, block + 1, 5 blocks
     };
+    const size_t clusterCase = 7;
+    // Run time: the cluster kernels (up to 8 x 384 threads) run on their own case (8) only, unless a cluster kernel is
+    // named on the command line (then on every case, or the one named); the other kernels skip case 8 unless it is named.
     double worst = 0;
     for (size_t c = 0; c < cases.size(); c++)
-        for (int k = Wgmma; k >= Chunk; k--)
+        for (int k = Pair; k >= Chunk; k--)
         {
-#ifndef HAS_LIGHTNING_WGMMA
-            if (k == Wgmma) continue;
-#endif
+            if (!present(k)) continue;
             if ((which && which != (int)c + 1) || (only && strcmp(only, kernelNames[k]))) continue;
-            // lightning_wgmma also under perturbed schedules (emu_slow_warpgroups): the outputs and state warpgroups
-            // slowed (the transform runs ahead), then each alone.
-            for (unsigned slow : k == Wgmma ? std::vector<unsigned>{ 0, 3, 1, 2 } : std::vector<unsigned>{ 0 })
+            if (isCluster(k) ? c != clusterCase && !only : c == clusterCase && which != (int)clusterCase + 1) continue;
+            // lightning_wgmma and the cluster kernels also under perturbed schedules (emu_slow_warpgroups): the outputs
+            // and state warpgroups slowed (the transform runs ahead), then each alone; the cluster kernels also with the
+            // loading warpgroups (2, and 3 where there is one) slowed in rank 0 only (its peers' copies land into it early), and with both
+            // consumer warpgroups slowed in rank 1 only (its peers run ahead and send into stages it may still read).
+            struct Schedule { unsigned warpgroups, ranks; };
+            std::vector<Schedule> schedules = { { 0, ~0u } };
+            if (k == Wgmma || isCluster(k)) schedules.insert(schedules.end(), { { 3, ~0u }, { 1, ~0u }, { 2, ~0u } });
+            if (isCluster(k)) schedules.insert(schedules.end(), { { 12, 1u }, { 3, 2u } });
+            for (Schedule sc : schedules)
             {
-                emu_slow_warpgroups = slow;
-                if (slow) printf("case %zu, warpgroups slowed: %s%s\n", c + 1, slow & 1 ? "0 (outputs) " : "", slow & 2 ? "1 (state)" : "");
+                emu_slow_warpgroups = sc.warpgroups; emu_slow_ranks = sc.ranks;
+                if (sc.warpgroups)
+                {
+                    static const char* roles[] = { "0 (outputs)", "1 (state)", "2 (keys, loads)", "3 (queries, if any)" };
+                    std::string what;
+                    for (int w = 0; w < 4; w++) if (sc.warpgroups >> w & 1) what += (what.empty() ? "" : " ") + std::string(roles[w]);
+                    if (sc.ranks != ~0u) what += sc.ranks == 1u ? " in rank 0" : " in rank 1";
+                    printf("case %zu, warpgroups slowed: %s\n", c + 1, what.c_str());
+                }
                 else printf("case %zu\n", c + 1);
                 worst = std::max(worst, run((Kernel)k, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, 7 + c));
             }
-            emu_slow_warpgroups = 0;
+            emu_slow_warpgroups = 0; emu_slow_ranks = ~0u;
         }
     printf("worst %.3e\n", worst);
     return worst < 5e-3 ? 0 : 1;

@@ -2,7 +2,9 @@
 # Sensitivity check of the emulator on lightning_wgmma: applies one deliberate bug at a time to a copy of lightning.cu
 # (a sed expression each) and runs one case; every mutant must fail (nonzero exit: an abort of a guard or an error
 # over the bound). usage: tools/kernel_emulator/mutation_check.sh [case number, default 6] [part of a mutant's name]
+# MUTANTS=pair: lightning_pair's mutants instead, default case 8.
 here=$(cd "$(dirname "$0")" && pwd); kernels=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
+kernel=lightning_wgmma; case=${1:-6}
 mutants=(
   'wait1 removed (scores read before their wait)|s/wg_wait1();   \/\/ the scores/\/\/ removed/'
   'wait0 of Q S removed|s/wg_wait0();   \/\/ Q S/\/\/ removed/'
@@ -22,6 +24,24 @@ mutants=(
   'LW_SHARED 88 bytes short|s/#define LW_SHARED (LW_BARS + 128 + 1024)/#define LW_SHARED (LW_BARS + 40 + 1024)/'
   'alignment of the base dropped|s/unsigned char\* base = lw_smem + ((1024 - (smem_addr(lw_smem) \& 1023)) \& 1023);/unsigned char* base = lw_smem;/'
 )
+if [ "$MUTANTS" = pair ]; then
+kernel=lightning_pair; case=${1:-8}
+mutants=(
+  'PEERFREE wait removed (the other CTA sends into a stage still read here)|s/mbar_wait(bars + LPR_PEERFREE + st, parity);   \/\/ and there/;/'
+  'PEERFREE arrival removed|s/if (keys \&\& wt == 0) mbar_arrive_remote(bars + LPR_PEERFREE + st, other);/;/'
+  'PEERFREE arrival on this CTA instead of the other|s/mbar_arrive_remote(bars + LPR_PEERFREE + st, other)/mbar_arrive_remote(bars + LPR_PEERFREE + st, half)/'
+  'expect_tx of two tiles instead of three|s/mbar_arrive_expect_tx(bars + LPR_FULL + st, 3 \* 8192)/mbar_arrive_expect_tx(bars + LPR_FULL + st, 2 * 8192)/'
+  'halves sent to this CTA, not the other|s/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, other);/bulk_copy_to_cta(tile, tile, 8192, bars + LPR_FULL + st, half);/'
+  'named_sync before the send removed (halves sent while written)|s/named_sync(wg, 128);   \/\/ the halves/;   \/\/ the halves/'
+  'fence before the send removed|/else lpr_stage<0>(raw/,/named_sync(wg, 128)/s/fence_async_smem();/;/'
+  'FULL count 128 (the Q half not waited for)|s/(i >= LPR_FULL \&\& i < LPR_VFULL) || (i >= LPR_EMPTY/(i >= LPR_EMPTY/'
+  'LANDED wait removed (raw q, k read before landing)|s/mbar_wait(landed + slot, (b \/ LPR_SLOTS) \& 1);/;/'
+  'WG2 EMPTY wait removed (stage rewritten while read here)|s/mbar_wait(bars + LPR_EMPTY + st, parity);   \/\/ block b-2 has left this stage here/;/'
+  'state: FULL wait removed (Kdt of the other half not yet landed)|s/mbar_wait(bars + LPR_FULL + st, (b >> 1) \& 1);    \/\/ Kd/;    \/\/ Kd/'
+  'initial cluster_sync removed (the other CTA reaches barriers not yet initialised)|s/cluster_sync();   \/\/ both CTAs/;   \/\/ both CTAs/'
+  'columns of half 0 in both CTAs|s/col0 = (int)half \* 64;/col0 = 0;/'
+)
+fi
 failed=0
 for entry in "${mutants[@]}"; do
   name=${entry%%|*}; expr=${entry#*|}
@@ -30,8 +50,8 @@ for entry in "${mutants[@]}"; do
   if cmp -s "$out/k/lightning.cu" "$kernels/lightning.cu"; then echo "MUTATION NOT APPLIED: $name"; failed=1; continue; fi
   python3 "$here/make_kernels.py" "$out/k/lightning.cu" "$kernels/common.cuh" "$here" > "$out/kernels.inc"
   g++ -std=c++20 -O1 -pthread -w -I"$out" -I"$here" "$here/lightning_check.cpp" -o "$out/lightning_check" || { echo "compile failed: $name"; failed=1; continue; }
-  log=$(timeout 300 "$out/lightning_check" "${1:-6}" lightning_wgmma 2>&1); rc=$?
-  why=$(echo "$log" | grep -E "rel err|abort|deadlock|mbar_|wgmma|never|worst|shared memory" | grep -v "^  lightning" | head -2 | tr '\n' ' ')
+  log=$(timeout 300 "$out/lightning_check" "$case" "$kernel" 2>&1); rc=$?
+  why=$(echo "$log" | grep -E "rel err|abort|deadlock|mbar_|wgmma|never|worst|shared memory|bulk_|CTA rank|source" | grep -v "^  lightning" | head -2 | tr '\n' ' ')
   if [ $rc -eq 0 ]; then echo "NOT CAUGHT: $name ($why)"; failed=1; else echo "caught (rc $rc): $name: $why"; fi
 done
 exit $failed

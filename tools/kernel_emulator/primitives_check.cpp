@@ -31,11 +31,21 @@ static void fillTiles(unsigned seed)
     { bf16 v = emu_f2bf(U(rng)); Bm[w][r][c] = bf(v); memcpy(emu_smem + B_AT[w] + tileOffset(r, c), &v, 2); }
 }
 
-// Runs D = A Bᵀ over K = 64 (four k16 steps) on 256 threads (two warpgroups, each its own B); mode 0: _ss N = 128,
-// 1: _ss N = 64, 2: _rs N = 128. Returns the worst error relative to the sum of |terms|; checks the deferral.
-static double wgmmaCase(int mode, bool& deferredOk)
+// Runs D = A Bᵀ over K = 64 (four k16 steps) on 256 threads (two warpgroups, each its own B) with wgmma of N = n
+// (16, 32, 64 or 128), A from shared memory (_ss) or registers (_rs). Returns the worst error relative to the sum of
+// |terms|; checks the deferral.
+static void wgmmaSs(float* d, int n, u64 da, u64 db, u32 acc)
 {
-    int n = mode == 1 ? 64 : 128;
+    if (n == 16) wgmma_n16_ss(d, da, db, acc); else if (n == 32) wgmma_n32_ss(d, da, db, acc);
+    else if (n == 64) wgmma_n64_ss(d, da, db, acc); else wgmma_n128_ss(d, da, db, acc);
+}
+static void wgmmaRs(float* d, int n, const u32* a, u64 db, u32 acc)
+{
+    if (n == 16) wgmma_n16_rs(d, a, db, acc); else if (n == 32) wgmma_n32_rs(d, a, db, acc);
+    else if (n == 64) wgmma_n64_rs(d, a, db, acc); else wgmma_n128_rs(d, a, db, acc);
+}
+static double wgmmaCase(int n, bool rs, bool& deferredOk)
+{
     static float D[256][64];
     std::atomic<bool> stale{true};
     launch([&] {
@@ -48,20 +58,20 @@ static double wgmmaCase(int mode, bool& deferredOk)
         for (int s = 0; s < 4; s++)
         {
             u64 da = desc(A_AT + 32 * s), db = desc(B_AT[wg] + 32 * s);
-            if (mode == 0) wgmma_n128_ss(d, da, db, s > 0);
-            else if (mode == 1) wgmma_n64_ss(d, da, db, s > 0);
+            if (!rs) wgmmaSs(d, n, da, db, s > 0);
             else
             {
                 u32 a[4];
                 auto pk = [&](int r, int c) { return pack_bf16(Am[r][16 * s + c], Am[r][16 * s + c + 1]); };
                 a[0] = pk(16 * warp + g, 2 * q); a[1] = pk(16 * warp + g + 8, 2 * q);
                 a[2] = pk(16 * warp + g, 2 * q + 8); a[3] = pk(16 * warp + g + 8, 2 * q + 8);
-                wgmma_n128_rs(d, a, db, s > 0);
+                wgmmaRs(d, n, a, db, s > 0);
             }
         }
         wg_commit();
         for (int i = 0; i < n / 2; i++) if (d[i] != -7.f) stale = false;   // not retired yet: registers untouched
         wg_wait0();
+        for (int i = n / 2; i < 64; i++) if (d[i] != -7.f) stale = false;   // registers past N/2 never written
         for (int i = 0; i < n / 2; i++) D[t][i] = d[i];
     }, 1, 1, 1, 256);
     deferredOk = stale;
@@ -173,7 +183,7 @@ static bool mbarrierCase()
         if (threadIdx.x == 0)
         {
             mbar_wait(&full[0], 1);   // passes at once
-            if (((u32)(emu_mbars[0].state >> 32)) != 0) bad++;
+            if (((u32)(emu_cta->mbars[0].state >> 32)) != 0) bad++;
         }
         __syncthreads();
         int lane = emu_lane;
@@ -261,6 +271,230 @@ static long unfencedReads(bool fence)
     return (long)emu_unfenced_reads - before;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Clusters.
+
+// blockIdx and cluster_rank per CTA: grid x 8 in clusters of 4 (two clusters), y 2; every CTA of a cluster is alive
+// at the same time (a cluster_sync over all their threads returns).
+static bool clusterIdCase()
+{
+    std::atomic<int> bad{0};
+    static std::atomic<int> seen[8][2];
+    for (auto& a : seen) for (auto& b : a) b = 0;
+    launch_cluster([&] {
+        if (cluster_rank() != blockIdx.x % 4 || gridDim.x != 8) bad++;
+        cluster_sync();
+        if (threadIdx.x == 0) seen[blockIdx.x][blockIdx.y]++;
+    }, 8, 2, 1, 4, 64);
+    for (auto& a : seen) for (auto& b : a) if (b != 1) bad++;
+    return bad == 0;
+}
+
+// cluster_sync spans every thread of every CTA: 4 CTAs x 64 threads count up between two syncs, 10 rounds; in CTA 3
+// half the threads exit at once (exited threads no longer count, as on the hardware: no deadlock).
+static bool clusterSyncCase()
+{
+    std::atomic<int> bad{0}, count{0};
+    launch_cluster([&] {
+        if (cluster_rank() == 3 && threadIdx.x >= 32) return;
+        for (int round = 1; round <= 10; round++)
+        {
+            count++;
+            cluster_sync();
+            if (count < (3 * 64 + 32) * round) bad++;
+            cluster_sync();
+        }
+    }, 4, 1, 1, 4, 64);
+    return bad == 0 && count == 10 * (3 * 64 + 32);
+}
+
+// Remote arrivals: in a cluster of 2 x 64 threads, each thread writes its value, then arrives on the peer's barrier
+// (count 64); after waiting on its own barrier a CTA must see all the peer's values. Three phases.
+static bool remoteArriveCase()
+{
+    std::atomic<int> bad{0};
+    static int values[2][64];
+    launch_cluster([&] {
+        u64* bar = (u64*)(emu_smem + 64);
+        unsigned me = cluster_rank(), t = threadIdx.x;
+        if (t == 0) mbar_init(bar, 64);
+        fence_mbar_init();
+        cluster_sync();
+        for (int phase = 0; phase < 3; phase++)
+        {
+            values[me][t] = 100 * phase + t;
+            mbar_arrive_remote(bar, me ^ 1);
+            mbar_wait_cluster(bar, phase & 1);
+            for (int i = 0; i < 64; i++) if (values[me ^ 1][i] != 100 * phase + i) bad++;
+            cluster_sync();   // both CTAs done reading before the values change
+        }
+        if (t == 0 && (emu_cta->mbars[8].state >> 32) != 3) bad++;
+    }, 2, 1, 1, 2, 64);
+    return bad == 0;
+}
+
+// Multicast in a cluster of 4: rank 0 copies 4096 bytes to ranks 0, 1 and 3 (mask 0b1011) on each one's barrier
+// (count 1, one arrive.expect_tx). Rank 3 arrives with its expect_tx before the copy is issued (complete_tx after
+// expect_tx); rank 1 only after the bytes have landed in it (complete_tx first: tx-count negative for a while); rank 2
+// is not in the mask and keeps its bytes. Then 32 copies of 64 bytes that rank 0 sends itself: some are still poisoned
+// (not landed) right after the issue, all there after the wait.
+static bool multicastCase()
+{
+    std::atomic<int> bad{0}, negativeSeen{0}, notLanded{0};
+    alignas(16) static unsigned char src[4096], small[32][64];
+    for (int i = 0; i < 4096; i++) src[i] = (unsigned char)(i * 7 + 3);
+    for (int c = 0; c < 32; c++) for (int i = 0; i < 64; i++) small[c][i] = (unsigned char)(c + i);
+    launch_cluster([&] {
+        u64* bar = (u64*)(emu_smem + 64), *bar2 = (u64*)(emu_smem + 72);
+        unsigned char* dst = emu_smem + 1024;
+        unsigned me = cluster_rank();
+        if (threadIdx.x != 0) return;   // one thread per CTA
+        mbar_init(bar, 1); mbar_init(bar2, 1);
+        memset(dst, 0x55, 4096);
+        fence_mbar_init();
+        cluster_sync();
+        if (me == 3) mbar_arrive_expect_tx(bar, 4096);
+        cluster_sync();
+        if (me == 0) { bulk_multicast(dst, src, 4096, bar, 0b1011); mbar_arrive_expect_tx(bar, 4096); }
+        if (me == 1)
+        {
+            while (emu_cta->mbars[8].tx == 0) emu_land_due();   // not yet landed
+            if (emu_cta->mbars[8].tx == -4096) negativeSeen++;
+            mbar_arrive_expect_tx(bar, 4096);
+        }
+        if (me != 2)
+        {
+            mbar_wait_cluster(bar, 0);
+            if (memcmp(dst, src, 4096)) bad++;
+            if (emu_cta->mbars[8].tx != 0) bad++;
+        }
+        else for (int i = 0; i < 4096; i++) if (dst[i] != 0x55) { bad++; break; }
+        if (me == 0)
+        {
+            for (int c = 0; c < 32; c++) bulk_multicast(emu_smem + 8192 + 64 * c, small[c], 64, bar2, 1);
+            for (int c = 0; c < 32; c++) if (emu_smem[8192 + 64 * c + 1] == 0xff) notLanded++;
+            mbar_arrive_expect_tx(bar2, 32 * 64);
+            mbar_wait(bar2, 0);
+            if (memcmp(emu_smem + 8192, small, sizeof small)) bad++;
+        }
+        cluster_sync();
+    }, 4, 1, 1, 4, 32, 16384);
+    printf("    rank 1 saw tx-count -4096 before its expect_tx: %d; copies not landed right after issue: %d of 32\n", (int)negativeSeen, (int)notLanded);
+    return bad == 0 && negativeSeen == 1 && notLanded > 0;
+}
+
+// bulk_copy_to_cta: in a cluster of 2, each CTA writes 2048 bytes at its own half of a region and sends them to the
+// same offset in the other CTA (complete_tx on the other's barrier, count 1: its arrive.expect_tx); after its wait a CTA
+// holds both halves. Rank 1 expects only after the bytes have landed (tx-count negative first).
+static bool copyToCtaCase()
+{
+    std::atomic<int> bad{0};
+    launch_cluster([&] {
+        u64* bar = (u64*)(emu_smem + 64);
+        unsigned me = cluster_rank();
+        unsigned char* region = emu_smem + 1024;
+        if (threadIdx.x != 0) return;
+        mbar_init(bar, 1);
+        for (int i = 0; i < 2048; i++) region[2048 * me + i] = (unsigned char)(me * 100 + i % 97);
+        fence_mbar_init();
+        cluster_sync();
+        bulk_copy_to_cta(region + 2048 * me, region + 2048 * me, 2048, bar, me ^ 1);
+        if (me == 1) while (emu_cta->mbars[8].tx == 0) emu_land_due();
+        mbar_arrive_expect_tx(bar, 2048);
+        mbar_wait_cluster(bar, 0);
+        for (int h = 0; h < 2; h++) for (int i = 0; i < 2048; i++) if (region[2048 * h + i] != (unsigned char)(h * 100 + i % 97)) { bad++; break; }
+        cluster_sync();
+    }, 2, 1, 1, 2, 32, 8192);
+    return bad == 0;
+}
+
+// A small cluster kernel using every cluster primitive: D[64][n] = sum over 6 rounds of A_r B_rᵀ (K = 64) per CTA.
+// Round r's A tile (64 x 64, shared by all CTAs) is multicast by rank r % N to every CTA; each CTA's own B slice
+// (n x 64, different per CTA) comes by a multicast to itself. Two stages: FULL[s] (count 1: the CTA's producer's
+// arrive.expect_tx of A + B) and EMPTY[s] (count N: every CTA's consumers arrive remotely on every CTA's EMPTY once
+// they have read stage s, since any CTA may overwrite it next). Warpgroup 0 consumes (wgmma _ss or _rs), warp 4 produces.
+static const int TINY_ROUNDS = 6;
+alignas(16) static unsigned char tinyA[TINY_ROUNDS][8192], tinyB[EMU_MAX_CLUSTER][TINY_ROUNDS][4096];
+static float tinyAm[TINY_ROUNDS][64][64], tinyBm[EMU_MAX_CLUSTER][TINY_ROUNDS][32][64];
+static double tinyClusterKernel(unsigned N, int n, bool rs)
+{
+    std::mt19937 rng(40 + N + n); std::uniform_real_distribution<float> U(-2.f, 2.f);
+    for (int r = 0; r < TINY_ROUNDS; r++)
+    {
+        for (int i = 0; i < 64; i++) for (int c = 0; c < 64; c++)
+        { bf16 v = emu_f2bf(U(rng)); tinyAm[r][i][c] = bf(v); memcpy(tinyA[r] + tileOffset(i, c), &v, 2); }
+        for (unsigned k = 0; k < N; k++) for (int i = 0; i < n; i++) for (int c = 0; c < 64; c++)
+        { bf16 v = emu_f2bf(U(rng)); tinyBm[k][r][i][c] = bf(v); memcpy(tinyB[k][r] + tileOffset(i, c), &v, 2); }
+    }
+    static float D[EMU_MAX_CLUSTER][128][16];
+    const unsigned stage = 8192 + 4096, shared = 2 * stage + 64 + 1024;
+    launch_cluster([&] {
+        unsigned char* dyn = emu_smem + EMU_DYN_OFFSET;
+        unsigned char* base = dyn + ((1024 - (smem_addr(dyn) & 1023)) & 1023);
+        u64* full = (u64*)(base + 2 * stage), *empty = full + 2;
+        const unsigned me = cluster_rank(), all = (1u << N) - 1, t = threadIdx.x;
+        if (t == 0) { for (int s = 0; s < 2; s++) { mbar_init(&full[s], 1); mbar_init(&empty[s], N); } fence_mbar_init(); }
+        __syncthreads();
+        cluster_sync();   // peers' barriers initialised before any multicast or remote arrive reaches them
+        if (t == 128)
+            for (int r = 0; r < TINY_ROUNDS; r++)
+            {
+                int s = r % 2;
+                if (r >= 2) mbar_wait_cluster(&empty[s], ((r / 2) - 1) & 1);   // every CTA is done with stage s
+                mbar_arrive_expect_tx(&full[s], 8192 + 128 * n);
+                if (r % (int)N == (int)me) bulk_multicast(base + s * stage, tinyA[r], 8192, &full[s], all);
+                bulk_multicast(base + s * stage + 8192, tinyB[me][r], 128 * n, &full[s], 1u << me);
+            }
+        else if (t < 128)
+        {
+            int warp = t / 32, g = (t % 32) / 4, q = t % 4;
+            float d[16];
+            for (int i = 0; i < 16; i++) d[i] = 0;
+            for (int r = 0; r < TINY_ROUNDS; r++)
+            {
+                int s = r % 2;
+                mbar_wait_cluster(&full[s], (r / 2) & 1);
+                wg_fence();
+                for (int k = 0; k < 4; k++)
+                {
+                    u64 da = desc(smem_addr(base + s * stage) + 32 * k), db = desc(smem_addr(base + s * stage + 8192) + 32 * k);
+                    if (!rs) wgmmaSs(d, n, da, db, 1);
+                    else
+                    {
+                        u32 a[4];   // the A fragment from the landed tile (plain loads: the swizzled layout)
+                        auto el = [&](int row, int c) { bf16 v; memcpy(&v, base + s * stage + tileOffset(row, 16 * k + c), 2); return v; };
+                        auto pk = [&](int row, int c) { return (u32)el(row, c) | ((u32)el(row, c + 1) << 16); };
+                        a[0] = pk(16 * warp + g, 2 * q); a[1] = pk(16 * warp + g + 8, 2 * q);
+                        a[2] = pk(16 * warp + g, 2 * q + 8); a[3] = pk(16 * warp + g + 8, 2 * q + 8);
+                        wgmmaRs(d, n, a, db, 1);
+                    }
+                }
+                wg_commit(); wg_wait0();
+                named_sync(1, 128);   // the whole warpgroup is done reading stage s
+                if (t == 0) for (unsigned c = 0; c < N; c++) mbar_arrive_remote(&empty[s], c);
+            }
+            for (int i = 0; i < n / 2; i++) D[me][t][i] = d[i];
+        }
+        cluster_sync();   // no CTA exits while a peer may still arrive on its barriers
+    }, N, 1, 1, N, 160, shared);
+    double worst = 0;
+    for (unsigned c = 0; c < N; c++)
+        for (int t = 0; t < 128; t++)
+        {
+            int warp = t / 32, g = (t % 32) / 4, q = t % 4;
+            for (int i = 0; i < n / 8; i++) for (int e = 0; e < 4; e++)
+            {
+                int m = 16 * warp + g + 8 * (e / 2), col = 8 * i + 2 * q + e % 2;
+                double s = 0, mag = 0;
+                for (int r = 0; r < TINY_ROUNDS; r++)
+                    for (int k = 0; k < 64; k++) { double x = (double)tinyAm[r][m][k] * tinyBm[c][r][col][k]; s += x; mag += std::fabs(x); }
+                double err = std::fabs(D[c][t][4 * i + e] - s) / (mag + 1e-30);
+                worst = std::isfinite(err) ? std::max(worst, err) : INFINITY;
+            }
+        }
+    return worst;
+}
+
 // Runs body in a child process and reports whether it aborted with a message containing `needle`.
 static bool aborts(std::function<void()> body, const char* needle)
 {
@@ -281,22 +515,47 @@ int main()
 {
     printf("primitives\n");
     bool deferred;
-    double e = wgmmaCase(0, deferred);
+    double e = wgmmaCase(128, false, deferred);
     printf("  wgmma_n128_ss worst error / sum|terms| = %.2e\n", e);
     expect(e < 1e-6, "wgmma_n128_ss = triple loop (2 warpgroups, 4 k16 steps)");
     expect(deferred, "wgmma_n128_ss result not in the registers before wg_wait0");
-    e = wgmmaCase(1, deferred);
-    printf("  wgmma_n64_ss worst error / sum|terms| = %.2e\n", e);
-    expect(e < 1e-6 && deferred, "wgmma_n64_ss = triple loop, deferred");
-    e = wgmmaCase(2, deferred);
-    printf("  wgmma_n128_rs worst error / sum|terms| = %.2e\n", e);
-    expect(e < 1e-6 && deferred, "wgmma_n128_rs (A in registers) = triple loop, deferred");
+    for (int n : { 64, 32, 16 })
+    {
+        e = wgmmaCase(n, false, deferred);
+        printf("  wgmma_n%d_ss worst error / sum|terms| = %.2e\n", n, e);
+        expect(e < 1e-6 && deferred, n == 64 ? "wgmma_n64_ss = triple loop, deferred" : n == 32 ? "wgmma_n32_ss = triple loop, deferred, d[16..] untouched"
+            : "wgmma_n16_ss = triple loop, deferred, d[8..] untouched");
+    }
+    for (int n : { 128, 64, 32, 16 })
+    {
+        e = wgmmaCase(n, true, deferred);
+        printf("  wgmma_n%d_rs worst error / sum|terms| = %.2e\n", n, e);
+        char what[80]; snprintf(what, sizeof what, "wgmma_n%d_rs (A in registers) = triple loop, deferred", n);
+        expect(e < 1e-6 && deferred, what);
+    }
     expect(waitOneCase(), "wg_wait1 retires all groups but the newest");
     expect(stmatrixCase(), "stmatrix -> ldmatrix round trip (plain, .trans), .trans = transpose");
     expect(stmatrixElementCase(), "stmatrix element (rr, cc) of matrix i = lane 4rr+cc/2, register i");
     expect(mbarrierCase(), "mbarrier phases: 2-stage cp.async ring over 40 rounds");
     expect(copyLandingCase(), "cp_async16 lands at the phase completion; !valid writes zeros");
     expect(namedCase(), "named_sync: two barriers of 256 and 128 threads, 20 rounds");
+    expect(clusterIdCase(), "blockIdx / cluster_rank per CTA (clusters of 4, grid 8 x 2)");
+    expect(clusterSyncCase(), "cluster_sync: 4 CTAs x 64 threads, 10 rounds, exited threads drop out");
+    expect(remoteArriveCase(), "mbar_arrive_remote: 2 CTAs arrive on each other's barrier, 3 phases");
+    expect(multicastCase(), "bulk_multicast: mask 0b1011 of 4, complete_tx before and after expect_tx");
+    expect(copyToCtaCase(), "bulk_copy_to_cta: 2 CTAs exchange halves, complete_tx before expect_tx");
+    struct Tiny { unsigned N; int n; bool rs; unsigned slow; };
+    for (Tiny c : { Tiny{ 2, 16, false, 0 }, Tiny{ 4, 32, true, 0 }, Tiny{ 8, 32, false, 0 }, Tiny{ 4, 16, true, 1 }, Tiny{ 2, 32, false, 2 } })
+    {
+        emu_slow_warpgroups = c.slow;
+        e = tinyClusterKernel(c.N, c.n, c.rs);
+        emu_slow_warpgroups = 0;
+        char what[100];
+        snprintf(what, sizeof what, "cluster kernel: %u CTAs, wgmma_n%d_%s, 6 rounds%s", c.N, c.n, c.rs ? "rs" : "ss",
+            c.slow == 1 ? ", consumers slowed" : c.slow == 2 ? ", producer slowed" : "");
+        printf("  cluster kernel worst error / sum|terms| = %.2e\n", e);
+        expect(e < 1e-6, what);
+    }
     long unfenced = unfencedReads(false), fenced = unfencedReads(true);
     printf("  unfenced stmatrix rows read by wgmma: %ld without fence, %ld with\n", unfenced, fenced);
     expect(unfenced > 0 && fenced == 0, "stmatrix -> wgmma without fence_async_smem is counted");
@@ -338,6 +597,79 @@ int main()
             float d[64];
             wgmma_n128_ss(d, desc(A_AT) & ~(3ull << 62), desc(B_AT[0]), 0);
         }, 1, 1, 1, 128); }, "128-byte swizzle"), "descriptor without the 128-byte swizzle aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            if (threadIdx.x == 0) mbar_init(b, 1);
+            cluster_sync();
+            alignas(16) static unsigned char src[64];
+            if (threadIdx.x == 0 && cluster_rank() == 0) bulk_multicast(emu_smem + 1024, src, 64, b, 0b100);
+        }, 2, 1, 1, 2, 32); }, "outside the cluster"), "multicast to a rank outside the cluster aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            alignas(16) static unsigned char src[64];
+            bulk_multicast(emu_smem + 1024, src, 24, b, 1);
+        }, 1, 1, 1, 1, 1); }, "multiple of 16"), "multicast of 24 bytes aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            alignas(16) static unsigned char src[64];
+            bulk_multicast(emu_smem + 1032, src, 32, b, 1);
+        }, 1, 1, 1, 1, 1); }, "16-byte aligned"), "multicast to an unaligned destination aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            alignas(16) static unsigned char src[2048];
+            bulk_multicast(emu_smem + 16, src, 2048, b, 1);
+        }, 1, 1, 1, 1, 1, 1024); }, "overrun"), "multicast past the launch's dynamic shared memory aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            if (cluster_rank() == 0) { mbar_init(b, 1); mbar_arrive_remote(b, 1); }
+            cluster_sync();
+        }, 2, 1, 1, 2, 1); }, "before mbar_init"), "remote arrive on an uninitialised barrier aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            cluster_sync();
+            alignas(16) static unsigned char src[4096];
+            if (cluster_rank() == 0) bulk_multicast(emu_smem + 1024, src, 4096, b, 0b10);   // rank 1 never waits for it
+            cluster_sync();
+        }, 2, 1, 1, 2, 1); }, "CTA rank 1 exits"), "a CTA exiting with a copy into it in flight (or landed, never expected) aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            cluster_sync();
+            if (cluster_rank() == 0) { std::this_thread::sleep_for(std::chrono::milliseconds(100)); mbar_arrive_remote(b, 1); }
+        }, 2, 1, 1, 2, 1); }, "already exited"), "remote arrive on a CTA that has exited aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            mbar_arrive_expect_tx(b, 16);
+            mbar_arrive(b);
+        }, 1, 1, 1, 1, 1); }, "no arrival pending"), "an arrival beyond the expected count aborts");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            mbar_arrive_expect_tx(b, 16);   // bytes that never come
+            mbar_wait(b, 0);
+        }, 1, 1, 1, 1, 1); }, "tx-count 16"), "a wait for transaction bytes never issued aborts (deadlock guard)");
+    expect(aborts([] { launch_cluster([] {
+            u64* b = (u64*)(emu_smem + 64);
+            mbar_init(b, 1);
+            cluster_sync();
+            unsigned char* tile = emu_smem + 1024;
+            if (cluster_rank() == 0)
+            {
+                memset(tile, 1, 4096);
+                for (unsigned seed = 1;; seed++)   // a seed that lands the copy 100 us or more after its issue
+                { std::mt19937 r(seed); if (r() % 4 && r() % 500 >= 100) { emu_cluster.rng.seed(seed); break; } }
+                bulk_copy_to_cta(tile, tile, 4096, b, 1);
+                tile[100] = 2;   // rewritten before the copy has landed
+            }
+            else { mbar_arrive_expect_tx(b, 4096); mbar_wait(b, 0); }
+            cluster_sync();
+        }, 2, 1, 1, 2, 1); }, "changed before the copy"), "bulk_copy_to_cta: a source rewritten before the landing aborts");
+    expect(aborts([] { launch_cluster([] {}, 6, 1, 1, 4, 32); }, "not a multiple"), "a grid that is not a whole number of clusters aborts");
     printf("primitives: %s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
 }
