@@ -6,8 +6,8 @@
 here=$(cd "$(dirname "$0")" && pwd); kernels=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
 kernel=lightning_wgmma; case=${1:-6}
 mutants=(
-  'wait1 removed (scores read before their wait)|s/wg_wait1();   \/\/ the scores/\/\/ removed/'
-  'wait0 of Q S removed|s/wg_wait0();   \/\/ Q S/\/\/ removed/'
+  'scores and Q S read before their wait|s/wg_wait0();   \/\/ scores and Q S/\/\/ removed/'
+  'SFULL parity off by one|s/mbar_wait(bars + LW_SFULL, b \& 1);/mbar_wait(bars + LW_SFULL, (b + 1) \& 1);/'
   'EMPTY parity off by one|s/mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) \& 1)/mbar_wait(bars + LW_EMPTY + st, (b >> 1) \& 1)/'
   'EMPTY wait removed (stage overwritten while read)|s/if (b >= 2) mbar_wait(bars + LW_EMPTY + st, ((b >> 1) + 1) \& 1);/;/'
   'SEMPTY wait removed (S copy overwritten while Q S reads it)|s/mbar_wait(bars + LW_SEMPTY, b \& 1);/;/'
@@ -16,12 +16,12 @@ mutants=(
   'named_sync(1) removed (output rows copied before written)|s/named_sync(1, 128);/;/'
   'no swizzle in lw_off|s/((((c \& 63) >> 3) ^ (r \& 7)) << 4)/((((c \& 63) >> 3)) << 4)/'
   'SBO 512 in lw_desc|s/((u64)(1024 >> 4) << 32)/((u64)(512 >> 4) << 32)/'
-  'score mask j < i instead of j <= i|s/const float v0 = j <= i/const float v0 = j < i/'
+  'causal mask: the zeros before the decay table set to 1|s/if (tid < LC_BM) table\[tid - LC_BM\] = 0.0f;/if (tid < LC_BM) table[tid - LC_BM] = 1.0f;/'
   'state decay table[m - 1]|s/const float bd = table\[m\];/const float bd = table[m - 1];/'
   'state: FULL wait removed|s/            mbar_wait(bars + LW_FULL + st, (b >> 1) \& 1);/            ;/'
   'outputs: SFULL wait removed|s/mbar_wait(bars + LW_SFULL, b \& 1);/;/'
-  'transform: RAW wait removed|s/mbar_wait(bars + LW_RAWBAR + w, b \& 1);/;/'
-  'LW_SHARED 88 bytes short|s/#define LW_SHARED (LW_BARS + 128 + 1024)/#define LW_SHARED (LW_BARS + 40 + 1024)/'
+  'keys: raw k landed wait removed|s/mbar_wait(bars + LW_RAWK_BAR + st, (b >> 1) \& 1);/;/'
+  'LW_SHARED 136 bytes short|s/#define LW_SHARED (LW_BARS + 256 + 1024)/#define LW_SHARED (LW_BARS + 120 + 1024)/'
   'alignment of the base dropped|s/unsigned char\* base = lw_smem + ((1024 - (smem_addr(lw_smem) \& 1023)) \& 1023);/unsigned char* base = lw_smem;/'
 )
 if [ "$MUTANTS" = pair ]; then
