@@ -183,6 +183,24 @@ public sealed unsafe partial class CudaBackend
         return (int)Math.Min(longest, (perItem + 63) / 64 * 64);
     }
 
+    /// <summary>The chunked kernels' work items: each sequence cut into chunks of at most <paramref name="chunk"/> tokens,
+    /// items[4 i ..] = (sequence, first token, tokens, chunk index), seqItems[2 s ..] = (its first item, its chunk count).</summary>
+    private static (List<int> Items, int[] SeqItems) LightningWorkItems(BatchLayout layout, int chunk)
+    {
+        var items = new List<int>();
+        var seqItems = new int[2 * layout.Count];
+        for (int s = 0; s < layout.Count; s++)
+        {
+            var span = layout.Sequences[s];
+            int n = (span.TokenCount + chunk - 1) / chunk;
+            seqItems[2 * s] = items.Count / 4;
+            seqItems[2 * s + 1] = n;
+            for (int c = 0; c < n; c++)
+                items.AddRange([s, span.TokenOffset + c * chunk, Math.Min(chunk, span.TokenCount - c * chunk), c]);
+        }
+        return (items, seqItems);
+    }
+
     private void LightningChunked(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
@@ -196,19 +214,8 @@ public sealed unsafe partial class CudaBackend
         bool hopper = LightningKernel == LightningPrefillKernel.Hopper && LightningWgmmaAvailable;
         bool pipelined = hopper || (LightningKernel != LightningPrefillKernel.Chunk && _device.MaxSharedMemoryPerBlock >= LightningPipeShared);
         int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
-        var items = new List<int>();
-        var seqItems = new int[2 * layout.Count];
-        bool anySplit = false;
-        for (int s = 0; s < layout.Count; s++)
-        {
-            var span = layout.Sequences[s];
-            int n = (span.TokenCount + chunk - 1) / chunk;
-            seqItems[2 * s] = items.Count / 4;
-            seqItems[2 * s + 1] = n;
-            anySplit |= n > 1;
-            for (int c = 0; c < n; c++)
-                items.AddRange([s, span.TokenOffset + c * chunk, Math.Min(chunk, span.TokenCount - c * chunk), c]);
-        }
+        var (items, seqItems) = LightningWorkItems(layout, chunk);
+        bool anySplit = Enumerable.Range(0, layout.Count).Any(s => seqItems[2 * s + 1] > 1);
         int itemCount = items.Count / 4;
         // Pass 0 and the scan run over `pass0Items` (the chunks, or sub-chunks of all but each sequence's last chunk:
         // see LightningPass0Split); pass 1 of chunk c of sequence s starts from slot startSlot[item] = its first
@@ -267,23 +274,16 @@ public sealed unsafe partial class CudaBackend
             qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1);
     }
 
-    /// <summary>lightning_pair: one item per sequence (no chunk states), grid (sequences × 2, heads).</summary>
+    /// <summary>lightning_pair: one item per sequence (no chunk states), grid (items × 2, heads).</summary>
     private void LightningPair(CudaTensor qkv, BatchLayout layout, ulong[] statePtrs, ReadOnlySpan<float> slopes, CudaTensor output)
     {
         int heads = slopes.Length;
-        var items = new int[4 * layout.Count];
-        var seqItems = new int[2 * layout.Count];
-        for (int s = 0; s < layout.Count; s++)
-        {
-            var span = layout.Sequences[s];
-            (items[4 * s], items[4 * s + 1], items[4 * s + 2], items[4 * s + 3]) = (s, span.TokenOffset, span.TokenCount, 0);
-            (seqItems[2 * s], seqItems[2 * s + 1]) = (s, 1);
-        }
+        var (items, seqItems) = LightningWorkItems(layout, Math.Max(1, layout.Sequences.Max(s => s.TokenCount)));
         var meta = new MetaBuilder();
-        int itemsAt = meta.Add(items), seqAt = meta.Add(seqItems), ptrs = meta.Add(statePtrs), slopeAt = meta.Add(slopes);
+        int itemsAt = meta.Add(items.ToArray()), seqAt = meta.Add(seqItems), ptrs = meta.Add(statePtrs), slopeAt = meta.Add(slopes);
         ulong m = UploadMeta(meta);
-        _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Pair)).Launch((uint)(2 * layout.Count), (uint)heads, 1, LightningPairThreads,
-            LightningPairShared, qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, m + (ulong)slopeAt, heads);
+        _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Pair)).Launch((uint)(2 * (items.Count / 4)), (uint)heads, 1,
+            LightningPairThreads, LightningPairShared, qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, m + (ulong)slopeAt, heads);
     }
 
     private void LightningChunkScan(int sequences, int heads, ulong items, ulong seqItems, ulong statePtrs, ulong slots, ulong slopes)

@@ -17,7 +17,7 @@ mutants=(
   'no swizzle in lw_off|s/((((c \& 63) >> 3) ^ (r \& 7)) << 4)/((((c \& 63) >> 3)) << 4)/'
   'SBO 512 in lw_desc|s/((u64)(1024 >> 4) << 32)/((u64)(512 >> 4) << 32)/'
   'causal mask: the zeros before the decay table set to 1|s/if (tid < LC_BM) table\[tid - LC_BM\] = 0.0f;/if (tid < LC_BM) table[tid - LC_BM] = 1.0f;/'
-  'state decay table[m - 1]|s/const float bd = table\[m\];/const float bd = table[m - 1];/'
+  'state decay table[m - 1]|s/lw_state_step<128>(S, table\[m\]/lw_state_step<128>(S, table[m - 1]/'
   'state: FULL wait removed|s/            mbar_wait(bars + LW_FULL + st, (b >> 1) \& 1);/            ;/'
   'outputs: SFULL wait removed|s/mbar_wait(bars + LW_SFULL, b \& 1);/;/'
   'keys: raw k landed wait removed|s/mbar_wait(bars + LW_RAWK_BAR + st, (b >> 1) \& 1);/;/'

@@ -604,24 +604,19 @@ int main()
             alignas(16) static unsigned char src[64];
             if (threadIdx.x == 0 && cluster_rank() == 0) bulk_multicast(emu_smem + 1024, src, 64, b, 0b100);
         }, 2, 1, 1, 2, 32); }, "outside the cluster"), "multicast to a rank outside the cluster aborts");
-    expect(aborts([] { launch_cluster([] {
-            u64* b = (u64*)(emu_smem + 64);
-            mbar_init(b, 1);
-            alignas(16) static unsigned char src[64];
-            bulk_multicast(emu_smem + 1024, src, 24, b, 1);
-        }, 1, 1, 1, 1, 1); }, "multiple of 16"), "multicast of 24 bytes aborts");
-    expect(aborts([] { launch_cluster([] {
-            u64* b = (u64*)(emu_smem + 64);
-            mbar_init(b, 1);
-            alignas(16) static unsigned char src[64];
-            bulk_multicast(emu_smem + 1032, src, 32, b, 1);
-        }, 1, 1, 1, 1, 1); }, "16-byte aligned"), "multicast to an unaligned destination aborts");
-    expect(aborts([] { launch_cluster([] {
+    // One thread of a one-CTA cluster multicasts `bytes` to shared offset `at` of itself (launch's shared size `shared`).
+    auto multicastOnce = [](unsigned at, unsigned bytes, unsigned shared)
+    {
+        return [=] { launch_cluster([=] {
             u64* b = (u64*)(emu_smem + 64);
             mbar_init(b, 1);
             alignas(16) static unsigned char src[2048];
-            bulk_multicast(emu_smem + 16, src, 2048, b, 1);
-        }, 1, 1, 1, 1, 1, 1024); }, "overrun"), "multicast past the launch's dynamic shared memory aborts");
+            bulk_multicast(emu_smem + at, src, bytes, b, 1);
+        }, 1, 1, 1, 1, 1, shared); };
+    };
+    expect(aborts(multicastOnce(1024, 24, 0), "multiple of 16"), "multicast of 24 bytes aborts");
+    expect(aborts(multicastOnce(1032, 32, 0), "16-byte aligned"), "multicast to an unaligned destination aborts");
+    expect(aborts(multicastOnce(16, 2048, 1024), "overrun"), "multicast past the launch's dynamic shared memory aborts");
     expect(aborts([] { launch_cluster([] {
             u64* b = (u64*)(emu_smem + 64);
             if (cluster_rank() == 0) { mbar_init(b, 1); mbar_arrive_remote(b, 1); }

@@ -1171,6 +1171,69 @@ __device__ __forceinline__ void lw_store_state(unsigned char* St, const float (&
     lw_store_acc<8>(St, 128, 64, S[1], warp, lane);
 }
 
+// The decay table of a CTA (slope s): table[k] = exp(-s k) for k = 0..64, and 64 zeros before it (table[-64..-1]: keys
+// after the query read them, so the causal mask costs nothing).
+__device__ __forceinline__ void lw_fill_decays(float* table, float slope, int tid)
+{
+    if (tid <= LC_BM) table[tid] = expf(-slope * (float)tid);
+    if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
+}
+
+// P = (Q Kᵀ) ⊙ D from the scores' m64n64 accumulators (rows r0 = 16 warp + g and r0 + 8): D[i][j] = exp(-s (i - j)) for
+// j <= i, else 0; packed as the A fragments of P V (k16 step kk: keys 16kk..16kk+15 = score columns n = 2kk, 2kk+1).
+// Element (n, half, e): i - j = (r0 - 2q) + 8 (half - n) - e, a constant offset from this thread's decay base.
+__device__ __forceinline__ void lw_decayed_scores(const float (&sc)[32], const float* table, int r0, int q, u32 (&p)[4][4])
+{
+    const float* decay = table + (r0 - 2 * q);
+    #pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+        #pragma unroll
+        for (int f = 0; f < 4; f++)
+        {
+            const int n = 2 * kk + (f >> 1), half = f & 1, at = 8 * (half - n);
+            p[kk][f] = pack_bf16(sc[4 * n + 2 * half] * decay[at], sc[4 * n + 2 * half + 1] * decay[at - 1]);
+        }
+}
+
+// Q S's accumulators (m64 x N) times the query decays of their rows: qd0 for row r0, qd1 for row r0 + 8.
+template <int N>
+__device__ __forceinline__ void lw_scale_rows(float (&o)[N], float qd0, float qd1)
+{
+    #pragma unroll
+    for (int i = 0; i < N / 4; i++)
+    {
+        o[4 * i] *= qd0; o[4 * i + 1] *= qd0;
+        o[4 * i + 2] *= qd1; o[4 * i + 3] *= qd1;
+    }
+}
+
+// One block's state step on float32 accumulators in two m64 halves of N columns: X = exp(-s m) X + A B, with A's halves at
+// shared addresses a and a + 8192 (64 rows of 128 bytes each) and B at b, K = 64 tokens. lightning_wgmma keeps Sᵀ
+// (A = Vᵀ, B = Kdᵀ, N = 128), lightning_pair S[:, half] (A = Kdᵀ, B = Vᵀ, N = 64).
+template <int N>
+__device__ __forceinline__ void lw_state_step(float (&S)[2][N / 2], float bd, u32 a, u32 b)
+{
+    #pragma unroll
+    for (int hm = 0; hm < 2; hm++)
+        #pragma unroll
+        for (int r = 0; r < N / 2; r++) S[hm][r] *= bd;
+    reg_fence_all(S[0]);
+    reg_fence_all(S[1]);
+    wg_fence();
+    #pragma unroll
+    for (int ks = 0; ks < 4; ks++)
+        #pragma unroll
+        for (int hm = 0; hm < 2; hm++)
+        {
+            if constexpr (N == 128) wgmma_n128_ss(S[hm], lw_desc(a + 8192 * hm + ks * 32), lw_desc(b + ks * 32), 1);
+            else wgmma_n64_ss(S[hm], lw_desc(a + 8192 * hm + ks * 32), lw_desc(b + ks * 32), 1);
+        }
+    wg_commit();
+    wg_wait0();
+    reg_fence_all(S[0]);
+    reg_fence_all(S[1]);
+}
+
 // The kernel's body for pass MODE (0: chunk states, 1: outputs), so that every choice between the passes is made
 // at compile time (lightning_wgmma below picks one per launch).
 template <int MODE>
@@ -1190,8 +1253,7 @@ __device__ __forceinline__ void lightning_wgmma_pass(const bf16* qkv, bf16* out,
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
     const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth;   // q of the item's first token; k, v at +128, +256
 
-    if (tid <= LC_BM) table[tid] = expf(-it.slope * (float)tid);
-    if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
+    lw_fill_decays(table, it.slope, tid);
     if (tid == 0)
         for (int i = 0; i < LW_BARRIERS; i++)
             mbar_init(bars + i, (i == LW_EMPTY || i == LW_EMPTY + 1) && mode == 1 ? 256 : 128);
@@ -1281,25 +1343,7 @@ __device__ __forceinline__ void lightning_wgmma_pass(const bf16* qkv, bf16* out,
             if (mode == 1) lw_stage_values<MODE>(base, bars, table, b, m, warp, lane);
             mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile
             mbar_wait(bars + LW_FULL + st, (b >> 1) & 1);    // Kdᵀ
-            const float bd = table[m];
-            #pragma unroll
-            for (int hm = 0; hm < 2; hm++)
-                #pragma unroll
-                for (int r = 0; r < 64; r++) S[hm][r] *= bd;
-            reg_fence_all(S[0]);
-            reg_fence_all(S[1]);
-            wg_fence();
-            const u32 vt = smem_addr(stage + LW_VT), kdt = smem_addr(stage + LW_KDT);
-            #pragma unroll
-            for (int ks = 0; ks < 4; ks++)
-            {
-                wgmma_n128_ss(S[0], lw_desc(vt + ks * 32), lw_desc(kdt + ks * 32), 1);
-                wgmma_n128_ss(S[1], lw_desc(vt + 8192 + ks * 32), lw_desc(kdt + ks * 32), 1);
-            }
-            wg_commit();
-            wg_wait0();
-            reg_fence_all(S[0]);
-            reg_fence_all(S[1]);
+            lw_state_step<128>(S, table[m], smem_addr(stage + LW_VT), smem_addr(stage + LW_KDT));   // Sᵀ += Vᵀ Kd
             mbar_arrive(bars + LW_EMPTY + st);
             if (mode == 1 && b + 1 < nBlocks)
             {
@@ -1363,27 +1407,9 @@ __device__ __forceinline__ void lightning_wgmma_pass(const bf16* qkv, bf16* out,
         reg_fence_all(sc);
         reg_fence_all(o);
         mbar_arrive(bars + LW_SEMPTY);
-        // P = (Q Kᵀ) ⊙ D: D[i][j] = exp(-s (i - j)) for j <= i, else 0; packed as the A fragments of P V (k16 step kk:
-        // keys 16kk..16kk+15 = score columns n = 2kk, 2kk+1).
-        // Element (n, half, e): i - j = (r0 - 2q) + 8 (half - n) - e, a constant offset from this thread's decay base.
-        const float* decay = table + (r0 - 2 * q);
         u32 p[4][4];
-        #pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-            #pragma unroll
-            for (int f = 0; f < 4; f++)
-            {
-                const int n = 2 * kk + (f >> 1), half = f & 1, at = 8 * (half - n);
-                // Keys after the query (i - j < 0) read the zeros before the table: the causal mask costs nothing.
-                const float v0 = sc[4 * n + 2 * half] * decay[at], v1 = sc[4 * n + 2 * half + 1] * decay[at - 1];
-                p[kk][f] = pack_bf16(v0, v1);
-            }
-        #pragma unroll
-        for (int i = 0; i < 16; i++)
-        {
-            o[4 * i] *= qd0; o[4 * i + 1] *= qd0;
-            o[4 * i + 2] *= qd1; o[4 * i + 3] *= qd1;
-        }
+        lw_decayed_scores(sc, table, r0, q, p);
+        lw_scale_rows(o, qd0, qd1);
         reg_fence_all(o);
         mbar_wait(bars + LW_VFULL + st, (b >> 1) & 1);
         wg_fence();
@@ -1582,8 +1608,7 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LPR_THREA
     // this CTA's half of q of the item's first token; k, v at +128, +256
     const bf16* src = qkv + (i64)h * 3 * LC_D + (i64)tokStart * inWidth + col0;
 
-    if (tid <= LC_BM) table[tid] = expf(-it.slope * (float)tid);
-    if (tid < LC_BM) table[tid - LC_BM] = 0.0f;
+    lw_fill_decays(table, it.slope, tid);
     if (tid == 0)
     {
         for (int i = 0; i < LPR_BARRIERS; i++)
@@ -1678,25 +1703,7 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LPR_THREA
             mbar_arrive(bars + LPR_VFULL + st);
             mbar_wait(bars + LPR_VFULL + st, (b >> 1) & 1);   // the whole Vᵀ tile (and every thread's reads of the raw slot)
             mbar_wait(bars + LPR_FULL + st, (b >> 1) & 1);    // Kdᵀ, both halves
-            const float bd = table[m];
-            #pragma unroll
-            for (int hm = 0; hm < 2; hm++)
-                #pragma unroll
-                for (int r = 0; r < 32; r++) S[hm][r] *= bd;
-            reg_fence_all(S[0]);
-            reg_fence_all(S[1]);
-            wg_fence();
-            const u32 vt = smem_addr(stage + LPR_VT), kdt = smem_addr(stage + LPR_KDT);
-            #pragma unroll
-            for (int ks = 0; ks < 4; ks++)
-            {
-                wgmma_n64_ss(S[0], lw_desc(kdt + ks * 32), lw_desc(vt + ks * 32), 1);
-                wgmma_n64_ss(S[1], lw_desc(kdt + 8192 + ks * 32), lw_desc(vt + ks * 32), 1);
-            }
-            wg_commit();
-            wg_wait0();
-            reg_fence_all(S[0]);
-            reg_fence_all(S[1]);
+            lw_state_step<64>(S, table[m], smem_addr(stage + LPR_KDT), smem_addr(stage + LPR_VT));   // S[:, half] += Kdᵀ V
             mbar_arrive(bars + LPR_EMPTY + st);
             if (b + 1 < nBlocks)
             {
@@ -1737,22 +1744,9 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LPR_THREA
             reg_fence_all(sc);
             reg_fence_all(o);
             mbar_arrive(bars + LPR_SEMPTY);
-            const float* decay = table + (r0 - 2 * q);   // as lightning_wgmma: P = (Q Kᵀ) ⊙ D as P V's A fragments
             u32 p[4][4];
-            #pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-                #pragma unroll
-                for (int f = 0; f < 4; f++)
-                {
-                    const int n = 2 * kk + (f >> 1), hf = f & 1, at = 8 * (hf - n);
-                    p[kk][f] = pack_bf16(sc[4 * n + 2 * hf] * decay[at], sc[4 * n + 2 * hf + 1] * decay[at - 1]);
-                }
-            #pragma unroll
-            for (int i = 0; i < 8; i++)
-            {
-                o[4 * i] *= qd0; o[4 * i + 1] *= qd0;
-                o[4 * i + 2] *= qd1; o[4 * i + 3] *= qd1;
-            }
+            lw_decayed_scores(sc, table, r0, q, p);
+            lw_scale_rows(o, qd0, qd1);
             reg_fence_all(o);
             mbar_wait(bars + LPR_VFULL + st, (b >> 1) & 1);
             wg_fence();
