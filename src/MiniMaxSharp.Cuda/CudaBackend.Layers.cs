@@ -156,23 +156,6 @@ public sealed unsafe partial class CudaBackend
         return Math.Min(longest, 64 * lo);
     }
 
-    /// <summary>
-    /// Pass 0 of <c>lightning_pipe</c> (the chunk states) runs only the chunks before each sequence's last, so with few
-    /// chunks it leaves SMs idle (B=1 H=64 T=64K: 64 of 132 CTAs). It may split those chunks further: each sub-chunk
-    /// computes its own contribution and the scan combines them like chunks, while pass 1 keeps the coarse chunks.
-    /// Returns the largest split f (1 = none) whose pass-0 items still fit one wave, with sub-chunks a multiple of 64 and
-    /// at least <see cref="LightningMinChunk"/> tokens (each sub-chunk writes a 64 KB state per head).
-    /// </summary>
-    internal static int LightningPass0Split(BatchLayout layout, int heads, int chunk, int multiprocessors)
-    {
-        long pass0 = heads * layout.Sequences.Sum(s => (long)((s.TokenCount + chunk - 1) / chunk - 1));
-        if (pass0 == 0) return 1;
-        int best = 1;
-        for (int f = 2; (long)f * pass0 <= multiprocessors && chunk / f >= LightningMinChunk; f++)
-            if (chunk % (64 * f) == 0) best = f;
-        return best;
-    }
-
     /// <summary>Chunk length (a multiple of the 64-token block) that gives about two work items per SM (<c>lightning_chunk</c>).</summary>
     internal static int LightningChunkLength(BatchLayout layout, int heads, int multiprocessors)
     {
@@ -215,63 +198,32 @@ public sealed unsafe partial class CudaBackend
         bool pipelined = hopper || (LightningKernel != LightningPrefillKernel.Chunk && _device.MaxSharedMemoryPerBlock >= LightningPipeShared);
         int chunk = pipelined ? LightningPipeChunkLength(layout, heads, _device.Multiprocessors) : LightningChunkLength(layout, heads, _device.Multiprocessors);
         var (items, seqItems) = LightningWorkItems(layout, chunk);
-        bool anySplit = Enumerable.Range(0, layout.Count).Any(s => seqItems[2 * s + 1] > 1);
         int itemCount = items.Count / 4;
-        // Pass 0 and the scan run over `pass0Items` (the chunks, or sub-chunks of all but each sequence's last chunk:
-        // see LightningPass0Split); pass 1 of chunk c of sequence s starts from slot startSlot[item] = its first
-        // sub-chunk's. Without a split both plans are the chunks and startSlot[item] = item.
-        int split = pipelined && anySplit ? LightningPass0Split(layout, heads, chunk, _device.Multiprocessors) : 1;
-        var pass0Items = split == 1 ? items : new List<int>();
-        var pass0SeqItems = split == 1 ? seqItems : new int[2 * layout.Count];
-        var startSlot = new int[itemCount];
-        for (int s = 0, item = 0; s < layout.Count; s++)
-        {
-            var span = layout.Sequences[s];
-            int n = seqItems[2 * s + 1], sub = chunk / split;
-            if (split > 1) { pass0SeqItems[2 * s] = pass0Items.Count / 4; pass0SeqItems[2 * s + 1] = split * (n - 1) + 1; }
-            for (int c = 0; c < n; c++, item++)
-            {
-                startSlot[item] = split == 1 ? item : pass0SeqItems[2 * s] + split * c;
-                if (split == 1) continue;
-                int start = span.TokenOffset + c * chunk;
-                if (c == n - 1) pass0Items.AddRange([s, start, span.TokenCount - c * chunk, split * c]);
-                else for (int j = 0; j < split; j++) pass0Items.AddRange([s, start + j * sub, sub, split * c + j]);
-            }
-        }
-        int pass0Count = pass0Items.Count / 4;
+        // Pass 0 and the scan run over the state plan (where they are needed at all); pass 1 over the chunks.
+        var plan = BuildLightningStatesPlan(layout, chunk, slopes, LightningCutoffBits, _device.Multiprocessors);
         var meta = new MetaBuilder();
         int itemsAt = meta.Add(items.ToArray()), seqAt = meta.Add(seqItems), ptrs = meta.Add(statePtrs), slopeAt = meta.Add(slopes);
-        int pass0At = split == 1 ? itemsAt : meta.Add(pass0Items.ToArray()), pass0SeqAt = split == 1 ? seqAt : meta.Add(pass0SeqItems);
-        int startAt = meta.Add(startSlot);
+        int planAt = plan is null ? 0 : meta.Add(plan.Items), planSeqAt = plan is null ? 0 : meta.Add(plan.SeqItems);
+        int startAt = plan is null ? meta.Add(new int[1]) : meta.Add(plan.StartSlot);
         ulong m = UploadMeta(meta);
         long stateBytes = (long)ChunkedHeadDim * ChunkedHeadDim * 4;
-        ulong slots = anySplit ? Scratch("lightning chunk states", pass0Count * heads * stateBytes) : 0;
+        ulong slots = plan is null ? 0 : Scratch("lightning chunk states", plan.Count * stateBytes);
         const int chunkShared = (4 * 64 * 136 + 128 * 136 + 64 * 72) * 2;   // q, k, k⊙decay, v, S, scores (bf16)
-        if (pipelined)
+        // lightning_pipe and lightning_wgmma take the same plan and arguments (one CTA per SM either way), lightning_chunk too
+        // with 512 threads and its own shared memory.
+        var kernel = _device.Kernel("lightning.cu", LightningKernelFunction(
+            hopper ? LightningPrefillKernel.Hopper : pipelined ? LightningPrefillKernel.Pipelined : LightningPrefillKernel.Chunk));
+        uint threads = hopper ? 384u : pipelined ? 256u : 512u;
+        int shared = hopper ? LightningWgmmaShared : pipelined ? LightningPipeShared : chunkShared;
+        if (plan is not null)
         {
-            // lightning_pipe and lightning_wgmma take the same plan and arguments (one CTA per SM either way).
-            var pipe = _device.Kernel("lightning.cu", LightningKernelFunction(hopper ? LightningPrefillKernel.Hopper : LightningPrefillKernel.Pipelined));
-            uint threads = hopper ? 384u : 256u;
-            int shared = hopper ? LightningWgmmaShared : LightningPipeShared;
-            if (anySplit)
-            {
-                pipe.Launch((uint)pass0Count, (uint)heads, 1, threads, shared,
-                    qkv, output, m + (ulong)pass0At, m + (ulong)pass0SeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0, m + (ulong)startAt);
-                LightningChunkScan(layout.Count, heads, m + (ulong)pass0At, m + (ulong)pass0SeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt);
-            }
-            pipe.Launch((uint)itemCount, (uint)heads, 1, threads, shared,
-                qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1, m + (ulong)startAt);
-            return;
+            kernel.Launch((uint)plan.Count, 1, 1, threads, shared,
+                qkv, output, m + (ulong)planAt, m + (ulong)planSeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0, m + (ulong)startAt);
+            _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)layout.Count, (uint)heads, (uint)(ChunkedHeadDim * ChunkedHeadDim / 1024), 256, 0,
+                m + (ulong)planAt, m + (ulong)planSeqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, chunk);
         }
-        var kernel = _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Chunk));
-        if (anySplit)
-        {
-            kernel.Launch((uint)itemCount, (uint)heads, 1, 512, chunkShared,
-                qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 0);
-            LightningChunkScan(layout.Count, heads, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt);
-        }
-        kernel.Launch((uint)itemCount, (uint)heads, 1, 512, chunkShared,
-            qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1);
+        kernel.Launch((uint)itemCount, (uint)heads, 1, threads, shared,
+            qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, slots, m + (ulong)slopeAt, heads, 1, m + (ulong)startAt);
     }
 
     /// <summary>lightning_pair: one item per sequence (no chunk states), grid (items × 2, heads).</summary>
@@ -284,13 +236,6 @@ public sealed unsafe partial class CudaBackend
         ulong m = UploadMeta(meta);
         _device.Kernel("lightning.cu", LightningKernelFunction(LightningPrefillKernel.Pair)).Launch((uint)(2 * (items.Count / 4)), (uint)heads, 1,
             LightningPairThreads, LightningPairShared, qkv, output, m + (ulong)itemsAt, m + (ulong)seqAt, m + (ulong)ptrs, m + (ulong)slopeAt, heads);
-    }
-
-    private void LightningChunkScan(int sequences, int heads, ulong items, ulong seqItems, ulong statePtrs, ulong slots, ulong slopes)
-    {
-        const long stateElements = (long)ChunkedHeadDim * ChunkedHeadDim;
-        _device.Kernel("lightning.cu", "lightning_chunk_scan").Launch((uint)sequences, (uint)heads, (uint)(stateElements / 256), 256, 0,
-            items, seqItems, statePtrs, slots, slopes, heads);
     }
 
     public void SoftmaxAttention(DeviceTensor q, DeviceTensor k, DeviceTensor v, BatchLayout layout,

@@ -3,6 +3,7 @@
 // compares outputs and final states with a float64 recurrence (bound 5e-3, as minimax verify).
 #include "kernels.inc"
 #include <random>
+#include <climits>
 #include "emu_launch.h"
 
 static int pipePlan(const std::vector<int>& counts, int heads, int sms)
@@ -14,15 +15,65 @@ static int pipePlan(const std::vector<int>& counts, int heads, int sms)
     while (lo < hi) { int mid = (lo + hi) / 2; if (items(64 * mid) <= sms) hi = mid; else lo = mid + 1; }
     return std::min(longest, 64 * lo);
 }
-// CudaBackend.LightningPass0Split: sub-chunks for pass 0 of lightning_pipe while its items still fit the SMs.
-static int pass0Split(const std::vector<int>& counts, int heads, int chunk, int sms)
+// CudaBackend.BuildLightningStatesPlan (pass 0 and the scan; see there): per (sequence, head) a list of items (seq, first
+// token, tokens, head) starting at the sequence's first token and ending with a 0-token item at its last chunk's start;
+// before each chunk start the last min(chunk, window) tokens in pieces of at most p blocks.
+struct StatesPlan { std::vector<int> items, seqItems, startSlot; int pieceBlocks = 0; };
+static long decayWindow(float slope, int bits)
 {
-    long pass0 = 0; for (int t : counts) pass0 += (t + chunk - 1) / chunk - 1;
-    pass0 *= heads;
-    if (pass0 == 0) return 1;
-    int best = 1;
-    for (int f = 2; f * pass0 <= sms && chunk / f >= 256; f++) if (chunk % (64 * f) == 0) best = f;
-    return best;
+    if (bits <= 0 || !(slope > 0)) return LONG_MAX;
+    double tokens = bits * std::log(2.0) / slope;
+    return tokens >= (double)(1L << 40) ? LONG_MAX : (long)std::ceil(tokens / 64) * 64;
+}
+static StatesPlan statesPlan(const std::vector<int>& counts, const std::vector<int>& offs, int chunk, const std::vector<float>& slopes,
+    int bits, int sms)
+{
+    int B = counts.size(), heads = slopes.size();
+    std::vector<int> chunks(B); long regions = 0, chunkTotal = 0;
+    for (int s = 0; s < B; s++) { chunks[s] = (counts[s] + chunk - 1) / chunk; regions += std::max(0, chunks[s] - 1); chunkTotal += chunks[s]; }
+    StatesPlan plan; plan.seqItems.assign(2 * B * heads, 0); plan.startSlot.assign(chunkTotal * heads, 0);
+    if (regions == 0) return plan;
+    std::vector<int> need(heads);
+    for (int h = 0; h < heads; h++) need[h] = (int)(std::min((long)chunk, decayWindow(slopes[h], bits)) / 64);
+    int maxNeed = *std::max_element(need.begin(), need.end()), best = maxNeed; double bestCost = 1e300;
+    for (int p = std::min(maxNeed, 4); ; p = std::min(maxNeed, std::max(p + 1, p * 12 / 11)))
+    {
+        long count = 0, blocks = 0; int longest = 0;
+        for (int n : need) { int k = (n + p - 1) / p; count += k; blocks += n; longest = std::max(longest, (n + k - 1) / k); }
+        count *= regions; blocks *= regions;
+        if (count <= 2L * sms || p == maxNeed)
+        {
+            double cost = (blocks + 4.0 * count) / sms + longest + 4;
+            if (cost < bestCost) { bestCost = cost; best = p; }
+        }
+        if (p == maxNeed) break;
+    }
+    auto add = [&](int s, int at, int tokens, int h) { int v[4] = { s, at, tokens, h }; plan.items.insert(plan.items.end(), v, v + 4); };
+    for (int s = 0, chunkBase = 0; s < B; chunkBase += chunks[s], s++)
+    {
+        int n = chunks[s];
+        if (n <= 1) continue;
+        for (int h = 0; h < heads; h++)
+        {
+            int first = plan.items.size() / 4, k = (need[h] + best - 1) / best;
+            for (int c = 0; c < n; c++)
+            {
+                int chunkStart = offs[s] + c * chunk;
+                plan.startSlot[(chunkBase + c) * heads + h] = plan.items.size() / 4;
+                if (c == n - 1) { add(s, chunkStart, 0, h); break; }
+                int from = chunkStart + chunk - 64 * need[h];
+                if (from > chunkStart) add(s, chunkStart, 0, h);
+                for (int j = 0, at = from; j < k; j++)
+                {
+                    int size = 64 * (need[h] / k + (j < need[h] % k ? 1 : 0));
+                    add(s, at, size, h); at += size; plan.pieceBlocks = std::max(plan.pieceBlocks, size / 64);
+                }
+            }
+            plan.seqItems[2 * (s * heads + h)] = first;
+            plan.seqItems[2 * (s * heads + h) + 1] = plan.items.size() / 4 - first;
+        }
+    }
+    return plan;
 }
 static int chunkPlan(const std::vector<int>& counts, int heads, int sms)
 {
@@ -81,7 +132,8 @@ static void runCluster(Kernel kernel, const bf16* qkv, bf16* out, const std::vec
     launch_cluster(body, B * N, heads, 1, N, threads, shared);
 }
 
-static double run(Kernel kernel, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, unsigned seed)
+static double run(Kernel kernel, const std::vector<int>& counts, const std::vector<int>& carried, int heads, int sms, int cutoffBits,
+    float lastSlope, unsigned seed)
 {
     const int d = 128;
     int T = 0; std::vector<int> offs; for (int c : counts) { offs.push_back(T); T += c; }
@@ -92,6 +144,7 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
     std::vector<std::vector<float>> st(B, std::vector<float>((size_t)heads * d * d));
     for (int s = 0; s < B; s++) if (carried[s]) for (auto& v : st[s]) v = U(rng) * 0.5f;
     std::vector<float> slopes(heads); for (int h = 0; h < heads; h++) slopes[h] = 0.05f * (h + 1) + 0.01f;
+    if (lastSlope > 0) slopes[heads - 1] = lastSlope;   // a slow head: states that carry over many chunks
     // float64 reference
     std::vector<double> refOut((size_t)T * heads * d); std::vector<std::vector<double>> refSt(B);
     auto silu = [](double x) { return x / (1 + std::exp(-x)); };
@@ -115,25 +168,11 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
     for (int s = 0; s < B; s++) { int n = (counts[s] + chunk - 1) / chunk; seqItems[2 * s] = items.size() / 4; seqItems[2 * s + 1] = n; anySplit |= n > 1;
         for (int c = 0; c < n; c++) { items.push_back(s); items.push_back(offs[s] + c * chunk); items.push_back(std::min(chunk, counts[s] - c * chunk)); items.push_back(c); } }
     int itemCount = items.size() / 4;
-    // Pass 0 and the scan over sub-chunks (lightning_pipe, as CudaBackend.LightningChunked), pass 1 over the chunks.
-    int split = pipe && anySplit ? pass0Split(counts, heads, chunk, sms) : 1;
-    std::vector<int> p0Items = items, p0Seq = seqItems, startSlot(itemCount);
-    if (split > 1) { p0Items.clear(); }
-    for (int s = 0, item = 0; s < B; s++)
-    {
-        int n = seqItems[2 * s + 1], sub = chunk / split;
-        if (split > 1) { p0Seq[2 * s] = p0Items.size() / 4; p0Seq[2 * s + 1] = split * (n - 1) + 1; }
-        for (int c = 0; c < n; c++, item++)
-        {
-            startSlot[item] = split == 1 ? item : p0Seq[2 * s] + split * c;
-            if (split == 1) continue;
-            int start = offs[s] + c * chunk;
-            if (c == n - 1) { int v[4] = { s, start, counts[s] - c * chunk, split * c }; p0Items.insert(p0Items.end(), v, v + 4); }
-            else for (int j = 0; j < split; j++) { int v[4] = { s, start + j * sub, sub, split * c + j }; p0Items.insert(p0Items.end(), v, v + 4); }
-        }
-    }
-    int p0Count = p0Items.size() / 4;
-    std::vector<float> slots(anySplit ? (size_t)p0Count * heads * d * d : 1, NAN);
+    // Pass 0 and the scan over the state plan (as CudaBackend.LightningChunked), pass 1 over the chunks.
+    StatesPlan plan = statesPlan(counts, offs, chunk, slopes, cutoffBits, sms);
+    std::vector<int>& startSlot = plan.startSlot;
+    int p0Count = plan.items.size() / 4;
+    std::vector<float> slots(anySplit ? (size_t)p0Count * d * d : 1, NAN);
     auto k = [&](const std::vector<int>& it, const std::vector<int>& sq, int mode)
     {
 #ifdef HAS_LIGHTNING_WGMMA
@@ -141,7 +180,7 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
         else
 #endif
         if (pipe) lightning_pipe(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode, startSlot.data());
-        else lightning_chunk(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode);
+        else lightning_chunk(qkv.data(), out.data(), it.data(), sq.data(), ptrs.data(), slots.data(), slopes.data(), heads, mode, startSlot.data());
     };
     unsigned threads = kernel == Wgmma ? 384 : pipe ? 256 : 512;
     // the dynamic shared memory the backend launches with (lightning_chunk: not checked)
@@ -150,12 +189,13 @@ static double run(Kernel kernel, const std::vector<int>& counts, const std::vect
 #else
     unsigned shared = pipe ? LP_SHARED : 0;
 #endif
-    printf("  %s: chunk %d, %d items%s, pass 0 split %d (%d items)\n", kernelNames[kernel], chunk, itemCount,
-        anySplit ? " (split)" : "", split, p0Count);
+    printf("  %s: chunk %d, %d items%s, state plan %d items (pieces of up to %d blocks, cutoff %d bits)\n", kernelNames[kernel], chunk,
+        itemCount, anySplit ? " (split)" : "", p0Count, plan.pieceBlocks, cutoffBits);
     if (anySplit)
     {
-        launch([&] { k(p0Items, p0Seq, 0); }, p0Count, heads, 1, threads, shared);
-        launch([&] { lightning_chunk_scan(p0Items.data(), p0Seq.data(), ptrs.data(), slots.data(), slopes.data(), heads); }, B, heads, d * d / 256, 256);
+        launch([&] { k(plan.items, plan.seqItems, 0); }, p0Count, 1, 1, threads, shared);
+        launch([&] { lightning_chunk_scan(plan.items.data(), plan.seqItems.data(), ptrs.data(), slots.data(), slopes.data(), heads, chunk); },
+            B, heads, d * d / 1024, 256);
     }
     launch([&] { k(items, seqItems, 1); }, itemCount, heads, 1, threads, shared);
     }
@@ -173,16 +213,18 @@ int main(int argc, char** argv)
 {
     int which = argc > 1 ? atoi(argv[1]) : 0;
     const char* only = argc > 2 ? argv[2] : nullptr;   // optional kernel name: run only that kernel
-    struct Case { std::vector<int> counts, carried; int heads, sms; };
+    struct Case { std::vector<int> counts, carried; int heads, sms, cutoffBits = 64; float lastSlope = 0; };
     std::vector<Case> cases = {
         { {150, 300, 40}, {1, 0, 1}, 2, 1000 },   // many idle SMs: both plans split 300 into 256 + 44
         { {150, 300, 40}, {1, 0, 1}, 2, 8 },      // items fill the SMs exactly (pipe plan: chunks of 256)
         { {700}, {1}, 1, 3 },                     // three chunks of one sequence
         { {1, 64, 65}, {1, 1, 0}, 1, 1000 },      // a 1-token sequence, exact block, block + 1
         { {150, 300, 40}, {1, 0, 1}, 2, 4 },      // pairs fill the "GPU": one chunk per sequence
-        { {1000, 900}, {1, 0}, 1, 4 },            // pipe: chunks of 512 (4 items); pass 0 in sub-chunks of 256 (split 2)
-        { {1500}, {1}, 1, 2 },                    // pass 0 over sub-chunks of 6 blocks (more than two stages and slots)
+        { {1000, 900}, {1, 0}, 1, 4 },            // pipe: chunks of 512 (4 items); pass 0 in pieces of 256
+        { {3000}, {1}, 1, 2, 0 },                 // whole prefix (no cutoff): pass 0 in 4 pieces of 6 blocks (more than its 4 value slots)
         { {1, 64, 65, 300}, {1, 1, 0, 1}, 1, 0 }, // the cluster kernels' case: 1 token, exact block, block + 1, 5 blocks
+        { {2000}, {1}, 2, 8, 32, 0.002f },        // chunks of 512; cutoff 2^-32: head 0 reads the last 384 tokens of each (gaps, 0-token
+                                                  // items at chunk starts, two pieces), the slow head 1 all of them (pieces of 256)
     };
     const size_t clusterCase = 7;
     // Run time: the cluster kernels (up to 8 x 384 threads) run on their own case (8) only, unless a cluster kernel is
@@ -214,7 +256,7 @@ int main(int argc, char** argv)
                     printf("case %zu, warpgroups slowed: %s\n", c + 1, what.c_str());
                 }
                 else printf("case %zu\n", c + 1);
-                worst = std::max(worst, run((Kernel)k, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, 7 + c));
+                worst = std::max(worst, run((Kernel)k, cases[c].counts, cases[c].carried, cases[c].heads, cases[c].sms, cases[c].cutoffBits, cases[c].lastSlope, 7 + c));
             }
             emu_slow_warpgroups = 0; emu_slow_ranks = ~0u;
         }

@@ -2,7 +2,8 @@
 # Sensitivity check of the emulator on lightning_wgmma: applies one deliberate bug at a time to a copy of lightning.cu
 # (a sed expression each) and runs one case; every mutant must fail (nonzero exit: an abort of a guard or an error
 # over the bound). usage: tools/kernel_emulator/mutation_check.sh [case number, default 6] [part of a mutant's name]
-# MUTANTS=pair: lightning_pair's mutants instead, default case 8.
+# MUTANTS=pair: lightning_pair's mutants instead, default case 8. MUTANTS=plan: the state plan's (pass 0 items, the scan
+# over gaps, pass 1's start slots) on lightning_wgmma, default case 9.
 here=$(cd "$(dirname "$0")" && pwd); kernels=$here/../../src/MiniMaxSharp.Cuda/Kernels; out=$(mktemp -d)
 kernel=lightning_wgmma; case=${1:-6}
 mutants=(
@@ -40,6 +41,17 @@ mutants=(
   'state: FULL wait removed (Kdt of the other half not yet landed)|s/mbar_wait(bars + LPR_FULL + st, (b >> 1) \& 1);    \/\/ Kd/;    \/\/ Kd/'
   'initial cluster_sync removed (the other CTA reaches barriers not yet initialised)|s/cluster_sync();   \/\/ both CTAs/;   \/\/ both CTAs/'
   'columns of half 0 in both CTAs|s/col0 = (int)half \* 64;/col0 = 0;/'
+)
+fi
+if [ "$MUTANTS" = plan ]; then
+case=${1:-9}
+mutants=(
+  'scan: the chain not decayed from item to item|s/const float a = stepDecay\[j0 + j\];/const float a = 1.0f;/'
+  'scan: chunk start states not written|s/if (stepFlags\[j0 + j\] \& 2) \*(float4\*)/if (false) *(float4*)/'
+  'scan: 0-token items read as local states|s/j0 + j < m \&\& (stepFlags\[j0 + j\] \& 1) ?/j0 + j < m ?/'
+  'pass 0: head from blockIdx.y, not from the item|s/it.h = mode == 0 ? items\[4 \* item + 3\] : (int)blockIdx.y;/it.h = (int)blockIdx.y;/'
+  'pass 1: start slot of head 0 for every head|s/startSlot\[item \* heads + h\]/startSlot[item * heads]/g'
+  'pass 0: local state written to its own slot|s/float\* dst = mode == 0 ? slots + (i64)(item + 1) \* LC_DD/float* dst = mode == 0 ? slots + (i64)item * LC_DD/'
 )
 fi
 failed=0

@@ -33,8 +33,13 @@ internal static class BenchOpsCommand
             if (which is "all" or "lightning")
                 // Each shape with the default kernel and with the one before it (A/B in one call).
                 foreach (var (B, H, T) in new[] { (8, 32, 16384), (1, 16, 131072), (1, 64, 65536) })
+                {
                     foreach (var kernel in cuda.LightningPrefillKernels)
-                        rows.Add(Lightning(cuda, kernel, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth)));
+                        rows.Add(Lightning(cuda, kernel, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth), cuda.LightningCutoffBits));
+                    // The default kernel once more with pass 0 over the whole prefix (no decay cutoff).
+                    rows.Add(Lightning(cuda, cuda.LightningWgmmaAvailable ? LightningPrefillKernel.Hopper : LightningPrefillKernel.Pipelined, B, H, Math.Max(1, T / div), n,
+                        r.GetValue(bandwidth), 0));
+                }
             if (which is "all" or "softmax")
             {
                 // The model's prefill path (cuDNN's fused attention where it is there), then the built-in flash kernel.
@@ -79,7 +84,8 @@ internal static class BenchOpsCommand
         return times[times.Length / 2];
     }
 
-    private static string Lightning(CudaBackend b, LightningPrefillKernel kernel, int batch, int heads, int tokens, int runs, double tbPerSecond)
+    private static string Lightning(CudaBackend b, LightningPrefillKernel kernel, int batch, int heads, int tokens, int runs, double tbPerSecond,
+        int cutoffBits)
     {
         const int d = 128;
         var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
@@ -89,21 +95,22 @@ internal static class BenchOpsCommand
         b.FillRandom(qkv, 17, 2f);
         var states = Enumerable.Range(0, batch).Select(_ => b.Allocate(DType.F32, heads, d * d)).ToArray();
         float[] slopes = LightningDecay.Slopes(heads, 0, 80);
-        var before = b.LightningKernel;
+        var (before, beforeCutoff) = (b.LightningKernel, b.LightningCutoffBits);
         try
         {
             b.LightningKernel = kernel;
+            b.LightningCutoffBits = cutoffBits;
             float ms = Median(b, runs, () => b.LightningAttention(qkv, layout, states, slopes, d, 256, o));
             double bytes = 4.0 * T * heads * d * 2;   // q, k, v read + o written, bf16
             double floorMs = bytes / (tbPerSecond * 1e12) * 1e3;
-            string name = CudaBackend.LightningKernelFunction(kernel);
+            string name = CudaBackend.LightningKernelFunction(kernel) + (cutoffBits == 0 ? ", no cutoff" : $", cutoff 2^-{cutoffBits}");
             string line = $"| lightning prefill ({name}) | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
             Console.Error.WriteLine(line);
             return line;
         }
         finally
         {
-            b.LightningKernel = before;
+            (b.LightningKernel, b.LightningCutoffBits) = (before, beforeCutoff);
             foreach (var s in states) s.Dispose();
         }
     }

@@ -201,35 +201,41 @@ __device__ __forceinline__ void frag_b_k(u32* b, const bf16* V, int ld, int n0, 
     ldsm_x4_t(b, V + (k0 + j + (i & 1) * 8) * ld + n0 + (i >> 1) * 8);
 }
 
-// A work item of the chunked prefill kernels (lightning_chunk, lightning_pipe, lightning_wgmma): tokens
-// [tokStart, tokStart + count) of sequence seq, chunk `chunk` of its nChunks, for head h; items[4 item ..] = (seq,
-// tokStart, count, chunk), seqItems[2 seq + 1] = the sequence's chunk count.
+// A work item of the chunked prefill kernels (lightning_chunk, lightning_pipe, lightning_wgmma). Pass 1 (outputs) runs
+// grid (items, heads): tokens [tokStart, tokStart + count) of sequence seq, chunk `chunk` of its nChunks, for head
+// h = blockIdx.y; items[4 item ..] = (seq, tokStart, count, chunk), seqItems[2 seq + 1] = the sequence's chunk count.
+// Pass 0 (chunk states) runs grid (plan items, 1) over the state plan (CudaBackend.LightningStatesPlan): items[4 item ..]
+// = (seq, tokStart, count, head), one list per (sequence, head); item i writes the state of its own tokens (decayed to
+// their end) into slot i + 1, and an item of 0 tokens only marks a position whose start state the scan fills.
 #define LC_DD ((i64)LC_D * LC_D)   // one head's state: 128 x 128 floats
 
 struct LcItem
 {
-    int seq, tokStart, count, nChunks;
+    int seq, tokStart, count, nChunks, h;
     bool last;
     float* seqState;   // this head's state in the sequence's [heads][128][128] float32 states
     float slope;
 };
 
+// mode 1 (and lightning_pair): a chunk of the output pass, head blockIdx.y; mode 0: an item of the state plan, its head
+// from the item (nChunks and last unused).
 __device__ __forceinline__ LcItem lc_item(const int* items, const int* seqItems, const unsigned long long* states, const float* slopes,
-    int item, int h)
+    int item, int mode)
 {
     LcItem it;
     it.seq = items[4 * item];
     it.tokStart = items[4 * item + 1];
     it.count = items[4 * item + 2];
-    it.nChunks = seqItems[2 * it.seq + 1];
-    it.last = items[4 * item + 3] == it.nChunks - 1;
-    it.seqState = (float*)states[it.seq] + (i64)h * LC_D * LC_D;
-    it.slope = slopes[h];
+    it.h = mode == 0 ? items[4 * item + 3] : (int)blockIdx.y;
+    it.nChunks = mode == 0 ? 0 : seqItems[2 * it.seq + 1];
+    it.last = mode != 0 && items[4 * item + 3] == it.nChunks - 1;
+    it.seqState = (float*)states[it.seq] + (i64)it.h * LC_D * LC_D;
+    it.slope = slopes[it.h];
     return it;
 }
 
 extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
-    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode)
+    const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
 {
     extern __shared__ unsigned char lc_smem[];   // dynamic shared memory is 16-byte aligned
     bf16* Qs = (bf16*)lc_smem;              // [64][136]  silu(q)
@@ -239,15 +245,15 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
     bf16* Sb = Vs + LC_BM * LC_LD;          // [128][136] S (bf16) at the block's start
     bf16* As = Sb + LC_D * LC_LD;           // [64][72]   (Q Kᵀ) ⊙ D
 
-    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
-    if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
-    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, mode);
+    if (mode == 0 && it.count == 0) return;   // a position marker of the state plan: the scan fills its slot
+    const int item = blockIdx.x, h = it.h, tokStart = it.tokStart, count = it.count;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int sr = 16 * (warp & 7), sc = 64 * (warp >> 3);   // this warp's state tile
 
     float S[8][4];
     {
-        const float* src = it.nChunks == 1 ? it.seqState : slots + ((i64)item * heads + h) * LC_DD;
+        const float* src = it.nChunks == 1 || mode == 0 ? it.seqState : slots + (i64)startSlot[item * heads + h] * LC_DD;
         for (int nt = 0; nt < 8; nt++)
         {
             int r = sr + g, c = sc + 8 * nt + 2 * t;
@@ -402,7 +408,7 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
     }
     #undef LC_PREFETCH
 
-    float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * LC_DD : (it.last ? it.seqState : (float*)0);
+    float* dst = mode == 0 ? slots + (i64)(item + 1) * LC_DD : (it.last ? it.seqState : (float*)0);
     if (dst)
         for (int nt = 0; nt < 8; nt++)
         {
@@ -414,26 +420,61 @@ extern "C" __global__ void __launch_bounds__(LC_THREADS, 1) lightning_chunk(cons
         }
 }
 
-// Start states of the chunks of multi-chunk sequences (see lightning_chunk). grid (sequences, heads,
-// d*d/256): one state element per thread, walking the chunks of its sequence in order.
-extern "C" __global__ void lightning_chunk_scan(const int* items, const int* seqItems, const unsigned long long* states,
-    float* slots, const float* slopes, int heads)
+// Start states of the chunks (see lc_item): grid (sequences, heads, d*d/256), one state element per thread, walking the
+// (sequence, head)'s list of the state plan in order. The list starts at the sequence's first token, so its first slot
+// takes the carried state. An item with tokens is followed at once by the next item (pieces are contiguous); after an
+// item of 0 tokens may come a gap, tokens the plan leaves out (their decay to every later chunk start is below the
+// cutoff: CudaBackend.BuildLightningStatesPlan), which the scan treats as absent. So
+//   S(start of item c) = exp(-s (start_c - start_(c-1))) S(start of item c-1) + (local state of item c-1, or 0),
+// which without gaps is the plain chunk recurrence. Slot c holds the local state of item c-1 (pass 0 wrote it) unless
+// that item has no tokens; the scan writes S into the slots of the items at chunk starts (every `chunk` tokens from the
+// sequence's first), the only ones pass 1 reads.
+// grid (sequences, heads, d*d/1024), 256 threads: four consecutive state elements per thread (16-byte loads and stores).
+// Each step's decay, whether it adds a local state and whether it writes its slot are made once per CTA into shared
+// memory, 256 items at a time, so that the walk itself is shared loads and the slot traffic.
+#define LCS_STAGE 256
+extern "C" __global__ void __launch_bounds__(256) lightning_chunk_scan(const int* items, const int* seqItems, const unsigned long long* states,
+    float* slots, const float* slopes, int heads, int chunk)
 {
+    __shared__ float stepDecay[LCS_STAGE];
+    __shared__ int stepFlags[LCS_STAGE];   // 1: the item before has tokens (its local state is in this slot); 2: a chunk start
     const int seq = blockIdx.x, h = blockIdx.y;
-    const int first = seqItems[2 * seq], n = seqItems[2 * seq + 1];
-    if (n == 1) return;
+    const int first = seqItems[2 * (seq * heads + h)], n = seqItems[2 * (seq * heads + h) + 1];
+    if (n == 0) return;   // a sequence of one chunk keeps its state in place
     const i64 dd = (i64)LC_D * LC_D;
-    const i64 e = (i64)blockIdx.z * blockDim.x + threadIdx.x;
-    if (e >= dd) return;
+    const i64 e = 4 * ((i64)blockIdx.z * blockDim.x + threadIdx.x);
     const float s = slopes[h];
-    float run = ((const float*)states[seq])[h * dd + e];
-    slots[((i64)first * heads + h) * dd + e] = run;
-    for (int c = 1; c < n; c++)
+    const int seqStart = items[4 * first + 1];
+    float4 run = *(const float4*)((const float*)states[seq] + h * dd + e);
+    *(float4*)(slots + (i64)first * dd + e) = run;
+    for (int base = 1; base < n; base += LCS_STAGE)
     {
-        float decay = expf(-s * (float)items[4 * (first + c - 1) + 2]);
-        float* slot = slots + ((i64)(first + c) * heads + h) * dd + e;
-        run = decay * run + *slot;
-        *slot = run;
+        const int m = min(LCS_STAGE, n - base);
+        __syncthreads();   // the previous stage's table has been read
+        if ((int)threadIdx.x < m)
+        {
+            const int c = first + base + threadIdx.x;
+            stepDecay[threadIdx.x] = expf(-s * (float)(items[4 * c + 1] - items[4 * (c - 1) + 1]));
+            stepFlags[threadIdx.x] = (items[4 * (c - 1) + 2] > 0 ? 1 : 0) | ((items[4 * c + 1] - seqStart) % chunk == 0 ? 2 : 0);
+        }
+        __syncthreads();
+        // Eight slots are loaded before any is stored, so that the loads overlap.
+        for (int j0 = 0; j0 < m; j0 += 8)
+        {
+            float4 local[8];
+            #pragma unroll
+            for (int j = 0; j < 8; j++)
+                local[j] = j0 + j < m && (stepFlags[j0 + j] & 1) ? *(const float4*)(slots + (i64)(first + base + j0 + j) * dd + e)
+                                                                   : mk_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            #pragma unroll
+            for (int j = 0; j < 8; j++)
+            {
+                if (j0 + j >= m) break;
+                const float a = stepDecay[j0 + j];
+                run = mk_float4(a * run.x + local[j].x, a * run.y + local[j].y, a * run.z + local[j].z, a * run.w + local[j].w);
+                if (stepFlags[j0 + j] & 2) *(float4*)(slots + (i64)(first + base + j0 + j) * dd + e) = run;
+            }
+        }
     }
 }
 
@@ -711,9 +752,9 @@ __device__ __forceinline__ void lp_state_role(uint4 (&pre)[LP_PIECES], const LpS
     }
 }
 
-// startSlot[item]: the chunk slot pass 1 of this item starts from. Pass 0 and the scan may run over a finer plan than
-// pass 1 (the chunks before each sequence's last split into sub-chunks, so that pass 0 fills the GPU: the scan combines
-// sub-chunks exactly as chunks); then a chunk's start state is its first sub-chunk's slot (CudaBackend.LightningChunked).
+// startSlot[item * heads + h]: the slot of the state plan that pass 1 of this chunk and head starts from (after the
+// scan, the state at the chunk's first token). Pass 0 and the scan run over that plan (see lc_item), which is finer than
+// the chunks where pass 0 would leave SMs idle, and may skip tokens too old to matter (CudaBackend.LightningStatesPlan).
 extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const bf16* qkv, bf16* out, const int* items, const int* seqItems,
     const unsigned long long* states, float* slots, const float* slopes, int heads, int mode, const int* startSlot)
 {
@@ -721,9 +762,9 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     bf16* Sb = tiles + 8 * LP_TILE;               // [2 buffers][128][136] bf16 S at a block's start
     bf16* As = Sb + 2 * LP_STATE;                 // [64][72] scores (Q Kᵀ) ⊙ D
 
-    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
-    if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
-    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, mode);
+    if (mode == 0 && it.count == 0) return;   // a position marker of the state plan: the scan fills its slot
+    const int item = blockIdx.x, h = it.h, tokStart = it.tokStart, count = it.count;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
@@ -853,12 +894,12 @@ extern "C" __global__ void __launch_bounds__(LP_THREADS, 1) lightning_pipe(const
     {
         const int kr0 = 64 * (warp & 1), sc0 = 32 * (warp >> 1);
         // Warps w and w + 4 share a scheduler: one stages first, the other multiplies first.
-        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + ((i64)(item + 1) * heads + h) * LC_DD, nBlocks, kr0, sc0,
+        lp_state_role<4>(pre, st, tiles, Sb, As, (const float*)0, slots + (i64)(item + 1) * LC_DD, nBlocks, kr0, sc0,
             warp < 4, warp, lane);
     }
     else
     {
-        const float* chunkStart = it.nChunks == 1 ? it.seqState : slots + ((i64)startSlot[item] * heads + h) * LC_DD;
+        const float* chunkStart = it.nChunks == 1 ? it.seqState : slots + (i64)startSlot[item * heads + h] * LC_DD;
         const int kr0 = 64 * (warp & 1), sc0 = 64 * ((warp >> 1) & 1);
         lp_state_role<8>(pre, st, tiles, Sb, As, chunkStart, it.last ? it.seqState : (float*)0, nBlocks, kr0, sc0,
             true, warp, lane);   // the output warps multiply first
@@ -1245,9 +1286,9 @@ __device__ __forceinline__ void lightning_wgmma_pass(const bf16* qkv, bf16* out,
     float* table = (float*)(base + LW_TABLE + 256);   // table[k] = exp(-s k), k = 0..64; table[-64..-1] = 0
     u64* bars = (u64*)(base + LW_BARS);
 
-    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, blockIdx.y);
-    if (mode == 0 && it.last) return;   // pass 0 skips each sequence's last chunk: nothing after it needs its state
-    const int item = blockIdx.x, h = blockIdx.y, tokStart = it.tokStart, count = it.count;
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x, mode);
+    if (mode == 0 && it.count == 0) return;   // a position marker of the state plan: the scan fills its slot
+    const int item = blockIdx.x, h = it.h, tokStart = it.tokStart, count = it.count;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;
     const int nBlocks = (count + LC_BM - 1) / LC_BM;
@@ -1311,8 +1352,8 @@ __device__ __forceinline__ void lightning_wgmma_pass(const bf16* qkv, bf16* out,
     if (wg == 1)
     {
         // ---- values' SiLU and the state: Sᵀ[dv][dk] in S[hm][4i + e]: dv = 64hm + 16 warp + g + 8(e>>1), dk = 8i + 2q + (e&1) ----
-        const float* from = mode == 0 ? (const float*)0 : (it.nChunks == 1 ? it.seqState : slots + ((i64)startSlot[item] * heads + h) * LC_DD);
-        float* dst = mode == 0 ? slots + ((i64)(item + 1) * heads + h) * LC_DD : (it.last ? it.seqState : (float*)0);
+        const float* from = mode == 0 ? (const float*)0 : (it.nChunks == 1 ? it.seqState : slots + (i64)startSlot[item * heads + h] * LC_DD);
+        float* dst = mode == 0 ? slots + (i64)(item + 1) * LC_DD : (it.last ? it.seqState : (float*)0);
         float S[2][64];
         // Calls f(accumulator, index of its element in the state, which memory holds as S[dk][dv]).
         auto eachStateElement = [&](auto f)
@@ -1600,7 +1641,7 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(LPR_THREA
     u64* bars = (u64*)(base + LPR_BARS);
 
     const u32 half = cluster_rank(), other = half ^ 1;
-    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x >> 1, blockIdx.y);
+    const LcItem it = lc_item(items, seqItems, states, slopes, blockIdx.x >> 1, 1);
     const int h = blockIdx.y, tokStart = it.tokStart, count = it.count, col0 = (int)half * 64;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, warp = wt >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
     const i64 inWidth = 3LL * heads * LC_D, outWidth = (i64)heads * LC_D;

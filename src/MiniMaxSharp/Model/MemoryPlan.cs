@@ -67,8 +67,9 @@ public sealed record MemoryPlan(long WeightBytes, long StateBytes, long Workspac
         // Split attention over the context (decode): float32 partial outputs and softmax statistics per split of 256 keys.
         long splits = Math.Min((context + 255) / 256, 1024);
         long attention = c.NumSoftmaxLayers > 0 ? Math.Min(n, sequences) * c.NumHeads * splits * (c.HeadDim + 2L) * 4 : 0;
-        // Lightning chunk states: at most about two chunks per multiprocessor of the largest GPUs plus one per sequence.
-        long lightning = c.NumLightningLayers > 0 ? (2L * 160 + (long)sequences * c.NumHeads) * c.HeadDim * c.HeadDim * 4 : 0;
+        // Lightning chunk states (CudaBackend.BuildLightningStatesPlan): up to two pieces per multiprocessor of the largest
+        // GPUs, a marker per chunk start (up to two chunks per multiprocessor) and one per (sequence, head).
+        long lightning = c.NumLightningLayers > 0 ? (4L * 160 + (long)sequences * c.NumHeads) * c.HeadDim * c.HeadDim * 4 : 0;
         return model + logits + moe + attention + lightning;
     }
 
