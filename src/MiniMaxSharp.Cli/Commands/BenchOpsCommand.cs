@@ -21,24 +21,31 @@ internal static class BenchOpsCommand
         var bandwidth = new Option<double>("--bandwidth") { Description = "Memory bandwidth of the floor, TB/s", DefaultValueFactory = _ => 3.0 };
         var only = new Option<string>("--only") { Description = "lightning, softmax, backward or all", DefaultValueFactory = _ => "all" };
         var scale = new Option<int>("--scale-down") { Description = "Divide every token count by this (quick runs)", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("bench-ops", "Time the attention ops of a GPU backend at model sizes") { backend, repeat, bandwidth, only, scale };
+        var decayLayer = new Option<int>("--decay-layer")
+        {
+            Description = "Lightning rows: the decays of this layer of an 80-layer MiniMax model (0, the default: the fastest decays; "
+                + "deeper layers decay more slowly, so the chunk-state pass reads more of each chunk)",
+            DefaultValueFactory = _ => 0,
+        };
+        var cmd = new Command("bench-ops", "Time the attention ops of a GPU backend at model sizes") { backend, repeat, bandwidth, only, scale, decayLayer };
         cmd.SetAction(r => CommonOptions.Run(() =>
         {
             using var b = BackendFactory.Create(r.GetValue(backend)!, 0);
             if (b is not CudaBackend cuda) throw new ArgumentException("bench-ops times GPU backends: use --backend cuda");
             Console.WriteLine($"device: {cuda.DeviceDescription}");
             string which = r.GetValue(only)!;
-            int n = Math.Max(1, r.GetValue(repeat)), div = Math.Max(1, r.GetValue(scale));
+            int n = Math.Max(1, r.GetValue(repeat)), div = Math.Max(1, r.GetValue(scale)), layer = r.GetValue(decayLayer);
+            if (layer < 0 || layer > 78) throw new ArgumentException($"--decay-layer {layer}: use a layer index of an 80-layer model, 0 to 78");
             var rows = new List<string>();
             if (which is "all" or "lightning")
                 // Each shape with the default kernel and with the one before it (A/B in one call).
                 foreach (var (B, H, T) in new[] { (8, 32, 16384), (1, 16, 131072), (1, 64, 65536) })
                 {
                     foreach (var kernel in cuda.LightningPrefillKernels)
-                        rows.Add(Lightning(cuda, kernel, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth), cuda.LightningCutoffBits));
+                        rows.Add(Lightning(cuda, kernel, B, H, Math.Max(1, T / div), n, r.GetValue(bandwidth), cuda.LightningCutoffBits, layer));
                     // The default kernel once more with pass 0 over the whole prefix (no decay cutoff).
                     rows.Add(Lightning(cuda, cuda.LightningWgmmaAvailable ? LightningPrefillKernel.Hopper : LightningPrefillKernel.Pipelined, B, H, Math.Max(1, T / div), n,
-                        r.GetValue(bandwidth), 0));
+                        r.GetValue(bandwidth), 0, layer));
                 }
             if (which is "all" or "softmax")
             {
@@ -85,7 +92,7 @@ internal static class BenchOpsCommand
     }
 
     private static string Lightning(CudaBackend b, LightningPrefillKernel kernel, int batch, int heads, int tokens, int runs, double tbPerSecond,
-        int cutoffBits)
+        int cutoffBits, int decayLayer)
     {
         const int d = 128;
         var layout = BatchLayout.Create(Enumerable.Repeat(tokens, batch).ToArray(), new int[batch]);
@@ -94,7 +101,7 @@ internal static class BenchOpsCommand
         using var o = b.Allocate(DType.BF16, T, heads * d);
         b.FillRandom(qkv, 17, 2f);
         var states = Enumerable.Range(0, batch).Select(_ => b.Allocate(DType.F32, heads, d * d)).ToArray();
-        float[] slopes = LightningDecay.Slopes(heads, 0, 80);
+        float[] slopes = LightningDecay.Slopes(heads, decayLayer, 80);
         var (before, beforeCutoff) = (b.LightningKernel, b.LightningCutoffBits);
         try
         {
@@ -104,7 +111,7 @@ internal static class BenchOpsCommand
             double bytes = 4.0 * T * heads * d * 2;   // q, k, v read + o written, bf16
             double floorMs = bytes / (tbPerSecond * 1e12) * 1e3;
             string name = CudaBackend.LightningKernelFunction(kernel) + (cutoffBits == 0 ? ", no cutoff" : $", cutoff 2^-{cutoffBits}");
-            string line = $"| lightning prefill ({name}) | B={batch} H={heads} T={tokens} d={d} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
+            string line = $"| lightning prefill ({name}) | B={batch} H={heads} T={tokens} d={d}{(decayLayer == 0 ? "" : $", decays of layer {decayLayer}/80")} | {ms:F2} | {ms / floorMs:F2}x the memory floor ({floorMs:F2} ms at {tbPerSecond} TB/s) |";
             Console.Error.WriteLine(line);
             return line;
         }
