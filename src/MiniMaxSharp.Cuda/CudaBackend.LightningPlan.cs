@@ -5,8 +5,8 @@ namespace MiniMaxSharp.Backends.Cuda;
 /// <summary>
 /// Where pass 0 of the chunked lightning prefill works (lc_item in lightning.cu): one list of items per (sequence, head),
 /// each item <c>(sequence, first token, tokens, head)</c>; item i writes the state of its own tokens into slot i + 1,
-/// and the scan turns slot i into the state at item i's first token. <see cref="StartSlot"/>[chunk · heads + head] is
-/// the slot pass 1 of that chunk starts from.
+/// and the scan writes into the slot of each item at a chunk start the state at that token.
+/// <see cref="StartSlot"/>[chunk · heads + head] is the slot pass 1 of that chunk starts from.
 /// </summary>
 /// <param name="Items">4 ints per item, the lists one after another.</param>
 /// <param name="SeqItems">2 ints per (sequence · heads + head): its list's first item and length (0 for a sequence of one
