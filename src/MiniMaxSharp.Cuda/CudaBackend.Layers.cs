@@ -406,6 +406,11 @@ public sealed unsafe partial class CudaBackend
             MixtureOfExpertsFewTokens(xs, experts, topK, inter, chosen, weights, os);
             return;
         }
+        if (T <= PaddedMoeMaxTokens)
+        {
+            MixtureOfExpertsPadded(xs, experts, topK, inter, chosen, weights, os);
+            return;
+        }
         ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
         ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
         ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
@@ -448,6 +453,59 @@ public sealed unsafe partial class CudaBackend
         }
         _device.Kernel("moe.cu", "moe_combine").Launch(RowBlocks(T), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairSlot, weights, topK, os, os.KernelType, T, hidden);
+    }
+
+    /// <summary>
+    /// Up to this many tokens a MoE op of more than <see cref="FewTokenMoePairs"/> pairs (decode batches) gives every
+    /// expert a group of T rows, the tokens that chose it and then padding (<see cref="MixtureOfExpertsPadded"/>): fixed
+    /// shapes and no host round trip, so such decode steps run as graphs. The padding multiplies E·T rows where T·k are
+    /// needed; these products are bound by reading the experts' weights (about T/130 of that time in FLOPs at 3 TB/s and
+    /// ~400 TFLOP/s), so up to 64 tokens the waste stays under the weights' read time, and above it the exact grouping
+    /// takes over.
+    /// </summary>
+    private const int PaddedMoeMaxTokens = 64;
+
+    // The grouping on the device (as the general path), then padded groups of T rows per expert: the products' shapes
+    // depend only on T and E, never on how the tokens chose.
+    private void MixtureOfExpertsPadded(CudaTensor xs, IReadOnlyList<ExpertWeights> experts, int topK, int inter, ulong chosen,
+        ulong weights, CudaTensor os)
+    {
+        int T = (int)xs.Rows, hidden = xs.Cols, E = experts.Count, pairs = T * topK, rows = E * T;
+        var act = experts[0].W1.DType;
+        int es = DTypeInfo.SizeOf(act);
+        ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
+        ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
+        ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
+        ulong rowToken = Scratch("moe padded row tokens", rows * 4L);
+        ulong pairRow = Scratch("moe padded pair rows", pairs * 4L);
+        ulong xg = Scratch("moe gathered inputs", (long)rows * hidden * es);
+        ulong h1 = Scratch("moe gate activations", (long)rows * inter * es);
+        ulong h3 = Scratch("moe up activations", (long)rows * inter * es);
+        ulong yg = Scratch("moe expert outputs", (long)rows * hidden * 4);
+        GroupByExpert(chosen, pairs, topK, E, offsets, slotToken, pairSlot);
+        _device.Kernel("moe.cu", "moe_pad_rows").Launch(Blocks(Math.Max(rows, pairs)), 1, 1, ElementwiseBlock, 0,
+            chosen, offsets, slotToken, pairSlot, pairs, T, E, rowToken, pairRow);
+        ulong gathered = xs.DType == act ? xg : Scratch("moe gathered rows", (long)rows * hidden * DTypeInfo.SizeOf(xs.DType));
+        GatherRowsOnDevice(xs, rowToken, rows, new CudaTensor(_device, xs.DType, [rows, hidden], gathered, owns: false, parent: null));
+        if (gathered != xg) Convert(gathered, xs.DType, xg, act, (long)rows * hidden);
+        for (int e = 0; e < E; e++)
+        {
+            var w1 = AsCuda(experts[e].W1);
+            var w3 = AsCuda(experts[e].W3);
+            ulong rowsIn = xg + (ulong)((long)e * T * hidden * es);
+            Gemm(rowsIn, act, T, hidden, w1.Pointer, w1.DType, inter, h1 + (ulong)((long)e * T * inter * es), act);
+            Gemm(rowsIn, act, T, hidden, w3.Pointer, w3.DType, inter, h3 + (ulong)((long)e * T * inter * es), act);
+        }
+        int actCode = KernelType(act);
+        long interElements = (long)rows * inter;
+        _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
+        for (int e = 0; e < E; e++)
+        {
+            var w2 = AsCuda(experts[e].W2);
+            Gemm(h1 + (ulong)((long)e * T * inter * es), act, T, inter, w2.Pointer, w2.DType, hidden, yg + (ulong)((long)e * T * hidden * 4), DType.F32);
+        }
+        _device.Kernel("moe.cu", "moe_combine").Launch(RowBlocks(T), 1, 1, ElementwiseBlock, 0,
+            yg, 0, pairRow, weights, topK, os, os.KernelType, T, hidden);
     }
 
     /// <summary>Pairs handled by one block of the grouping passes (moe.cu: moe_group_*).</summary>

@@ -182,10 +182,13 @@ internal static partial class VerifyCommand
             Softmax(8, 8, 128, [1, 1], [300, 64]);
             Softmax(8, 2, 128, [1, 1, 1], [5000, 17, 2047]);
             Softmax(4, 2, 16, [100, 100], [0, 0]);
-            Moe(50, 256, 8, 384, 2);
+            Moe(50, 256, 8, 384, 2);     // up to 64 tokens (beyond 16 pairs): padded groups of T rows per expert
             Moe(1, 64, 4, 96, 2);
             Moe(301, 128, 32, 64, 2);
             Moe(40, 64, 4, 96, 2, DType.F32);
+            Moe(9, 64, 4, 96, 2);        // 18 pairs: the fewest that take the padded groups
+            Moe(64, 2048, 8, 256, 2);    // bench-1b's batch-64 decode step: the most tokens that do
+            Moe(65, 64, 4, 96, 2);       // one more token: the exact grouping
             Moe(1500, 64, 32, 32, 2);    // 3000 pairs: the grouping passes over two chunks
             Moe(5001, 64, 8, 32, 2);     // 10002 pairs: five chunks, the last one partial
         }
@@ -321,6 +324,28 @@ internal static partial class VerifyCommand
             Dispose([q, k, v, o, .. caches.Select(c => c.Keys), .. caches.Select(c => c.Values)]);
         }
 
+        /// <summary>The smallest gap, over the tokens, between the k-th and the (k+1)-th router logit on the CPU (the
+        /// router's product of the normed rows): where it is within bf16 rounding of the device's inputs, the two
+        /// backends may choose different experts, which shows as an error of about the weight of the choice that flips.</summary>
+        internal static double RoutingMargin(float[] x, float[] router, int tokens, int hidden, int experts, int topK)
+        {
+            if (topK >= experts) return double.PositiveInfinity;
+            double margin = double.PositiveInfinity;
+            var logits = new double[experts];
+            for (int t = 0; t < tokens; t++)
+            {
+                for (int e = 0; e < experts; e++)
+                {
+                    double sum = 0;
+                    for (int i = 0; i < hidden; i++) sum += (double)x[(long)t * hidden + i] * router[(long)e * hidden + i];
+                    logits[e] = sum;
+                }
+                Array.Sort(logits);
+                margin = Math.Min(margin, logits[experts - topK] - logits[experts - topK - 1]);
+            }
+            return margin;
+        }
+
         private void Moe(int tokens, int hidden, int experts, int inter, int topK, DType weightType = DType.BF16)
         {
             var x = Activation(Random((long)tokens * hidden), tokens, hidden);
@@ -332,7 +357,8 @@ internal static partial class VerifyCommand
             var o = Activation(new float[tokens * hidden], tokens, hidden);
             device.MixtureOfExperts(x.Device, router.Device, weights.Select(e => new ExpertWeights(e.W1.Device, e.W2.Device, e.W3.Device)).ToArray(), topK, o.Device);
             cpu.MixtureOfExperts(x.Cpu, router.Cpu, weights.Select(e => new ExpertWeights(e.W1.Cpu, e.W2.Cpu, e.W3.Cpu)).ToArray(), topK, o.Cpu);
-            Compare("MixtureOfExperts", $"T {tokens}, hidden {hidden}, E {experts}, I {inter}, top-{topK}, {weightType}", o.Device, o.Cpu);
+            Compare("MixtureOfExperts", $"T {tokens}, hidden {hidden}, E {experts}, I {inter}, top-{topK}, {weightType}, "
+                + $"top-k margin {RoutingMargin(Read(cpu, x.Cpu), Read(cpu, router.Cpu), tokens, hidden, experts, topK):E1}", o.Device, o.Cpu);
             Dispose([x, router, o, .. weights.SelectMany(e => new[] { e.W1, e.W2, e.W3 })]);
         }
 

@@ -29,6 +29,7 @@ internal static partial class VerifyCommand
             EmbeddingFromDevice(1000, 512, [0, 999, 17, 5, 5]);
             var tiny = BuiltInConfigs.Get("tiny");
             PipelinedDecode("random tiny bf16", tiny, sequences: 3, prompt: 21, steps: 24);
+            PipelinedDecode("random tiny bf16", tiny, sequences: 12, prompt: 9, steps: 16);   // 24 pairs: the padded MoE groups, in graphs
             var wide = tiny with { HiddenSize = 256, NumHeads = 4, NumKvHeads = 2, HeadDim = 128, RotaryDim = 64, IntermediateSize = 256 };
             PipelinedDecode("random bf16 head_dim 128", wide, sequences: 1, prompt: 40, steps: 40);   // the KV cache grows at 64
         }

@@ -245,6 +245,28 @@ extern "C" __global__ void __launch_bounds__(MOE_GROUP_THREADS) moe_group_scatte
     }
 }
 
+// Padded groups (CudaBackend.MixtureOfExpertsPadded): every expert gets `tokens` rows, its group's tokens first, so the
+// products have fixed shapes. rowToken[e * tokens + r] = the token of slot offsets[e] + r, or token 0 for a padding row
+// (a real row whose outputs nobody reads); pairRow[p] = the padded row of pair p. One thread per row and per pair.
+extern "C" __global__ void moe_pad_rows(const int* chosen, const int* offsets, const int* slotToken, const int* pairSlot,
+    int pairs, int tokens, int experts, int* rowToken, int* pairRow)
+{
+    const int rows = experts * tokens;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < max(rows, pairs); i += gridDim.x * blockDim.x)
+    {
+        if (i < rows)
+        {
+            const int e = i / tokens, r = i - e * tokens;
+            rowToken[i] = r < offsets[e + 1] - offsets[e] ? slotToken[offsets[e] + r] : 0;
+        }
+        if (i < pairs)
+        {
+            const int e = chosen[i];
+            pairRow[i] = e * tokens + (pairSlot[i] - offsets[e]);
+        }
+    }
+}
+
 // out[t] = sum_j weights[t, j] * expertOut[pairSlot[t*k + j]]  (float32 sum, in choice order).
 extern "C" __global__ void moe_combine(const void* expertOut, int dtIn, const int* pairSlot, const float* weights, int k,
     void* out, int dtOut, int tokens, int hidden)
