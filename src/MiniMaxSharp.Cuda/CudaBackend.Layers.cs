@@ -488,21 +488,42 @@ public sealed unsafe partial class CudaBackend
         ulong gathered = xs.DType == act ? xg : Scratch("moe gathered rows", (long)rows * hidden * DTypeInfo.SizeOf(xs.DType));
         GatherRowsOnDevice(xs, rowToken, rows, new CudaTensor(_device, xs.DType, [rows, hidden], gathered, owns: false, parent: null));
         if (gathered != xg) Convert(gathered, xs.DType, xg, act, (long)rows * hidden);
-        for (int e = 0; e < E; e++)
-        {
-            var w1 = AsCuda(experts[e].W1);
-            var w3 = AsCuda(experts[e].W3);
-            ulong rowsIn = xg + (ulong)((long)e * T * hidden * es);
-            Gemm(rowsIn, act, T, hidden, w1.Pointer, w1.DType, inter, h1 + (ulong)((long)e * T * inter * es), act);
-            Gemm(rowsIn, act, T, hidden, w3.Pointer, w3.DType, inter, h3 + (ulong)((long)e * T * inter * es), act);
-        }
+        ulong In(int e) => xg + (ulong)((long)e * T * hidden * es);
+        ulong Gate(int e) => h1 + (ulong)((long)e * T * inter * es);
+        ulong Up(int e) => h3 + (ulong)((long)e * T * inter * es);
+        ulong Out(int e) => yg + (ulong)((long)e * T * hidden * 4);
+        // bf16 experts: each of the three products for all experts in one batched cuBLAS call (the experts' weights through
+        // the pointer tables of the few-token path, the rows' addresses as op arguments); otherwise one product per expert.
+        var (w1s, w3s, w2s, aligned) = act == DType.BF16 ? ExpertPointerTables(experts) : default;
+        bool batched = act == DType.BF16 && aligned && hidden % 8 == 0 && inter % 8 == 0;
         int actCode = KernelType(act);
         long interElements = (long)rows * inter;
-        _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
-        for (int e = 0; e < E; e++)
+        if (batched)
         {
-            var w2 = AsCuda(experts[e].W2);
-            Gemm(h1 + (ulong)((long)e * T * inter * es), act, T, inter, w2.Pointer, w2.DType, hidden, yg + (ulong)((long)e * T * hidden * 4), DType.F32);
+            var meta = new MetaBuilder();
+            int inAt = meta.Add(Enumerable.Range(0, E).Select(In).ToArray()), gateAt = meta.Add(Enumerable.Range(0, E).Select(Gate).ToArray());
+            int upAt = meta.Add(Enumerable.Range(0, E).Select(Up).ToArray()), outAt = meta.Add(Enumerable.Range(0, E).Select(Out).ToArray());
+            ulong m = UploadMeta(meta);
+            GemmBatchedBf16(m + (ulong)inAt, T, hidden, w1s, inter, m + (ulong)gateAt, act, E);
+            GemmBatchedBf16(m + (ulong)inAt, T, hidden, w3s, inter, m + (ulong)upAt, act, E);
+            _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
+            GemmBatchedBf16(m + (ulong)gateAt, T, inter, w2s, hidden, m + (ulong)outAt, DType.F32, E);
+        }
+        else
+        {
+            for (int e = 0; e < E; e++)
+            {
+                var w1 = AsCuda(experts[e].W1);
+                var w3 = AsCuda(experts[e].W3);
+                Gemm(In(e), act, T, hidden, w1.Pointer, w1.DType, inter, Gate(e), act);
+                Gemm(In(e), act, T, hidden, w3.Pointer, w3.DType, inter, Up(e), act);
+            }
+            _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
+            for (int e = 0; e < E; e++)
+            {
+                var w2 = AsCuda(experts[e].W2);
+                Gemm(Gate(e), act, T, inter, w2.Pointer, w2.DType, hidden, Out(e), DType.F32);
+            }
         }
         _device.Kernel("moe.cu", "moe_combine").Launch(RowBlocks(T), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairRow, weights, topK, os, os.KernelType, T, hidden);

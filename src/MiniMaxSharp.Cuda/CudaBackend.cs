@@ -410,6 +410,34 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IGradientBacke
     /// <summary>Stands for a cuBLAS product in the graph launch log (no kernel handle has this value).</summary>
     private const ulong CublasGemmLaunchId = 0xFFFF_FFFF_FFFF_FF02UL;
 
+    /// <summary>
+    /// <paramref name="batch"/> products of one shape in one cuBLAS call (<c>cublasGemmBatchedEx</c>):
+    /// y_i[rows, outFeatures] = x_i[rows, inFeatures] · w_i[outFeatures, inFeatures]ᵀ, row-major, bf16 operands, float32
+    /// accumulation, bf16 or float32 results; <paramref name="xs"/>, <paramref name="ws"/> and <paramref name="ys"/> are
+    /// device arrays of the operands' addresses (16-byte aligned).
+    /// </summary>
+    private void GemmBatchedBf16(ulong xs, int rows, int inFeatures, ulong ws, int outFeatures, ulong ys, DType yType, int batch)
+    {
+        if (rows == 0 || outFeatures == 0 || batch == 0) return;
+        int cType = yType switch
+        {
+            DType.BF16 => Cublas.DataBF16,
+            DType.F32 => Cublas.DataF32,
+            _ => throw new NotSupportedException($"the CUDA matmul writes bf16 or float32, not {yType}"),
+        };
+        if (_device.Graphs.Launch("cublasGemmBatchedEx", CublasGemmBatchedLaunchId, (uint)outFeatures, (uint)rows, (uint)inFeatures, (uint)batch, 0,
+            [ws, xs, ys, (ulong)Cublas.DataBF16, (ulong)cType]))
+        {
+            float alpha = 1f, beta = 0f;
+            Cublas.Check(Cublas.cublasGemmBatchedEx(_device.CublasHandle, Cublas.OpT, Cublas.OpN, outFeatures, rows, inFeatures,
+                &alpha, ws, Cublas.DataBF16, inFeatures, xs, Cublas.DataBF16, inFeatures, &beta, ys, cType, outFeatures, batch,
+                Cublas.ComputeF32, Cublas.GemmDefault), $"cublasGemmBatchedEx({batch} x {rows}x{inFeatures} by {outFeatures}x{inFeatures}ᵀ)");
+        }
+    }
+
+    /// <summary>Stands for a batched cuBLAS product in the graph launch log.</summary>
+    private const ulong CublasGemmBatchedLaunchId = 0xFFFF_FFFF_FFFF_FF03UL;
+
     private void Convert(ulong source, DType sourceType, ulong destination, DType destinationType, long n) =>
         _device.Kernel("elementwise.cu", "convert").Launch(Blocks(n), 1, 1, ElementwiseBlock, 0,
             source, KernelType(sourceType), destination, KernelType(destinationType), n);

@@ -22,6 +22,9 @@ internal static unsafe partial class Cublas
     [LibraryImport(Lib)] public static partial int cublasGemmEx(nint handle, int transA, int transB, int m, int n, int k,
         float* alpha, ulong a, int aType, int lda, ulong b, int bType, int ldb, float* beta, ulong c, int cType, int ldc,
         int computeType, int algo);
+    [LibraryImport(Lib)] public static partial int cublasGemmBatchedEx(nint handle, int transA, int transB, int m, int n, int k,
+        float* alpha, ulong aArray, int aType, int lda, ulong bArray, int bType, int ldb, float* beta, ulong cArray, int cType, int ldc,
+        int batchCount, int computeType, int algo);
     [LibraryImport(Lib)] public static partial int cublasGemmStridedBatchedEx(nint handle, int transA, int transB, int m, int n, int k,
         float* alpha, ulong a, int aType, int lda, long strideA, ulong b, int bType, int ldb, long strideB, float* beta,
         ulong c, int cType, int ldc, long strideC, int batchCount, int computeType, int algo);
