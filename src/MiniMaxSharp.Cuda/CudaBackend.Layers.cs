@@ -411,21 +411,14 @@ public sealed unsafe partial class CudaBackend
             MixtureOfExpertsPadded(xs, experts, topK, inter, chosen, weights, os);
             return;
         }
-        ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
-        ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
-        ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
+        var (offsets, slotToken, pairSlot) = GroupPairsByExpert(chosen, pairs, topK, E);
         ulong xg = Scratch("moe gathered inputs", (long)pairs * hidden * es);
         ulong h1 = Scratch("moe gate activations", (long)pairs * inter * es);
         ulong h3 = Scratch("moe up activations", (long)pairs * inter * es);
         ulong yg = Scratch("moe expert outputs", (long)pairs * hidden * 4);
-        GroupByExpert(chosen, pairs, topK, E, offsets, slotToken, pairSlot);
         var groupStart = new int[E + 1];
         fixed (int* g = groupStart) CopyToHost(offsets, g, (E + 1) * 4L);
-
-        // Gather each group's token rows (in x's dtype), then bring them to the experts' dtype.
-        ulong gathered = xs.DType == act ? xg : Scratch("moe gathered rows", (long)pairs * hidden * DTypeInfo.SizeOf(xs.DType));
-        GatherRowsOnDevice(xs, slotToken, pairs, new CudaTensor(_device, xs.DType, [pairs, hidden], gathered, owns: false, parent: null));
-        if (gathered != xg) Convert(gathered, xs.DType, xg, act, (long)pairs * hidden);
+        GatherExpertInputs(xs, slotToken, pairs, act, xg);
         for (int e = 0; e < E; e++)
         {
             int n = groupStart[e + 1] - groupStart[e];
@@ -473,21 +466,16 @@ public sealed unsafe partial class CudaBackend
         int T = (int)xs.Rows, hidden = xs.Cols, E = experts.Count, pairs = T * topK, rows = E * T;
         var act = experts[0].W1.DType;
         int es = DTypeInfo.SizeOf(act);
-        ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
-        ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
-        ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
+        var (offsets, slotToken, pairSlot) = GroupPairsByExpert(chosen, pairs, topK, E);
         ulong rowToken = Scratch("moe padded row tokens", rows * 4L);
         ulong pairRow = Scratch("moe padded pair rows", pairs * 4L);
         ulong xg = Scratch("moe gathered inputs", (long)rows * hidden * es);
         ulong h1 = Scratch("moe gate activations", (long)rows * inter * es);
         ulong h3 = Scratch("moe up activations", (long)rows * inter * es);
         ulong yg = Scratch("moe expert outputs", (long)rows * hidden * 4);
-        GroupByExpert(chosen, pairs, topK, E, offsets, slotToken, pairSlot);
         _device.Kernel("moe.cu", "moe_pad_rows").Launch(Blocks(Math.Max(rows, pairs)), 1, 1, ElementwiseBlock, 0,
             chosen, offsets, slotToken, pairSlot, pairs, T, E, rowToken, pairRow);
-        ulong gathered = xs.DType == act ? xg : Scratch("moe gathered rows", (long)rows * hidden * DTypeInfo.SizeOf(xs.DType));
-        GatherRowsOnDevice(xs, rowToken, rows, new CudaTensor(_device, xs.DType, [rows, hidden], gathered, owns: false, parent: null));
-        if (gathered != xg) Convert(gathered, xs.DType, xg, act, (long)rows * hidden);
+        GatherExpertInputs(xs, rowToken, rows, act, xg);
         ulong In(int e) => xg + (ulong)((long)e * T * hidden * es);
         ulong Gate(int e) => h1 + (ulong)((long)e * T * inter * es);
         ulong Up(int e) => h3 + (ulong)((long)e * T * inter * es);
@@ -527,6 +515,26 @@ public sealed unsafe partial class CudaBackend
         }
         _device.Kernel("moe.cu", "moe_combine").Launch(RowBlocks(T), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairRow, weights, topK, os, os.KernelType, T, hidden);
+    }
+
+    /// <summary>The (token, choice) pairs grouped by expert on the device, in the forward's named scratch buffers (see
+    /// <see cref="GroupByExpert"/>).</summary>
+    private (ulong Offsets, ulong SlotToken, ulong PairSlot) GroupPairsByExpert(ulong chosen, int pairs, int topK, int E)
+    {
+        ulong offsets = Scratch("moe offsets", (E + 1) * 4L);
+        ulong slotToken = Scratch("moe slot tokens", pairs * 4L);
+        ulong pairSlot = Scratch("moe pair slots", pairs * 4L);
+        GroupByExpert(chosen, pairs, topK, E, offsets, slotToken, pairSlot);
+        return (offsets, slotToken, pairSlot);
+    }
+
+    /// <summary>Gathers the token rows <paramref name="tokenOfRow"/> names (in x's dtype), then brings them to the experts'
+    /// dtype in <paramref name="destination"/>.</summary>
+    private void GatherExpertInputs(CudaTensor xs, ulong tokenOfRow, int rows, DType act, ulong destination)
+    {
+        ulong gathered = xs.DType == act ? destination : Scratch("moe gathered rows", (long)rows * xs.Cols * DTypeInfo.SizeOf(xs.DType));
+        GatherRowsOnDevice(xs, tokenOfRow, rows, new CudaTensor(_device, xs.DType, [rows, xs.Cols], gathered, owns: false, parent: null));
+        if (gathered != destination) Convert(gathered, xs.DType, destination, act, (long)rows * xs.Cols);
     }
 
     /// <summary>Pairs handled by one block of the grouping passes (moe.cu: moe_group_*).</summary>
