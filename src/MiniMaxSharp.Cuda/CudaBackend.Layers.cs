@@ -433,9 +433,7 @@ public sealed unsafe partial class CudaBackend
             Gemm(rowsIn, act, n, hidden, w1.Pointer, w1.DType, inter, rowsInter1, act);
             Gemm(rowsIn, act, n, hidden, w3.Pointer, w3.DType, inter, rowsInter3, act);
         }
-        int actCode = KernelType(act);
-        long interElements = (long)pairs * inter;
-        _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
+        SiluMul(h1, h3, act, (long)pairs * inter);
         for (int e = 0; e < E; e++)
         {
             int n = groupStart[e + 1] - groupStart[e];
@@ -484,21 +482,18 @@ public sealed unsafe partial class CudaBackend
         // the pointer tables of the few-token path, the rows' addresses as op arguments); otherwise one product per expert.
         var (w1s, w3s, w2s, aligned) = act == DType.BF16 ? ExpertPointerTables(experts) : default;
         bool batched = act == DType.BF16 && aligned && hidden % 8 == 0 && inter % 8 == 0;
-        int actCode = KernelType(act);
-        long interElements = (long)rows * inter;
+        ulong m = 0;
+        int inAt = 0, gateAt = 0, upAt = 0, outAt = 0;
         if (batched)
         {
             var meta = new MetaBuilder();
-            int inAt = meta.Add(Enumerable.Range(0, E).Select(In).ToArray()), gateAt = meta.Add(Enumerable.Range(0, E).Select(Gate).ToArray());
-            int upAt = meta.Add(Enumerable.Range(0, E).Select(Up).ToArray()), outAt = meta.Add(Enumerable.Range(0, E).Select(Out).ToArray());
-            ulong m = UploadMeta(meta);
+            ulong[] Table(Func<int, ulong> rowsOf) => Enumerable.Range(0, E).Select(rowsOf).ToArray();
+            (inAt, gateAt, upAt, outAt) = (meta.Add(Table(In)), meta.Add(Table(Gate)), meta.Add(Table(Up)), meta.Add(Table(Out)));
+            m = UploadMeta(meta);
             GemmBatchedBf16(m + (ulong)inAt, T, hidden, w1s, inter, m + (ulong)gateAt, act, E);
             GemmBatchedBf16(m + (ulong)inAt, T, hidden, w3s, inter, m + (ulong)upAt, act, E);
-            _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
-            GemmBatchedBf16(m + (ulong)gateAt, T, inter, w2s, hidden, m + (ulong)outAt, DType.F32, E);
         }
         else
-        {
             for (int e = 0; e < E; e++)
             {
                 var w1 = AsCuda(experts[e].W1);
@@ -506,15 +501,23 @@ public sealed unsafe partial class CudaBackend
                 Gemm(In(e), act, T, hidden, w1.Pointer, w1.DType, inter, Gate(e), act);
                 Gemm(In(e), act, T, hidden, w3.Pointer, w3.DType, inter, Up(e), act);
             }
-            _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(interElements), 1, 1, ElementwiseBlock, 0, h1, actCode, h3, actCode, interElements);
+        SiluMul(h1, h3, act, (long)rows * inter);
+        if (batched) GemmBatchedBf16(m + (ulong)gateAt, T, inter, w2s, hidden, m + (ulong)outAt, DType.F32, E);
+        else
             for (int e = 0; e < E; e++)
             {
                 var w2 = AsCuda(experts[e].W2);
                 Gemm(Gate(e), act, T, inter, w2.Pointer, w2.DType, hidden, Out(e), DType.F32);
             }
-        }
         _device.Kernel("moe.cu", "moe_combine").Launch(RowBlocks(T), 1, 1, ElementwiseBlock, 0,
             yg, 0, pairRow, weights, topK, os, os.KernelType, T, hidden);
+    }
+
+    /// <summary>h1 = SiLU(h1) ⊙ h3 over <paramref name="elements"/> expert activations (the SwiGLU between the products).</summary>
+    private void SiluMul(ulong h1, ulong h3, DType act, long elements)
+    {
+        int code = KernelType(act);
+        _device.Kernel("elementwise.cu", "silu_mul").Launch(Blocks(elements), 1, 1, ElementwiseBlock, 0, h1, code, h3, code, elements);
     }
 
     /// <summary>The (token, choice) pairs grouped by expert on the device, in the forward's named scratch buffers (see
